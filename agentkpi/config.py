@@ -1,0 +1,66 @@
+"""Settings as one declarative table.
+
+Resolution order: explicit argument, ``AGENTKPI_*`` environment variable,
+default. The same table drives ``agentkpi config`` and the test that every
+setting is documented.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "agentkpi"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: Any
+    type: type
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("store", "AGENTKPI_STORE", str(_default_home() / "agentkpi.duckdb"), str,
+            "Path of the canonical DuckDB store (created on first use)."),
+    Setting("engine", "AGENTKPI_ENGINE", "duckdb", str,
+            "Store engine: 'duckdb' (embedded default) or 'clickhouse'."),
+    Setting("dsn", "AGENTKPI_DSN", "", str,
+            "ClickHouse DSN, e.g. clickhouse://user@host:8123/db or chdb:///path."),
+    Setting("log_dir", "AGENTKPI_LOG_DIR", "agentkpi-telemetry", str,
+            "Directory of the event log written by the default Recorder."),
+    Setting("durability", "AGENTKPI_DURABILITY", "batch", str,
+            "Event-log durability: 'os', 'batch' (fsync per flushed batch) or 'always'."),
+    Setting("threads", "AGENTKPI_THREADS", 0, int,
+            "Worker processes for ingest (0 = number of CPUs)."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def get(name: str, explicit: Any = None) -> Any:
+    """Resolve one setting: explicit value, then env var, then default."""
+    setting = _BY_NAME[name]
+    if explicit not in (None, ""):
+        return explicit
+    raw = os.environ.get(setting.env)
+    if raw not in (None, ""):
+        return setting.type(raw)
+    return setting.default
+
+
+def resolved() -> list[dict[str, Any]]:
+    """Every setting with its current value and where the value came from."""
+    out = []
+    for s in SETTINGS:
+        from_env = os.environ.get(s.env) not in (None, "")
+        out.append({"name": s.name, "env": s.env, "value": get(s.name),
+                    "origin": "env" if from_env else "default", "doc": s.doc})
+    return out

@@ -1,0 +1,31 @@
+"""One error base for everything agentkpi raises on purpose.
+
+Every message says what was wrong, where, and what to try next. The CLI prints
+``str(error)`` and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AgentKpiError(Exception):
+    """Base class of every error agentkpi raises deliberately."""
+
+    exit_code = 1
+
+
+class UsageError(AgentKpiError):
+    """The caller asked for something malformed (bad flag, bad range, bad name)."""
+
+
+class SourceError(AgentKpiError):
+    """A source could not be opened or listed at all (not a single bad file)."""
+
+
+class StoreError(AgentKpiError):
+    """The canonical store could not be opened, migrated or written."""
+
+
+class DataError(AgentKpiError):
+    """Input data had problems and ``--strict`` asked for them to be fatal."""
+
+    exit_code = 2

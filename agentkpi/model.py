@@ -1,0 +1,144 @@
+"""The canonical model: the one shape between importers and KPIs.
+
+Two tables. ``sessions`` holds one row per session; ``events`` one row per
+event with the typed columns KPIs need pulled out of ``data`` (the raw
+``data`` object is kept as JSON text so nothing is lost). Every importer in
+``agentkpi.sources`` produces exactly these columns through
+:class:`CanonicalBatch`; every KPI in ``agentkpi.kpis`` is defined on them.
+
+Times are stored as naive ``TIMESTAMP`` values in UTC (microseconds). An
+event whose timestamp is missing or unparseable is still stored, with
+``ts = NULL``, and counted as a data-quality issue; KPIs never see it because
+no window contains NULL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+# (name, arrow type, SQL type, description)
+SESSION_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("session_id", pa.string(), "VARCHAR", "Session identifier (unique within the store)."),
+    ("user_id", pa.string(), "VARCHAR", "User who ran the session; NULL when the source has none."),
+    ("start_ts", pa.timestamp("us"), "TIMESTAMP", "Session start, UTC."),
+    ("end_ts", pa.timestamp("us"), "TIMESTAMP", "Session end, UTC (NULL while running)."),
+    ("model", pa.string(), "VARCHAR", "Main model of the session (session-level model_name)."),
+    ("turns", pa.int32(), "INTEGER", "User messages in the session (all of them, not windowed)."),
+    ("project", pa.string(), "VARCHAR", "Project or workspace the session belongs to."),
+    ("agent", pa.string(), "VARCHAR", "Agent name or id that ran the session."),
+    ("source", pa.string(), "VARCHAR", "Importer that produced the row (e.g. 'session_dataset')."),
+    ("source_path", pa.string(), "VARCHAR", "File or URL the session was read from."),
+    ("extra", pa.string(), "VARCHAR", "Other session fields as JSON text (kept, not interpreted)."),
+)
+
+EVENT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("session_id", pa.string(), "VARCHAR", "Session the event belongs to."),
+    ("seq", pa.int32(), "INTEGER", "Position of the event in its session as recorded."),
+    ("ts", pa.timestamp("us"), "TIMESTAMP", "Event time, UTC; NULL when missing or unparseable."),
+    ("event_type", pa.string(), "VARCHAR", "Event kind, see EVENT_TYPES."),
+    ("tool", pa.string(), "VARCHAR", "Tool name (tool_call, tool_output, tool_use)."),
+    ("success", pa.bool_(), "BOOLEAN", "Outcome of a tool_output / job; NULL when not reported."),
+    ("model", pa.string(), "VARCHAR", "Model of an llm_call."),
+    ("prompt_tokens", pa.int64(), "BIGINT", "Prompt (input) tokens of an llm_call."),
+    ("completion_tokens", pa.int64(), "BIGINT", "Completion (output) tokens of an llm_call."),
+    ("cache_read_tokens", pa.int64(), "BIGINT", "Prompt tokens served from cache."),
+    ("cache_creation_tokens", pa.int64(), "BIGINT", "Prompt tokens written to cache."),
+    ("cost_usd", pa.float64(), "DOUBLE", "Cost of an llm_call in USD."),
+    ("latency_ms", pa.float64(), "DOUBLE", "Latency of an llm_call in milliseconds."),
+    ("duration_ms", pa.float64(), "DOUBLE", "Duration of a tool run / operation in milliseconds."),
+    ("flavor", pa.string(), "VARCHAR", "Hardware flavor of a job (hf_job_*)."),
+    ("status", pa.string(), "VARCHAR", "Final status of a job (hf_job_complete.final_status)."),
+    ("wall_time_s", pa.float64(), "DOUBLE", "Wall time of a job in seconds."),
+    ("rating", pa.string(), "VARCHAR", "Feedback rating ('up' / 'down')."),
+    ("source", pa.string(), "VARCHAR", "Placement of a CTA click (pro_cta_click.source)."),
+    ("hardware", pa.string(), "VARCHAR", "Hardware of a sandbox_create."),
+    ("error_type", pa.string(), "VARCHAR", "Error class of an error event."),
+    ("error_message", pa.string(), "VARCHAR", "Error message of an error event."),
+    ("agent", pa.string(), "VARCHAR", "Agent id that emitted the event (sub-agents, seed-003 agent_id)."),
+    ("data", pa.string(), "VARCHAR", "The raw event data as JSON text."),
+    ("file", pa.string(), "VARCHAR", "File the event was read from; a changed file replaces "
+                                     "exactly the rows it produced."),
+)
+
+SESSION_SCHEMA = pa.schema([(n, t) for n, t, _, _ in SESSION_COLUMNS])
+EVENT_SCHEMA = pa.schema([(n, t) for n, t, _, _ in EVENT_COLUMNS])
+
+#: Event vocabulary: name -> what it means and which KPIs read it.
+EVENT_TYPES: dict[str, str] = {
+    "session_start": "A session began (SDK / seed-003). Sessions are counted from any event.",
+    "session_end": "A session ended (SDK / seed-003).",
+    "llm_call": "One model call: model, tokens x4, cost_usd, latency_ms, finish_reason. "
+                "KPIs: llm_calls, tokens_*, cost_usd, cost_per_session_*, cache_hit_ratio.",
+    "tool_call": "The agent asked for a tool (data.tool). KPIs: time_to_first_action_s_*, "
+                 "research_*, tool_calls_per_*, distinct_tools_*, tool_calls_by_name_json.",
+    "tool_output": "A tool finished: success, duration_ms. KPIs: tool_calls_total/_succeeded/"
+                   "_failed, tool_success_rate, time_to_first_action_s_*.",
+    "error": "An error surfaced to the user (error_type, message). KPIs: errored_sessions, "
+             "successful_sessions, failure_rate.",
+    "feedback": "Thumbs up/down (data.rating). KPIs: thumbs_up, thumbs_down.",
+    "undo_complete": "The user undid/regenerated a turn. KPIs: regenerated_sessions, "
+                     "regenerate_rate.",
+    "hf_job_submit": "A compute job was submitted. KPI: hf_jobs_submitted.",
+    "hf_job_complete": "A compute job finished: flavor, final_status, wall_time_s. "
+                       "KPIs: hf_jobs_succeeded, gpu_hours_by_flavor_json.",
+    "jobs_access_blocked": "A job was refused for lack of access. KPI: hf_jobs_blocked.",
+    "pro_cta_click": "An upgrade call-to-action was clicked (data.source). KPIs: "
+                     "pro_cta_clicks, pro_cta_by_source_json.",
+    "pro_conversion": "A user converted to a paid plan. KPI: pro_conversions.",
+    "credits_topped_up": "A user bought credits. KPI: credits_topped_up.",
+    "sandbox_create": "A sandbox was created (data.hardware). KPIs: sandboxes_created/_cpu/_gpu.",
+    "metric": "A free-form named numeric metric (seed-002 record_metric, seed-003 "
+              "performance); name in data.name, value in data.value.",
+}
+
+
+def to_utc_naive(dt: datetime) -> datetime:
+    """Aware -> UTC naive; naive values are taken to be UTC already."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+@dataclass
+class CanonicalBatch:
+    """Column-wise builder of canonical rows; importers append, the store inserts.
+
+    Appending is a plain list append per column, so an importer costs one
+    Python call per event and the store receives Arrow tables.
+    """
+
+    def __post_init__(self) -> None:
+        self.sessions: dict[str, list[Any]] = {n: [] for n, *_ in SESSION_COLUMNS}
+        self.events: dict[str, list[Any]] = {n: [] for n, *_ in EVENT_COLUMNS}
+
+    def add_session(self, **values: Any) -> None:
+        for name, column in self.sessions.items():
+            column.append(values.get(name))
+
+    def add_event(self, **values: Any) -> None:
+        for name, column in self.events.items():
+            column.append(values.get(name))
+
+    def extend(self, other: CanonicalBatch) -> None:
+        for name, column in self.sessions.items():
+            column.extend(other.sessions[name])
+        for name, column in self.events.items():
+            column.extend(other.events[name])
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.sessions["session_id"])
+
+    @property
+    def n_events(self) -> int:
+        return len(self.events["session_id"])
+
+    def session_table(self) -> pa.Table:
+        return pa.table(self.sessions, schema=SESSION_SCHEMA)
+
+    def event_table(self) -> pa.Table:
+        return pa.table(self.events, schema=EVENT_SCHEMA)
