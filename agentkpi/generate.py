@@ -21,6 +21,9 @@ least once when there are enough sessions, and the counts are returned in
 :attr:`GenerateResult.injected`.
 """
 
+# JSON text is built with %-templates on purpose: braces make str.format unreadable.
+# ruff: noqa: UP031
+
 from __future__ import annotations
 
 import json
@@ -29,8 +32,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -187,7 +189,7 @@ _MSG_SYSTEM = '{"content": %s, "role": "system", "tool_calls": null, "function_c
 # arguments as they appear inside messages (a JSON string holding JSON text)
 _J_ARGS_IN_MSG = {k: [_js(a) for a in v] for k, v in _ARGS.items()}
 
-_UTC = timezone.utc
+_UTC = UTC
 _TZS = [timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))]
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _US = 1_000_000
@@ -217,10 +219,6 @@ class GenerateResult:
 
 
 # --------------------------------------------------------------------- one chunk
-
-def _ts_text(us: int, rng_r: float | None = None) -> str:
-    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds")
-
 
 class _Session:
     """Builds one session's events (as JSON text) and messages. Internal."""
@@ -371,7 +369,6 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
     s.ev(t, "ready", '{"message": "Agent initialized", "tool_count": %d}' % (7 if cli else 21))
     ctx = 6000 + int(r() * 12000)
     first_action = True
-    errored = False
     for turn in range(n_turns):
         if turn:
             if long_run:
@@ -399,7 +396,7 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
                 continue
             tool = tools[int(r() * len(tools))]
             cid = s.call_id(cli)
-            args_raw, args_js, _ = _J_ARGS[tool][int(r() * len(_J_ARGS[tool]))]
+            args_raw, _, _ = _J_ARGS[tool][int(r() * len(_J_ARGS[tool]))]
             s.ev(t, "tool_call", '{"tool": "%s", "arguments": %s, "tool_call_id": "%s"}'
                  % (tool, args_raw, cid))
             first_action = False
@@ -431,7 +428,6 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
         if x < 0.04:
             t += int(r() * 5 * _US)
             s.ev(t, "error", '{"error": %s}' % _J_ERRORS[int(r() * len(_J_ERRORS))])
-            errored = True
             if r() < 0.5:
                 t += int(r() * 30 * _US)
                 s.ev(t, "undo_complete", "null")
@@ -521,7 +517,6 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
         body = b""
     elif file_kind == "file_truncated":
         body = body[: 20 + int(r() * (len(body) - 40))]
-    del errored
     return sid, start_dt.strftime("%Y-%m-%d"), body, n_events, first, last
 
 
