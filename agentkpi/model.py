@@ -95,6 +95,15 @@ EVENT_TYPES: dict[str, str] = {
               "performance); name in data.name, value in data.value.",
 }
 
+#: Lifecycle/UI events that real session rows carry and no KPI reads; known, so not
+#: reported as unknown types.
+LIFECYCLE_EVENT_TYPES = frozenset({
+    "ready", "processing", "assistant_stream_end", "assistant_message", "tool_log",
+    "approval_required", "tool_state_change", "turn_complete", "shutdown", "interrupted",
+    "compacted", "user_message", "undo", "tool_use", "error_occurred", "performance",
+    "agent_execution", "checkpoint", "hook", "command",
+})
+
 
 def to_utc_naive(dt: datetime) -> datetime:
     """Aware -> UTC naive; naive values are taken to be UTC already."""

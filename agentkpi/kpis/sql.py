@@ -1,0 +1,257 @@
+"""Compile the KPI catalogue to SQL for one engine dialect, run it, finish the rows.
+
+The catalogue (:mod:`agentkpi.kpis.catalogue`) is written once; a
+:class:`Dialect` says how each aggregate is spelled on an engine. DuckDB is the
+default; the ClickHouse dialect lives in :mod:`agentkpi.engines.clickhouse`.
+
+Rounding, ratios and JSON maps are finished in Python on the aggregated
+values, so every engine produces byte-identical rows (Python's ``round`` and
+``json.dumps(sort_keys=True)``, exactly as seed 000).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from agentkpi.kpis.catalogue import BY_NAME, MEASURES, Kpi, Measure
+
+GRAINS = ("hour", "day", "week", "month")
+
+
+class Dialect(Protocol):
+    name: str
+
+    def count_if(self, where: str) -> str: ...
+    def sum_if(self, expr: str, where: str) -> str: ...
+    def min_if(self, expr: str, where: str) -> str: ...
+    def count_distinct_if(self, expr: str, where: str) -> str: ...
+    def quantile_if(self, expr: str, p: float, where: str) -> str: ...
+    def seconds_between(self, later: str, earlier: str) -> str: ...
+    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str: ...
+    def ts_literal(self, dt: datetime) -> str: ...
+    def json_field(self, key: str) -> str: ...
+
+
+class DuckDBDialect:
+    name = "duckdb"
+
+    def count_if(self, where: str) -> str:
+        return f"count(*) FILTER (WHERE {where})" if where else "count(*)"
+
+    def sum_if(self, expr: str, where: str) -> str:
+        return f"sum({expr}) FILTER (WHERE {where})" if where else f"sum({expr})"
+
+    def min_if(self, expr: str, where: str) -> str:
+        return f"min({expr}) FILTER (WHERE {where})" if where else f"min({expr})"
+
+    def count_distinct_if(self, expr: str, where: str) -> str:
+        return (f"count(DISTINCT {expr}) FILTER (WHERE {where})" if where
+                else f"count(DISTINCT {expr})")
+
+    def quantile_if(self, expr: str, p: float, where: str) -> str:
+        q = f"quantile_cont({expr}, {p!r})"
+        return f"{q} FILTER (WHERE {where})" if where else q
+
+    def seconds_between(self, later: str, earlier: str) -> str:
+        return f"((epoch_us({later}) - epoch_us({earlier})) / 1000000.0)"
+
+    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str:
+        if grain is None:
+            return "NULL::TIMESTAMP"
+        local = col if tz == "UTC" else f"timezone('{tz}', {col} AT TIME ZONE 'UTC')"
+        if grain == "week" and week_start != 0:
+            # date_trunc('week') starts on Monday (0); shift for another start day.
+            shift = f"INTERVAL {(7 - week_start) % 7} DAY"
+            return f"(date_trunc('week', {local} + {shift}) - {shift})"
+        return f"date_trunc('{grain}', {local})"
+
+    def ts_literal(self, dt: datetime) -> str:
+        return f"TIMESTAMP '{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+    def json_field(self, key: str) -> str:
+        return f"json_extract_string(data, '$.{key}')"
+
+
+DUCKDB = DuckDBDialect()
+
+
+@dataclass(frozen=True)
+class Dim:
+    """A group-by dimension: output name, SQL expression, and where it lives."""
+
+    name: str
+    expr: str
+    level: str  # "event" (events columns, grouped before sessions) or "session"
+
+
+@dataclass
+class KpiQuery:
+    """What to compute: which KPIs, over which window, at which grain and grouping."""
+
+    start: datetime  # naive UTC, inclusive
+    end: datetime  # naive UTC, exclusive
+    kpis: Sequence[str] = ()
+    grain: str | None = "hour"
+    tz: str = "UTC"
+    week_start: int = 0
+    by: Sequence[Dim] = ()
+    where: Sequence[str] = ()  # portable predicates over events (e.) / sessions (s.)
+    session_where: Sequence[str] = field(default_factory=tuple)
+
+
+def _measure_sql(d: Dialect, m: Measure) -> str:
+    if m.agg == "count":
+        return f"{d.count_if(m.where)} AS {m.name}"
+    if m.agg == "sum":
+        return f"coalesce({d.sum_if(m.expr, m.where)}, 0) AS {m.name}"
+    if m.agg == "min":
+        return f"{d.min_if(m.expr, m.where)} AS {m.name}"
+    if m.agg == "count_distinct":
+        return f"{d.count_distinct_if(m.expr, m.where)} AS {m.name}"
+    raise ValueError(f"unknown measure aggregation {m.agg!r}")
+
+
+def _kpi_sql(d: Dialect, k: Kpi) -> str | None:
+    if k.agg == "sum":
+        return f"coalesce({d.sum_if(k.expr, k.where)}, 0) AS {k.name}"
+    if k.agg == "count_if":
+        return f"{d.count_if(k.where)} AS {k.name}"
+    if k.agg == "count_distinct":
+        return f"{d.count_distinct_if(k.expr, k.where)} AS {k.name}"
+    if k.agg == "percentile":
+        return f"{d.quantile_if(k.expr, k.p, k.where)} AS {k.name}"
+    return None  # ratio / diff / map: finished in Python or by their own query
+
+
+def needed_kpis(names: Sequence[str]) -> list[Kpi]:
+    """The requested KPIs plus everything their ratios/differences read."""
+    out: dict[str, Kpi] = {}
+
+    def add(name: str) -> None:
+        k = BY_NAME[name]
+        if k.agg in ("ratio", "diff"):
+            add(k.num)
+            add(k.den)
+        out.setdefault(name, k)
+
+    for n in names:
+        add(n)
+    return list(out.values())
+
+
+def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
+    """SQL for the scalar KPIs and one SQL per JSON-map KPI."""
+    kpis = needed_kpis(q.kpis)
+    ev_dims = [x for x in q.by if x.level == "event"]
+    ss_dims = [x for x in q.by if x.level == "session"]
+    bucket = d.bucket(q.grain, "e.ts", q.tz, q.week_start)
+    needs_session_join = bool(ss_dims) or any("s." in w for w in q.where)
+    where = [f"e.ts >= {d.ts_literal(q.start)}", f"e.ts < {d.ts_literal(q.end)}", *q.where]
+    join = " LEFT JOIN sessions s ON s.session_id = e.session_id" if needs_session_join else ""
+    ev_sel = "".join(f", {x.expr} AS {x.name}" for x in ev_dims)
+    ss_sel = "".join(f", {x.expr} AS {x.name}" for x in ss_dims)
+    w = (f"SELECT e.*, {bucket} AS bucket{ev_sel}{ss_sel} FROM events e{join} "
+         f"WHERE {' AND '.join(where)}")
+    ev_names = "".join(f", {x.name}" for x in ev_dims)
+    ss_names = "".join(f", {x.name}" for x in ss_dims)
+    measures = ",\n    ".join(_measure_sql(d, m) for m in MEASURES)
+    ps = (f"SELECT bucket{ev_names}{ss_names}, session_id,\n    {measures}\n"
+          f"  FROM w GROUP BY bucket{ev_names}{ss_names}, session_id")
+    ttfa = d.seconds_between("ps.first_action_ts", "s2.start_ts")
+    pss = ("SELECT ps.*, coalesce(s2.turns, 0) AS turns, "
+           "coalesce(s2.user_id, ps.session_id) AS user_key, "
+           "coalesce(s2.model, 'unknown') AS model_key, "
+           f"{ttfa} AS ttfa_s, "
+           "CASE WHEN coalesce(s2.turns, 0) > 0 THEN ps.named_tool_calls / "
+           "CAST(s2.turns AS DOUBLE) END AS calls_per_turn "
+           "FROM ps LEFT JOIN sessions s2 ON s2.session_id = ps.session_id")
+    ctes = f"WITH w AS ({w}),\nps AS ({ps}),\npss AS ({pss})\n"
+    group = f"bucket{ev_names}{ss_names}"
+    cols = [s for s in (_kpi_sql(d, k) for k in kpis) if s]
+    main = f"{ctes}SELECT {group},\n  {', '.join(cols)}\nFROM pss GROUP BY {group}"
+    maps: dict[str, str] = {}
+    for k in kpis:
+        if k.agg != "map":
+            continue
+        if k.level == "event":
+            value = {"sum": f"sum({k.num})", "count": "count(*)",
+                     "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
+            cond = f" WHERE {k.where}" if k.where else ""
+            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, {value} AS value "
+                            f"FROM w{cond} GROUP BY {group}, key")
+        else:
+            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, count(*) AS value "
+                            f"FROM pss GROUP BY {group}, key")
+    return main, maps
+
+
+def _finish(k: Kpi, row: dict[str, Any]) -> Any:
+    if k.agg == "ratio":
+        num, den = row[k.num], row[k.den]
+        v = num / den if den else 0.0
+    elif k.agg == "diff":
+        v = row[k.num] - row[k.den]
+    else:
+        v = row.get(k.name)
+    if k.kind == "int":
+        return int(v or 0)
+    if k.kind == "float":
+        v = 0.0 if v is None or v != v else float(v)
+        return round(v, k.digits) if k.digits is not None else v
+    return v
+
+
+def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, Any]]:
+    """Compute ``q``; one dict per (bucket, dims...) with KPIs in catalogue order.
+
+    ``fetch(sql) -> (column_names, rows)`` runs SQL on the engine; by default
+    ``con`` is a DuckDB connection.
+    """
+    if fetch is None:
+        def fetch(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            cur = con.execute(sql)
+            return [c[0] for c in cur.description], cur.fetchall()
+
+    main, maps = build(d, q)
+    names, rows = fetch(main)
+    dim_names = ["bucket", *(x.name for x in q.by)]
+    raw = {tuple(r[: len(dim_names)]): dict(zip(names, r, strict=True)) for r in rows}
+    map_values: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+    for name, sql in maps.items():
+        k = BY_NAME[name]
+        mnames, mrows = fetch(sql)
+        acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for r in mrows:
+            key = tuple(r[: len(dim_names)])
+            val = r[-1]
+            acc.setdefault(key, {})[str(r[-2])] = (
+                float(val) if k.map_value == "sum" else int(val))
+        map_values[name] = acc
+    requested = list(q.kpis)
+    out = []
+    for key in sorted(raw, key=_sort_key):
+        row = raw[key]
+        full: dict[str, Any] = {n: key[i] for i, n in enumerate(dim_names)}
+        for k in needed_kpis(requested):
+            if k.agg == "map":
+                row[k.name] = json.dumps(map_values[k.name].get(key, {}), sort_keys=True)
+            elif k.agg in ("ratio", "diff"):
+                continue
+            else:
+                row[k.name] = _finish(k, row)
+        for k in needed_kpis(requested):
+            if k.agg in ("ratio", "diff"):
+                row[k.name] = _finish(k, row)
+        for name in requested:
+            full[name] = row[name]
+        out.append(full)
+    return out
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, "" if v is None else v) if not isinstance(v, (int, float))
+                 else (False, v) for v in key)

@@ -1,0 +1,277 @@
+"""The main job: ingest a source into the store, roll KPIs up, write the CSVs.
+
+``ingest`` reads only new or changed files (path + size + mtime/etag), in
+parallel worker processes for local sources, and writes them to the store in
+batches; ``rollup`` computes every requested hour in one query and writes one
+CSV per non-empty hour. Both are library calls; the CLI only formats.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from types import ModuleType
+from typing import Any
+
+import fsspec
+import orjson
+
+from agentkpi import config, sources
+from agentkpi.errors import DataError, UsageError
+from agentkpi.kpis import DUCKDB, HOURLY_COLUMNS, KpiQuery, run
+from agentkpi.model import CanonicalBatch
+from agentkpi.quality import Quality
+from agentkpi.sinks import csv_hourly
+from agentkpi.sinks.target import write_files
+from agentkpi.store import Store
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+CHUNK = 1000
+
+
+@dataclass
+class IngestResult:
+    source: str
+    format: str
+    files_seen: int = 0
+    files_read: int = 0
+    files_unchanged: int = 0
+    sessions: int = 0
+    events: int = 0
+    quality: Quality = field(default_factory=Quality)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "format": self.format, "files_seen": self.files_seen,
+                "files_read": self.files_read, "files_unchanged": self.files_unchanged,
+                "sessions": self.sessions, "events": self.events, **self.quality.to_dict()}
+
+
+def _fingerprint(info: dict[str, Any] | None) -> str:
+    if not info:
+        return ""
+    stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "etag", "ETag",
+                                    "blob_id", "sha", "created") if info.get(k) is not None), "")
+    return f"{info.get('size', '')}:{stamp}"
+
+
+def _read(fs: Any, path: str) -> bytes:
+    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or path.startswith("/"):
+        with open(path, "rb") as fh:
+            return fh.read()
+    return fs.cat_file(path)
+
+
+def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
+                 ) -> tuple[Any, Any, list[dict[str, Any]], Quality]:
+    src = sources.by_name(fmt)
+    q = Quality()
+    batch = CanonicalBatch()
+    ledger = []
+    for path, fp in paths:
+        before_skips = len(q.skipped)
+        try:
+            raw = _read(fs, path)
+        except OSError as exc:
+            q.skip(path, "file_unreadable", f"cannot read: {exc}")
+            raw = None
+        part = src.parse_file(path, raw, q) if raw is not None else CanonicalBatch()
+        skipped = len(q.skipped) > before_skips
+        ledger.append({"path": path, "fingerprint": fp, "source": fmt,
+                       "status": "skipped" if skipped else "ok",
+                       "reason": q.skipped[-1]["reason"] if skipped else None,
+                       "n_sessions": part.n_sessions, "n_events": part.n_events})
+        batch.extend(part)
+    return batch.session_table(), batch.event_table(), ledger, q
+
+
+def _local_fs() -> Any:
+    return fsspec.filesystem("file")
+
+
+def _parse_chunk_local(fmt: str, paths: list[tuple[str, str]]) -> Any:
+    return _parse_chunk(fmt, _local_fs(), paths)
+
+
+def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | None = None,
+           progress: Progress | None = None) -> IngestResult:
+    """Bring the store up to date with ``source`` (a directory or fsspec URL)."""
+    try:
+        fs, root = fsspec.core.url_to_fs(source)
+    except (ValueError, ImportError) as exc:
+        raise UsageError(f"cannot open source {source!r}: {exc}") from None
+    if not fs.exists(root):
+        raise UsageError(f"source {source!r} does not exist; pass an existing directory "
+                         "or URL with --source")
+    src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
+    listing = src.list_files(fs, root)
+    if not isinstance(listing, dict):
+        listing = {p: _safe_info(fs, p) for p in listing}
+    result = IngestResult(source=source, format=src.NAME, files_seen=len(listing))
+    known = store.fingerprints()
+    todo = [(p, _fingerprint(info)) for p, info in listing.items()]
+    todo = [(p, fp) for p, fp in todo if not fp or known.get(p) != fp]
+    result.files_unchanged = result.files_seen - len(todo)
+    fresh = store.counts()["events"] == 0
+    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+    n_workers = workers or int(config.get("threads")) or (os.cpu_count() or 1)
+    replace = bool(getattr(src, "REPLACES_SESSIONS", False))
+
+    def consume(parts: Iterable[Any]) -> None:
+        done = 0
+        for sess, evs, ledger, q in parts:
+            store.write_batch(sess, evs, ledger, replace_sessions=replace, fresh=fresh)
+            result.files_read += len(ledger)
+            result.sessions += sess.num_rows
+            result.events += evs.num_rows
+            result.quality.merge(q)
+            done += len(ledger)
+            if progress:
+                progress("ingest", done, len(todo))
+
+    if progress:
+        progress("ingest", 0, len(todo))
+    if local and n_workers > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            consume(pool.map(_parse_chunk_local, [src.NAME] * len(chunks), chunks))
+    else:
+        consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+    return result
+
+
+def _safe_info(fs: Any, path: str) -> dict[str, Any] | None:
+    try:
+        return fs.info(path)
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------- rollup
+
+def parse_hour(text: str) -> datetime:
+    """``YYYY-MM-DDTHH``, ``YYYY-MM-DD`` or full ISO -> naive UTC start of hour."""
+    try:
+        s = text.strip()
+        if len(s) == 13 and s[10] == "T":
+            s += ":00"
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        raise UsageError(f"cannot read {text!r} as a time; use YYYY-MM-DDTHH (e.g. "
+                         "2026-04-24T14) or YYYY-MM-DD") from None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class RollupResult:
+    buckets: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    empty: int = 0
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingest: IngestResult | None = None
+    report_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"buckets": self.buckets, "written": self.written, "unchanged": self.unchanged,
+                "empty_buckets": self.empty,
+                "ingest": self.ingest.to_dict() if self.ingest else None}
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    if end <= start:
+        raise UsageError(f"empty range: --from {start:%Y-%m-%dT%H} is not before --to "
+                         f"{end:%Y-%m-%dT%H}; the range is [from, to)")
+    n = int((end - start).total_seconds() // 3600)
+    return [start + timedelta(hours=i) for i in range(n)]
+
+
+def compute_rows(store: Store, start: datetime, end: datetime, grain: str = "hour",
+                 columns: Iterable[str] = HOURLY_COLUMNS) -> dict[datetime, dict[str, Any]]:
+    """KPI rows keyed by bucket start for ``[start, end)`` on the DuckDB store."""
+    q = KpiQuery(start=start, end=end, kpis=list(columns), grain=grain)
+    rows = run(store.con, DUCKDB, q)
+    return {r.pop("bucket"): r for r in rows}
+
+
+def rollup(target: str, *, source: str | None = None, store: Store | str | None = None,
+           hours: int | None = None, at: str | None = None, start: str | None = None,
+           end: str | None = None, daily: str | None = None, fmt: str | None = None,
+           strict: bool = False, now: datetime | None = None, workers: int | None = None,
+           progress: Progress | None = None) -> RollupResult:
+    """Ingest ``source`` (if given) and write the hourly (or daily) KPI CSVs to ``target``.
+
+    Exactly one of: ``hours`` (trailing completed hours, default 1), ``at`` (one
+    hour), ``start``/``end`` (``[start, end)``), ``daily`` (one UTC day).
+    """
+    modes = sum(x is not None for x in (at, daily)) + (start is not None or end is not None)
+    if modes > 1 or (hours is not None and modes):
+        raise UsageError("choose one of --hours, --datetime, --from/--to, --daily-backfill")
+    if (start is None) != (end is None):
+        raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
+                         "--to 2026-04-25T00")
+    own = not isinstance(store, Store)
+    st = store if isinstance(store, Store) else Store(store)
+    result = RollupResult()
+    try:
+        if source is not None:
+            result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress)
+        if daily is not None:
+            day = parse_hour(daily).replace(hour=0)
+            buckets = [day]
+            rows = compute_rows(st, day, day + timedelta(days=1), grain="day")
+            path_of = csv_hourly.daily_path
+        else:
+            if at is not None:
+                hour_list = [parse_hour(at)]
+            elif start is not None and end is not None:
+                hour_list = hours_between(parse_hour(start), parse_hour(end))
+            else:
+                current = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+                top = current.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+                hour_list = [top - timedelta(hours=i) for i in range(1, (hours or 1) + 1)]
+            buckets = sorted(hour_list)
+            rows = compute_rows(st, buckets[0], buckets[-1] + timedelta(hours=1))
+            path_of = csv_hourly.hourly_path
+        files: dict[str, bytes] = {}
+        for b in buckets:
+            rel, key = path_of(b)
+            result.buckets.append(key)
+            row = rows.get(b)
+            if row is None:
+                result.empty += 1
+                continue
+            result.rows[key] = row
+            files[rel] = csv_hourly.render(key, row)
+        label = buckets[0].strftime("%Y-%m-%dT%H") + (
+            f"..{buckets[-1]:%Y-%m-%dT%H}" if len(buckets) > 1 else "")
+        wr = write_files(target, files, message=f"KPIs for {label}")
+        result.written, result.unchanged = wr.written, wr.unchanged
+        result.report_path = _write_report(target, result)
+    finally:
+        if own:
+            st.close()
+    if strict and result.ingest and result.ingest.quality.data_errors:
+        q = result.ingest.quality
+        raise DataError(f"{q.data_errors} data problem(s) in {source} ({_top(q)}); see "
+                        f"{result.report_path}. Drop --strict to roll up anyway.")
+    return result
+
+
+def _top(q: Quality) -> str:
+    items = sorted(((n, k) for k, n in q.counts.items() if k != "event_type_unknown"),
+                   reverse=True)[:3]
+    return ", ".join(f"{k}: {n}" for n, k in items)
+
+
+def _write_report(target: str, result: RollupResult) -> str | None:
+    """Machine-readable run report at ``TARGET/_reports/latest.json`` (not for hf://)."""
+    if target.startswith("hf://"):
+        return None
+    body = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    write_files(target, {"_reports/latest.json": body})
+    return f"{target.rstrip('/')}/_reports/latest.json"

@@ -1,0 +1,1 @@
+"""Sinks: where KPI rows and exports go. Each module writes one format."""

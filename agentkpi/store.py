@@ -1,0 +1,197 @@
+"""The canonical store: an embedded DuckDB file holding ``sessions`` and ``events``.
+
+One write path (:meth:`Store.write_batch`, one transaction per batch); readers
+open the file read-only. Schema changes are recorded migrations in
+:data:`MIGRATIONS`; ``schema_migrations`` records which ran, so an old store
+opens with a new version.
+
+Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duckdb``
+(``$XDG_DATA_HOME`` respected); every command takes ``--store PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from agentkpi import config
+from agentkpi.errors import StoreError
+from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
+
+
+def _columns_sql(columns: Sequence[tuple[str, Any, str, str]]) -> str:
+    return ",\n    ".join(f"{name} {sql}" for name, _, sql, _ in columns)
+
+
+#: (version, description, statements). Append only; never edit a released one.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "canonical sessions/events tables and the ingest ledger", (
+        f"CREATE TABLE sessions (\n    {_columns_sql(SESSION_COLUMNS)},\n"
+        "    PRIMARY KEY (session_id))",
+        f"CREATE TABLE events (\n    {_columns_sql(EVENT_COLUMNS)})",
+        "CREATE TABLE ingested_files (path VARCHAR PRIMARY KEY, fingerprint VARCHAR, "
+        "source VARCHAR, status VARCHAR, reason VARCHAR, n_sessions INTEGER, "
+        "n_events INTEGER, ingested_at TIMESTAMP)",
+    )),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def default_path() -> str:
+    return str(config.get("store"))
+
+
+class Store:
+    """A DuckDB-backed canonical store.
+
+    >>> store = Store(":memory:")
+    >>> store.schema_version()
+    1
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 read_only: bool = False) -> None:
+        self.path = str(path) if path is not None else default_path()
+        self.read_only = read_only
+        if self.path != ":memory:" and not read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise StoreError(f"no store at {self.path}; run `agentkpi ingest` or "
+                             "`agentkpi rollup` first, or pass --store PATH")
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}; is another process "
+                             "writing it? pass another --store PATH") from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.migrate()
+
+    # ---------------------------------------------------------------- schema
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied."""
+        con = self.con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "description VARCHAR, applied_at TIMESTAMP)")
+        done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        applied = []
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            con.execute("BEGIN")
+            try:
+                for stmt in statements:
+                    con.execute(stmt)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                            [version, description, _now()])
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StoreError(f"migration {version} ({description}) failed on "
+                                 f"{self.path}: {exc}") from None
+            applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
+        return int(row[0] or 0)
+
+    # ---------------------------------------------------------------- ingest ledger
+    def fingerprints(self) -> dict[str, str]:
+        rows = self.con.execute("SELECT path, fingerprint FROM ingested_files").fetchall()
+        return dict(rows)
+
+    def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
+                    *, replace_sessions: bool, fresh: bool = False) -> None:
+        """Replace what ``files`` produced before with ``sessions``/``events``, atomically.
+
+        ``files``: ledger rows (path, fingerprint, source, status, reason, n_sessions,
+        n_events). Events previously read from those paths are deleted; with
+        ``replace_sessions`` (a file carries whole sessions) every event of the
+        incoming sessions is deleted too, so a grown session is never doubled.
+        ``fresh`` skips the deletes (nothing can be there yet: cold ingest).
+        """
+        con = self.con
+        ledger = pa.table({
+            "path": [f["path"] for f in files],
+            "fingerprint": [f["fingerprint"] for f in files],
+            "source": [f["source"] for f in files],
+            "status": [f["status"] for f in files],
+            "reason": [f.get("reason") for f in files],
+            "n_sessions": pa.array([f.get("n_sessions", 0) for f in files], pa.int32()),
+            "n_events": pa.array([f.get("n_events", 0) for f in files], pa.int32()),
+            "ingested_at": pa.array([_now()] * len(files), pa.timestamp("us")),
+        })
+        con.register("_in_sessions", sessions)
+        con.register("_in_events", events)
+        con.register("_in_files", ledger)
+        try:
+            con.execute("BEGIN")
+            if not fresh:
+                con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
+                if replace_sessions and sessions.num_rows:
+                    con.execute("DELETE FROM events WHERE session_id IN "
+                                "(SELECT session_id FROM _in_sessions)")
+            if events.num_rows:
+                con.execute("INSERT INTO events SELECT * FROM _in_events")
+            if sessions.num_rows:
+                self._upsert_sessions()
+            con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"writing to store {self.path} failed: {exc}") from None
+        finally:
+            for name in ("_in_sessions", "_in_events", "_in_files"):
+                con.unregister(name)
+
+    def _upsert_sessions(self) -> None:
+        # One row per session id (a session may arrive from several files in one
+        # batch); then new non-null values win over stored ones.
+        cols = [name for name, *_ in SESSION_COLUMNS]
+        merged = ", ".join(
+            "session_id" if c == "session_id"
+            else f"min({c}) AS {c}" if c == "start_ts"
+            else f"max({c}) AS {c}"
+            for c in cols)
+        updates = ", ".join(
+            f"{c} = least(excluded.{c}, sessions.{c})" if c == "start_ts"
+            else f"{c} = coalesce(excluded.{c}, sessions.{c})"
+            for c in cols if c != "session_id")
+        self.con.execute(
+            f"INSERT INTO sessions SELECT {merged} FROM _in_sessions GROUP BY session_id "
+            f"ON CONFLICT (session_id) DO UPDATE SET {updates}")
+
+    # ---------------------------------------------------------------- reading
+    def counts(self) -> dict[str, int]:
+        q = ("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM events), "
+             "(SELECT count(*) FROM ingested_files)")
+        s, e, f = self.con.execute(q).fetchall()[0]
+        return {"sessions": s, "events": e, "files": f}
+
+    def time_range(self) -> tuple[datetime | None, datetime | None]:
+        lo, hi = self.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
+        return lo, hi
+
+    def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
+        return self.con.execute(query, list(params or [])).fetch_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
