@@ -21,7 +21,7 @@ import orjson
 
 from agentkpi import config, sources
 from agentkpi.errors import DataError, UsageError
-from agentkpi.kpis import DUCKDB, HOURLY_COLUMNS, KpiQuery, run
+from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
 from agentkpi.sinks import csv_hourly
@@ -95,7 +95,7 @@ def _parse_chunk_local(fmt: str, paths: list[tuple[str, str]]) -> Any:
     return _parse_chunk(fmt, _local_fs(), paths)
 
 
-def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | None = None,
+def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | None = None,
            progress: Progress | None = None) -> IngestResult:
     """Bring the store up to date with ``source`` (a directory or fsspec URL)."""
     try:
@@ -190,15 +190,15 @@ def hours_between(start: datetime, end: datetime) -> list[datetime]:
     return [start + timedelta(hours=i) for i in range(n)]
 
 
-def compute_rows(store: Store, start: datetime, end: datetime, grain: str = "hour",
+def compute_rows(store: Any, start: datetime, end: datetime, grain: str = "hour",
                  columns: Iterable[str] = HOURLY_COLUMNS) -> dict[datetime, dict[str, Any]]:
     """KPI rows keyed by bucket start for ``[start, end)`` on the DuckDB store."""
     q = KpiQuery(start=start, end=end, kpis=list(columns), grain=grain)
-    rows = run(store.con, DUCKDB, q)
+    rows = store.run_kpis(q)
     return {r.pop("bucket"): r for r in rows}
 
 
-def rollup(target: str, *, source: str | None = None, store: Store | str | None = None,
+def rollup(target: str, *, source: str | None = None, store: Any = None,
            hours: int | None = None, at: str | None = None, start: str | None = None,
            end: str | None = None, daily: str | None = None, fmt: str | None = None,
            strict: bool = False, now: datetime | None = None, workers: int | None = None,
@@ -214,8 +214,8 @@ def rollup(target: str, *, source: str | None = None, store: Store | str | None 
     if (start is None) != (end is None):
         raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
                          "--to 2026-04-25T00")
-    own = not isinstance(store, Store)
-    st = store if isinstance(store, Store) else Store(store)
+    own = store is None or isinstance(store, (str, os.PathLike))
+    st = Store(store) if own else store
     result = RollupResult()
     try:
         if source is not None:

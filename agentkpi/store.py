@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from agentkpi import config
 from agentkpi.errors import StoreError
+from agentkpi.kpis.sql import DUCKDB, KpiQuery, run
 from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
 
 
@@ -49,6 +50,8 @@ def default_path() -> str:
 
 
 class Store:
+    engine = "duckdb"
+
     """A DuckDB-backed canonical store.
 
     >>> store = Store(":memory:")
@@ -179,6 +182,10 @@ class Store:
     def time_range(self) -> tuple[datetime | None, datetime | None]:
         lo, hi = self.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
         return lo, hi
+
+    def run_kpis(self, query: KpiQuery) -> list[dict[str, Any]]:
+        """Compute KPI rows for ``query`` (see :func:`agentkpi.kpis.sql.run`)."""
+        return run(self.con, DUCKDB, query)
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
         return self.con.execute(query, list(params or [])).fetch_arrow_table()

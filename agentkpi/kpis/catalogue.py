@@ -63,8 +63,12 @@ class Kpi:
         session measures (``expr``, optional ``where``; ``p`` for percentile);
       * ``ratio`` — ``num / den`` of two other KPIs (0.0 when den is 0);
       * ``diff`` — ``num - den`` of two other KPIs;
-      * ``map`` — JSON object ``{key: value}`` with sorted keys; ``level`` says
-        whether it aggregates events (``event``) or sessions (``session``).
+      * ``map`` — JSON object ``{key: value}`` with sorted keys.
+
+    ``level`` says what the aggregate runs over: ``session`` (the session
+    measures, the default) or ``event`` (the in-window events themselves, for
+    statistics such as tool-duration percentiles; ``expr``/``where`` then use
+    ``events`` columns).
     """
 
     name: str

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from agentkpi.kpis.catalogue import BY_NAME, MEASURES, Kpi, Measure
 
 GRAINS = ("hour", "day", "week", "month")
+EVENT_LEVEL = "__event_level__"
 
 
 class Dialect(Protocol):
@@ -171,9 +172,12 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
            "FROM ps LEFT JOIN sessions s2 ON s2.session_id = ps.session_id")
     ctes = f"WITH w AS ({w}),\nps AS ({ps}),\npss AS ({pss})\n"
     group = f"bucket{ev_names}{ss_names}"
-    cols = [s for s in (_kpi_sql(d, k) for k in kpis) if s]
+    cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "session") if s]
     main = f"{ctes}SELECT {group},\n  {', '.join(cols)}\nFROM pss GROUP BY {group}"
     maps: dict[str, str] = {}
+    ev_cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "event") if s]
+    if ev_cols:
+        maps[EVENT_LEVEL] = f"{ctes}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
     for k in kpis:
         if k.agg != "map":
             continue
@@ -222,6 +226,13 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
     raw = {tuple(r[: len(dim_names)]): dict(zip(names, r, strict=True)) for r in rows}
     map_values: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for name, sql in maps.items():
+        if name == EVENT_LEVEL:
+            enames, erows = fetch(sql)
+            for r in erows:
+                target = raw.get(tuple(r[: len(dim_names)]))
+                if target is not None:
+                    target.update(zip(enames[len(dim_names):], r[len(dim_names):], strict=True))
+            continue
         k = BY_NAME[name]
         mnames, mrows = fetch(sql)
         acc: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -242,6 +253,7 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
             elif k.agg in ("ratio", "diff"):
                 continue
             else:
+                row.setdefault(k.name, None)
                 row[k.name] = _finish(k, row)
         for k in needed_kpis(requested):
             if k.agg in ("ratio", "diff"):

@@ -1,0 +1,3 @@
+from agentkpi.cli import main
+
+main()

@@ -1,0 +1,238 @@
+"""Core commands: rollup, ingest, kpis, quickstart, generate, status, config."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agentkpi import config
+from agentkpi.cli import main
+from agentkpi.cli._common import (
+    console,
+    engine_options,
+    handle_errors,
+    out,
+    print_table,
+    progress_bar,
+    store_option,
+)
+from agentkpi.engines import open_store
+from agentkpi.kpis import CATALOGUE
+from agentkpi.pipeline import IngestResult, RollupResult, ingest, rollup
+
+SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",
+                   "failure_rate", "time_to_first_action_s_p50"]
+
+
+def _print_ingest(r: IngestResult) -> None:
+    q = r.quality
+    console.print(f"ingest  {r.format}: {r.files_read} file(s) read, {r.files_unchanged} "
+                  f"unchanged, {r.sessions} session row(s), {r.events} event(s)")
+    if q.counts:
+        issues = ", ".join(f"{k}={n}" for k, n in sorted(q.counts.items()))
+        console.print(f"data issues: {issues}")
+    if q.skipped:
+        console.print(f"[yellow]{len(q.skipped)} file(s) skipped:[/]")
+        for s in q.skipped[:20]:
+            console.print(f"  {s['path']}: {s['reason']}", markup=False)
+        if len(q.skipped) > 20:
+            console.print(f"  ... and {len(q.skipped) - 20} more (see the report)")
+
+
+def _print_rollup(r: RollupResult) -> None:
+    if r.ingest:
+        _print_ingest(r.ingest)
+    sessions = sum(int(row.get("sessions", 0)) for row in r.rows.values())
+    console.print(
+        f"rollup  {len(r.buckets)} bucket(s): {len(r.written)} file(s) written, "
+        f"{len(r.unchanged)} unchanged, {r.empty} empty (no file); "
+        f"{sessions} session-bucket(s)" + (f"; report {r.report_path}" if r.report_path else ""))
+
+
+@main.command("rollup")
+@click.option("--source", metavar="SRC", help="Raw data to ingest first: directory or fsspec URL "
+              "(file://, memory://, hf://datasets/OWNER/NAME). Omit to use the store as is.")
+@click.option("--target", metavar="DST", required=True,
+              help="Where the CSVs go: directory or fsspec URL (hf:// = one commit per run).")
+@click.option("--hours", type=click.IntRange(min=1), default=None,
+              help="Trailing completed UTC hours to roll up [default: 1, the cron path].")
+@click.option("--datetime", "at", metavar="YYYY-MM-DDTHH", help="One UTC hour.")
+@click.option("--from", "start", metavar="A", help="Range start (inclusive), YYYY-MM-DD[THH].")
+@click.option("--to", "end", metavar="B", help="Range end (exclusive), YYYY-MM-DD[THH].")
+@click.option("--daily-backfill", "daily", metavar="YYYY-MM-DD",
+              help="One whole UTC day into daily/YYYY-MM-DD.csv.")
+@click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect).")
+@click.option("--strict", is_flag=True, help="Exit 2 if the input had any data error.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel parser processes [default: CPUs].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@store_option
+@engine_options
+@handle_errors
+def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | None,
+               start: str | None, end: str | None, daily: str | None, fmt: str | None,
+               strict: bool, workers: int | None, quiet: bool, store: str | None,
+               engine: str, dsn: str | None) -> None:
+    """Roll KPIs up into DST/hourly/YYYY-MM-DD/HH.csv (seed-compatible).
+
+    \b
+    agentkpi rollup --source SRC --target DST                  # last completed hour
+    agentkpi rollup --source SRC --target DST --hours 24       # trailing 24 hours
+    agentkpi rollup --source SRC --target DST --datetime 2026-04-24T14
+    agentkpi rollup --source SRC --target DST --from 2026-04-24T00 --to 2026-04-26T00
+    agentkpi rollup --source SRC --target DST --daily-backfill 2026-04-24
+
+    Ingest is incremental: unchanged files are not read again. An hour with
+    no session writes no file; re-running writes byte-identical files.
+    """
+    st = open_store(engine, dsn, store)
+    try:
+        with progress_bar(not quiet) as progress:
+            r = rollup(target, source=source, store=st, hours=hours, at=at, start=start,
+                       end=end, daily=daily, fmt=fmt, strict=strict, workers=workers,
+                       progress=progress)
+    finally:
+        st.close()
+    if not quiet:
+        _print_rollup(r)
+    _after_rollup_hook(r, store, engine, dsn)
+
+
+def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str | None) -> None:
+    """Evaluate alert rules after a rollup when a rules file is configured."""
+    try:
+        from agentkpi import alerts
+    except ImportError:
+        return
+    hook = getattr(alerts, "after_rollup", None)
+    if hook is not None:
+        hook(store=store, engine=engine, dsn=dsn)
+
+
+@main.command("ingest")
+@click.option("--source", metavar="SRC", required=True, help="Directory or fsspec URL.")
+@click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect).")
+@click.option("--workers", type=click.IntRange(min=1), default=None)
+@click.option("--quiet", "-q", is_flag=True)
+@store_option
+@engine_options
+@handle_errors
+def ingest_cmd(source: str, fmt: str | None, workers: int | None, quiet: bool,
+               store: str | None, engine: str, dsn: str | None) -> None:
+    """Bring the store up to date with SRC (only new or changed files are read)."""
+    st = open_store(engine, dsn, store)
+    try:
+        with progress_bar(not quiet) as progress:
+            r = ingest(source, st, fmt=fmt, workers=workers, progress=progress)
+    finally:
+        st.close()
+    _print_ingest(r)
+
+
+@main.command("kpis")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+def kpis_cmd(fmt: str) -> None:
+    """Print the KPI catalogue: name, unit, aggregation and meaning."""
+    rows = [{"name": k.name, "unit": k.unit, "aggregation": k.agg,
+             "additive": k.additive, "description": k.description} for k in CATALOGUE]
+    if fmt == "json":
+        out.print_json(json.dumps(rows))
+    elif fmt == "markdown":
+        out.print("| KPI | unit | aggregation | description |\n|---|---|---|---|", markup=False)
+        for r in rows:
+            out.print(f"| `{r['name']}` | {r['unit']} | {r['aggregation']} | "
+                      f"{r['description']} |", markup=False)
+    else:
+        print_table(rows, ["name", "unit", "aggregation", "description"],
+                    title=f"{len(rows)} KPIs")
+
+
+@main.command("generate")
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              help="Dataset root (sessions/YYYY-MM-DD/<id>.jsonl goes under it).")
+@click.option("--sessions", "n", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--start", metavar="YYYY-MM-DDTHH", help="First hour [default: 48 h before now].")
+@click.option("--hours", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dirty", is_flag=True, help="Inject realistic bad input (for testing).")
+@handle_errors
+def generate_cmd(out_dir: str, n: int, start: str | None, hours: int, seed: int,
+                 dirty: bool) -> None:
+    """Write a deterministic, realistic demo session dataset."""
+    from agentkpi.generate import generate_sessions
+    from agentkpi.pipeline import parse_hour
+
+    begin = (parse_hour(start) if start else _hour_now() - timedelta(hours=hours))
+    res = generate_sessions(out_dir, n, begin.replace(tzinfo=timezone.utc), hours=hours,
+                            seed=seed, dirty=dirty, workers=2)
+    console.print(f"generated {res.n_sessions} sessions, {res.n_events} events in "
+                  f"{res.n_files} files under {out_dir}")
+
+
+def _hour_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+@main.command("quickstart")
+@click.option("--dir", "workdir", default="agentkpi-demo", show_default=True, metavar="DIR",
+              help="Where the demo data, store and CSVs go.")
+@click.option("--sessions", "n", type=click.IntRange(min=1), default=3000, show_default=True)
+@handle_errors
+def quickstart_cmd(workdir: str, n: int) -> None:
+    """Generate a demo dataset, ingest it, roll up every hour, show the last 24 h.
+
+    Everything lands under DIR: data/ (raw sessions), agentkpi.duckdb (the
+    store) and kpis/ (hourly CSVs).
+    """
+    from agentkpi.generate import generate_sessions
+    from agentkpi.store import Store
+
+    root = Path(workdir)
+    data, target, store_path = root / "data", root / "kpis", root / "agentkpi.duckdb"
+    end = _hour_now()
+    begin = end - timedelta(hours=48)
+    if not (data / "sessions").exists():
+        console.print(f"generating {n} demo sessions over 48 hours into {data} ...")
+        generate_sessions(str(data), n, begin.replace(tzinfo=timezone.utc), hours=48, seed=0,
+                          workers=2)
+    with Store(store_path) as st, progress_bar() as progress:
+        lo_hi = None
+        r = rollup(str(target), source=str(data), store=st, progress=progress,
+                   start=begin.strftime("%Y-%m-%dT%H"), end=end.strftime("%Y-%m-%dT%H"))
+        lo_hi = st.time_range()
+    _print_rollup(r)
+    last = [dict(bucket=k, **v) for k, v in sorted(r.rows.items())][-24:]
+    print_table([{c: row.get(c) for c in SUMMARY_COLUMNS} for row in last], SUMMARY_COLUMNS,
+                title="Last 24 hours")
+    console.print(f"events span {lo_hi[0]} .. {lo_hi[1]} UTC; CSVs in {target}/hourly/; "
+                  f"store {store_path}.\nNext: agentkpi kpis | agentkpi rollup --help")
+
+
+@main.command("status")
+@store_option
+@engine_options
+@handle_errors
+def status_cmd(store: str | None, engine: str, dsn: str | None) -> None:
+    """Show what the store holds: rows, time range, schema version."""
+    st = open_store(engine, dsn, store, read_only=True)
+    try:
+        counts = st.counts()
+        lo, hi = st.time_range()
+        info: dict[str, Any] = {"store": getattr(st, "path", dsn), **counts,
+                                "first_event": lo, "last_event": hi}
+        if hasattr(st, "schema_version"):
+            info["schema_version"] = st.schema_version()
+    finally:
+        st.close()
+    print_table([{"key": k, "value": v} for k, v in info.items()], ["key", "value"])
+
+
+@main.command("config")
+def config_cmd() -> None:
+    """Show every setting, its env var, current value and meaning."""
+    print_table(config.resolved(), ["name", "env", "value", "origin", "doc"])
