@@ -1,0 +1,543 @@
+"""The in-process Recorder: a cheap, thread-safe, never-raising event API.
+
+The calling thread only builds a small tuple ``(time, session_id, type, data,
+attrs)`` and appends it to a bounded in-memory queue (a ``collections.deque``,
+whose ``append``/``popleft`` are atomic). A single writer thread, started
+lazily on the first event, drains the queue, serialises with orjson and
+appends whole lines to the event log (:mod:`agentkpi.sdk.eventlog`).
+
+Nothing is lost silently and nothing is raised into the host: a full queue
+drops (``on_full="drop"``) or waits (``"block"``, bounded by
+``block_timeout``), a failed disk write is logged to the ``agentkpi`` logger,
+and every loss increments a counter in :meth:`Recorder.stats`. Set
+``AGENTKPI_RAISE_ERRORS=1`` to re-raise errors made *while recording*
+(e.g. a bad argument) - the test suite does, so bugs show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agentkpi.sdk.eventlog import DURABILITY_MODES, EventLogWriter
+
+logger = logging.getLogger("agentkpi")
+
+_UTC = UTC
+_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _raise_errors() -> bool:
+    return os.environ.get("AGENTKPI_RAISE_ERRORS", "") not in ("", "0", "false", "no")
+
+
+def _epoch(value: Any) -> float:
+    """What a clock returned -> epoch seconds (naive datetimes are UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_UTC)
+        return value.timestamp()
+    return float(value)
+
+
+class _Flush:
+    """A marker in the queue; the writer sets it once everything before it is written."""
+
+    __slots__ = ("done", "sync")
+
+    def __init__(self, sync: bool) -> None:
+        self.done = threading.Event()
+        self.sync = sync
+
+
+class Recorder:
+    """Records agent telemetry events into an event-log directory.
+
+    Args:
+        log_dir: directory of the event log (created on first write).
+        clock: callable returning epoch seconds or a datetime (default ``time.time``).
+        durability: ``"os"``, ``"batch"`` (default) or ``"always"``; see eventlog.
+        queue_size: maximum number of events waiting for the writer.
+        on_full: ``"drop"`` (count and discard) or ``"block"`` (wait up to
+            ``block_timeout`` seconds, then drop and count).
+        max_segment_bytes: rotate a segment when it reaches this size.
+        retention_count / retention_age / retention_total_bytes: delete the
+            oldest closed segments beyond these limits.
+        compression: ``"gzip"`` (default), ``"zstd"`` or ``None`` for rotated segments.
+        flush_interval: how often (s) the writer drains the queue when idle.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        clock: Callable[[], Any] | None = None,
+        durability: str = "batch",
+        queue_size: int = 100_000,
+        on_full: str = "drop",
+        max_segment_bytes: int = 64 * 1024 * 1024,
+        retention_count: int | None = None,
+        retention_age: float | timedelta | None = None,
+        retention_total_bytes: int | None = None,
+        compression: str | None = "gzip",
+        *,
+        flush_interval: float = 0.2,
+        block_timeout: float | None = 10.0,
+        batch_max: int = 20_000,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}; "
+                             "use 'batch' unless you know you need another")
+        if on_full not in ("drop", "block"):
+            raise ValueError(f"on_full must be 'drop' or 'block', got {on_full!r}")
+        self.log_dir = Path(log_dir)
+        self._clock: Callable[[], Any] = clock or time.time
+        self._clock_is_time = clock is None
+        self.durability = durability
+        self.queue_size = max(1, int(queue_size))
+        self.on_full = on_full
+        self.block_timeout = block_timeout
+        self.flush_interval = flush_interval
+        self.batch_max = batch_max
+        self._log_kwargs: dict[str, Any] = dict(
+            durability=durability, max_segment_bytes=max_segment_bytes,
+            compression=compression, retention_count=retention_count,
+            retention_age=retention_age, retention_total_bytes=retention_total_bytes)
+        EventLogWriter(self.log_dir, **self._log_kwargs)  # validate arguments now
+        self._q: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._wake_at = max(1, min(self.queue_size // 4, 8192))
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._log: EventLogWriter | None = None
+        self._closed = False
+        self._stop = False
+        self._pid = os.getpid()
+        # counters (writer-thread owned unless noted)
+        self._taken = 0
+        self._written = 0
+        self._lost = 0
+        self._write_errors = 0
+        self._dropped = 0          # under self._lock
+        self._record_errors = 0    # under self._lock
+        self._flushes = 0
+        self._last_error: str | None = None
+        self._last_logged = 0.0
+
+    # ------------------------------------------------------------ hot path
+    def _put(self, item: tuple[Any, ...]) -> None:
+        q = self._q
+        if len(q) >= self.queue_size or self._closed:
+            self._full(item)
+            return
+        q.append(item)
+        if self._thread is None:
+            self._start()
+        elif len(q) >= self._wake_at:
+            self._wake.set()
+
+    def _now(self) -> float:
+        if self._clock_is_time:
+            return time.time()
+        return _epoch(self._clock())
+
+    def event(self, event_type: str, session_id: str | None = None, /, **data: Any) -> None:
+        """Record one event of any type; ``data`` becomes the event's payload."""
+        try:
+            self._put((self._now(), session_id, event_type, data or None, None))
+        except Exception as exc:  # noqa: BLE001 - never break the host
+            self._record_failed(exc)
+
+    def record(self, event_type: str, session_id: str | None = None, **data: Any) -> None:
+        """Same as :meth:`event` (keyword ``session_id``)."""
+        try:
+            self._put((self._now(), session_id, event_type, data or None, None))
+        except Exception as exc:  # noqa: BLE001
+            self._record_failed(exc)
+
+    def _full(self, item: tuple[Any, ...]) -> None:
+        if self._closed:
+            with self._lock:
+                self._dropped += 1
+            self._note("recorder is closed; event dropped")
+            return
+        if self.on_full == "block":
+            deadline = None if self.block_timeout is None else time.monotonic() + self.block_timeout
+            while len(self._q) >= self.queue_size:
+                if self._thread is None:
+                    self._start()
+                self._wake.set()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                time.sleep(0.0005)
+            else:
+                self._q.append(item)
+                return
+        with self._lock:
+            self._dropped += 1
+        self._note("event queue full; event dropped (see Recorder.stats()['dropped'])")
+
+    def _record_failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._record_errors += 1
+        logger.warning("agentkpi: recording failed: %r", exc)
+        if _raise_errors():
+            raise exc
+
+    def _note(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_logged > 5.0:
+            self._last_logged = now
+            logger.warning("agentkpi: %s", message)
+
+    # ------------------------------------------------------------ sessions
+    def session(self, session_id: str | None = None, user_id: str | None = None,
+                model: str | None = None, project: str | None = None,
+                agent: str | None = None, **data: Any) -> Session:
+        """Start a session: records ``session_start`` now and ``session_end``
+        when the handle is closed (``with`` block exit, also on exception)."""
+        return Session(self, session_id, user_id, model, project, agent, data)
+
+    # ------------------------------------------------------------ writer
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            t = threading.Thread(target=self._run, name="agentkpi-writer", daemon=True)
+            self._thread = t
+            _install_process_hooks()
+            _LIVE.add(self)
+            t.start()
+
+    def _run(self) -> None:
+        q = self._q
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                while q:
+                    self._drain()
+            except Exception as exc:  # noqa: BLE001 - keep the writer alive
+                self._last_error = repr(exc)
+                logger.exception("agentkpi: writer thread error")
+            if self._stop and not q:
+                return
+
+    def _drain(self) -> None:
+        q = self._q
+        pop = q.popleft
+        log = self._log
+        if log is None:
+            log = self._log = EventLogWriter(self.log_dir, **self._log_kwargs)
+        fmt = log.format
+        always = self.durability == "always"
+        buf = bytearray()
+        count = 0          # events in buf
+        room = log.room()
+        markers: list[_Flush] = []
+        n = 0
+        day = -1
+        limit = self.batch_max
+        while q and n < limit:
+            item = pop()
+            if type(item) is not tuple:
+                if count:
+                    self._write(log, day, buf, count)
+                    buf, count, room = bytearray(), 0, log.room()
+                markers.append(item)
+                continue
+            n += 1
+            t = item[0]
+            if type(t) is not float:
+                t = _epoch(t)
+            d = int(t) // 86400
+            if d != day:
+                if count:
+                    self._write(log, day, buf, count)
+                    buf, count, room = bytearray(), 0, log.room()
+                day = d
+            try:
+                buf += fmt(t, item[1], item[2], item[3], item[4])
+            except Exception as exc:  # noqa: BLE001
+                self._lost += 1
+                self._last_error = repr(exc)
+                self._note(f"could not serialise an event: {exc!r}")
+                continue
+            count += 1
+            if always or len(buf) >= room:
+                self._write(log, day, buf, count)
+                buf, count, room = bytearray(), 0, log.room()
+        self._taken += n
+        if count:
+            self._write(log, day, buf, count)
+        for m in markers:
+            self._flushes += 1
+            m.done.set()
+
+    def _write(self, log: EventLogWriter, day: int, buf: bytearray, count: int) -> None:
+        try:
+            log.write(day, buf)
+            self._written += count
+        except OSError as exc:
+            # count what did not make it (lines written before the failure stay)
+            self._write_errors += 1
+            self._lost += count
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            self._note(f"could not write the event log in {self.log_dir}: {exc} "
+                       "(events lost are counted in Recorder.stats()['lost'])")
+
+    # ------------------------------------------------------------ control
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Block until every event recorded before the call is written (and
+        fsynced in ``batch``/``always`` mode). False on timeout."""
+        try:
+            if self._thread is None:
+                return True
+            if self._pid != os.getpid():
+                return False
+            marker = _Flush(True)
+            self._q.append(marker)
+            self._wake.set()
+            return marker.done.wait(timeout)
+        except Exception as exc:  # noqa: BLE001
+            self._record_failed(exc)
+            return False
+
+    async def aflush(self, timeout: float | None = 30.0) -> bool:
+        """``flush`` for async code (runs in a worker thread)."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush, stop the writer and close the log; later events are dropped and counted."""
+        if self._closed:
+            return
+        try:
+            self.flush(timeout)
+            self._closed = True
+            self._stop = True
+            self._wake.set()
+            t = self._thread
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout)
+            if self._log is not None:
+                self._log.close(timeout)
+        except Exception as exc:  # noqa: BLE001
+            self._record_failed(exc)
+        finally:
+            _LIVE.discard(self)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters. ``recorded`` = accepted = written + lost + queued."""
+        queued = sum(1 for x in list(self._q) if type(x) is tuple)
+        log = self._log
+        return {
+            "recorded": self._taken + queued,
+            "written": self._written,
+            "queued": queued,
+            "dropped": self._dropped,
+            "lost": self._lost,
+            "write_errors": self._write_errors,
+            "record_errors": self._record_errors,
+            "flushes": self._flushes,
+            "segments": log.segments_opened if log else 0,
+            "bytes_written": log.bytes_written if log else 0,
+            "compress_errors": log.compress_errors if log else 0,
+            "current_segment": str(log.current_path) if log and log.current_path else None,
+            "last_error": self._last_error,
+        }
+
+    def _after_fork(self) -> None:
+        # the child gets its own writer, segment names and queue
+        self._q = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = None
+        self._log = None
+        self._pid = os.getpid()
+
+
+class Session:
+    """Handle of one session; every method records one event and never raises.
+
+    Use as ``with rec.session(...) as s:`` (or ``async with``), or call
+    :meth:`end` yourself.
+    """
+
+    __slots__ = ("_rec", "session_id", "user_id", "model", "project", "agent", "_ended")
+
+    def __init__(self, rec: Recorder, session_id: str | None, user_id: str | None,
+                 model: str | None, project: str | None, agent: str | None,
+                 data: dict[str, Any]) -> None:
+        self._rec = rec
+        self.session_id = session_id or uuid.uuid4().hex
+        self.user_id, self.model, self.project, self.agent = user_id, model, project, agent
+        self._ended = False
+        try:
+            attrs = {k: v for k, v in (("user_id", user_id), ("model", model),
+                                       ("project", project), ("agent", agent)) if v is not None}
+            rec._put((rec._now(), self.session_id, "session_start", data or None, attrs or None))
+        except Exception as exc:  # noqa: BLE001
+            rec._record_failed(exc)
+
+    def _emit(self, event_type: str, data: dict[str, Any] | None) -> None:
+        rec = self._rec
+        try:
+            rec._put((rec._now(), self.session_id, event_type, data, None))
+        except Exception as exc:  # noqa: BLE001
+            rec._record_failed(exc)
+
+    # -- typed events (vocabulary: agentkpi.model.EVENT_TYPES) -----------
+    def llm_call(self, model: str | None = None, prompt_tokens: int | None = None,
+                 completion_tokens: int | None = None, cache_read_tokens: int | None = None,
+                 cache_creation_tokens: int | None = None, cost_usd: float | None = None,
+                 latency_ms: float | None = None, finish_reason: str | None = None,
+                 **extra: Any) -> None:
+        """One model call (KPIs: llm_calls, tokens_*, cost_usd, cache_hit_ratio)."""
+        rec = self._rec
+        try:
+            data = {"model": model or self.model, "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "cache_read_tokens": cache_read_tokens,
+                    "cache_creation_tokens": cache_creation_tokens,
+                    "cost_usd": cost_usd, "latency_ms": latency_ms,
+                    "finish_reason": finish_reason}
+            if extra:
+                data.update(extra)
+            rec._put((rec._now(), self.session_id, "llm_call", data, None))
+        except Exception as exc:  # noqa: BLE001
+            rec._record_failed(exc)
+
+    def tool_call(self, tool: str, arguments: Any = None, tool_call_id: str | None = None,
+                  **extra: Any) -> None:
+        """The agent asked for a tool."""
+        self._emit("tool_call", {"tool": tool, "arguments": arguments,
+                                 "tool_call_id": tool_call_id, **extra})
+
+    def tool_output(self, tool: str, success: bool, duration_ms: float | None = None,
+                    output: Any = None, tool_call_id: str | None = None, **extra: Any) -> None:
+        """A tool finished (KPIs: tool_calls_total/_succeeded/_failed)."""
+        self._emit("tool_output", {"tool": tool, "success": success, "duration_ms": duration_ms,
+                                   "output": output, "tool_call_id": tool_call_id, **extra})
+
+    def error(self, type: str, message: str | None = None, **extra: Any) -> None:  # noqa: A002
+        """An error surfaced to the user (KPI: errored_sessions)."""
+        self._emit("error", {"error_type": type, "error": message, **extra})
+
+    def feedback(self, rating: str, **extra: Any) -> None:
+        """Thumbs ``"up"`` / ``"down"``."""
+        self._emit("feedback", {"rating": rating, **extra})
+
+    def undo(self, **extra: Any) -> None:
+        """The user undid / regenerated a turn (event ``undo_complete``)."""
+        self._emit("undo_complete", extra or None)
+
+    def job_submit(self, flavor: str, job_id: str | None = None, **extra: Any) -> None:
+        """A compute job was submitted (event ``hf_job_submit``)."""
+        self._emit("hf_job_submit", {"flavor": flavor, "job_id": job_id, **extra})
+
+    def job_complete(self, flavor: str, final_status: str, wall_time_s: float,
+                     job_id: str | None = None, **extra: Any) -> None:
+        """A compute job finished (event ``hf_job_complete``)."""
+        self._emit("hf_job_complete", {"flavor": flavor, "final_status": final_status,
+                                       "wall_time_s": wall_time_s, "job_id": job_id, **extra})
+
+    def sandbox_create(self, hardware: str, **extra: Any) -> None:
+        self._emit("sandbox_create", {"hardware": hardware, **extra})
+
+    def event(self, type: str, **data: Any) -> None:  # noqa: A002
+        """Any other event type."""
+        self._emit(type, data or None)
+
+    # -- seed-003 helper capabilities, expressed in the same vocabulary -----
+    def performance(self, name: str, value: float, unit: str | None = None,
+                    **extra: Any) -> None:
+        """A named measurement -> event ``metric`` (data name/value/unit)."""
+        self._emit("metric", {"name": name, "value": value, "unit": unit, **extra})
+
+    def agent_execution(self, agent: str, duration_ms: float | None = None,
+                        success: bool | None = None, **extra: Any) -> None:
+        self._emit("agent_execution", {"agent_id": agent, "duration_ms": duration_ms,
+                                       "success": success, **extra})
+
+    def checkpoint(self, checkpoint_id: str | None = None, **extra: Any) -> None:
+        self._emit("checkpoint_created", {"checkpoint_id": checkpoint_id, **extra})
+
+    def hook(self, hook: str, **extra: Any) -> None:
+        self._emit("hook_triggered", {"hook": hook, **extra})
+
+    def command(self, command: str, success: bool | None = None,
+                duration_ms: float | None = None, **extra: Any) -> None:
+        self._emit("command_executed", {"command": command, "success": success,
+                                        "duration_ms": duration_ms, **extra})
+
+    # -- lifecycle --------------------------------------------------------
+    def end(self, **data: Any) -> None:
+        """Record ``session_end`` (once)."""
+        if self._ended:
+            return
+        self._ended = True
+        self._emit("session_end", data or None)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.error(exc_type.__name__, str(exc))
+            self.end(status="error")
+        else:
+            self.end()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+# ---------------------------------------------------------------- process hooks
+
+def _close_all() -> None:
+    for rec in list(_LIVE):
+        try:
+            rec.close(timeout=5.0)
+        except Exception:  # noqa: BLE001,S110 - interpreter is exiting
+            pass
+
+
+def _after_fork_in_child() -> None:
+    for rec in list(_LIVE):
+        rec._after_fork()
+    _LIVE.clear()
+
+
+_HOOKS: list[bool] = []
+
+
+def _install_process_hooks() -> None:
+    """atexit flush + fork handling, installed on first use (not at import)."""
+    if _HOOKS:
+        return
+    _HOOKS.append(True)
+    atexit.register(_close_all)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
