@@ -204,7 +204,9 @@ class GenerateResult:
     with a bad timestamp are included, events of broken files are not);
     ``first_event``/``last_event`` = the true instants of the earliest/latest
     event with a valid timestamp in a readable row; ``injected`` = counts of
-    each :data:`INJECTION_KINDS` kind (empty unless dirty).
+    each :data:`INJECTION_KINDS` kind (empty unless dirty). Event-level kinds
+    are counted only in rows whose events can be read, so they equal what an
+    ingest of the files can observe.
     """
 
     n_sessions: int
@@ -347,7 +349,8 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
     r = rng.random
     h = "%032x" % rng.getrandbits(128)
     sid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
-    s = _Session(rng, dirty, inj, force, h[:6])
+    ev_inj: dict[str, int] = {}  # event-level injections; kept only if the row is readable
+    s = _Session(rng, dirty, ev_inj, force, h[:6])
     t0 = start_us + int(r() * span_us)
     cli = r() < 0.35
     mi = r()
@@ -494,6 +497,9 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
             events_field = None
     if file_kind in ("events_number", "events_null", "file_empty", "file_truncated"):
         n_events, first, last = 0, None, None
+    else:
+        for k, v in ev_inj.items():
+            inj[k] = inj.get(k, 0) + v
     start_dt = _EPOCH + timedelta(microseconds=t0)
     end_dt = _EPOCH + timedelta(microseconds=end_us)
     cost_total = round(cost_total, 4)
