@@ -1,0 +1,182 @@
+"""The agentkpi event log written by the SDK (``agentkpi.Recorder``).
+
+A directory holding ``events-*.jsonl`` segments, plain or rotated and
+compressed (``.jsonl.gz`` / ``.jsonl.zst``); the format is documented in
+:mod:`agentkpi.sdk.eventlog`. One file = one segment; a session usually spans
+several segments, so session rows are partial and upserted by the store
+(``REPLACES_SESSIONS = False``): ``session_start`` gives user/model/project/
+agent and the start time, ``session_end`` the end time (and ``turns`` when the
+SDK counted user messages).
+
+A live segment may end in a torn line while it is being written; that line is
+skipped and counted (``line_bad_json``) and read whole on the next ingest.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import orjson
+
+from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
+from agentkpi.quality import Quality, parse_ts, to_bool, to_float, to_int, to_str
+from agentkpi.sdk.eventlog import SEGMENT_RE, decompress, iter_lines
+
+NAME = "eventlog"
+REPLACES_SESSIONS = False
+
+KNOWN_TYPES = frozenset(EVENT_TYPES) | LIFECYCLE_EVENT_TYPES
+
+
+def _names(fs: Any, root: str) -> list[str]:
+    try:
+        return [p for p in fs.ls(root, detail=False)]
+    except (OSError, ValueError):
+        return []
+
+
+def detect(fs: Any, root: str) -> bool:
+    try:
+        if not fs.isdir(root):
+            return False
+    except OSError:
+        return False
+    return any(SEGMENT_RE.match(posixpath.basename(p.rstrip("/"))) for p in _names(fs, root))
+
+
+def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
+    """``{path: info}`` of the segments under ``root`` (any depth), in write order.
+
+    A plain segment whose compressed twin exists (a crash between rename and
+    delete during compression) is left out: both hold the same lines.
+    """
+    try:
+        found = fs.find(root.rstrip("/"), detail=True)
+    except (OSError, ValueError):
+        return {}
+    keep: dict[tuple[str, str, int, int], tuple[str, bool]] = {}
+    for path in found:
+        base = posixpath.basename(path)
+        m = SEGMENT_RE.match(base)
+        if not m:
+            continue
+        key = (posixpath.dirname(path), m.group(1), int(m.group(2)), int(m.group(3)))
+        compressed = m.group(4) is not None
+        old = keep.get(key)
+        if old is None or (compressed and not old[1]):
+            keep[key] = (path, compressed)
+    return {path: found[path] for _, (path, _) in sorted(keep.items())}
+
+
+# ------------------------------------------------------------------ mapping
+
+def add_event_row(batch: CanonicalBatch, *, session_id: str | None, seq: int, ts: Any,
+                  event_type: str, data: Any, path: str, q: Quality, where: str,
+                  tool_key: str = "tool", error_message_key: str = "error") -> None:
+    """One event -> one canonical row; typed columns pulled out of ``data``.
+
+    Shared by the log sources (eventlog, seed003). ``data`` may be any JSON
+    value; non-objects are kept in the ``data`` column only.
+    """
+    d = data if isinstance(data, dict) else {}
+    g = d.get
+    is_error = event_type == "error"
+    err = g(error_message_key)
+    if err is None and error_message_key != "error":
+        err = g("error")
+    success = g("success")
+    row = dict(
+        session_id=session_id,
+        seq=seq,
+        ts=ts,
+        event_type=event_type,
+        tool=to_str(g(tool_key) if tool_key in d else g("tool")),
+        success=to_bool(success, q, where) if success is not None else None,
+        model=to_str(g("model")),
+        flavor=to_str(g("flavor")),
+        status=to_str(g("final_status") or g("status")),
+        rating=to_str(g("rating")),
+        source=to_str(g("source")),
+        hardware=to_str(g("hardware")),
+        error_type=to_str(g("error_type") or g("type")) if is_error else None,
+        error_message=(err if isinstance(err, str) else to_str(g("message")))
+        if is_error else None,
+        agent=to_str(g("agent_id") or g("agent")),
+        data=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+        if data not in (None, {}) else None,
+        file=path,
+    )
+    for col in ("prompt_tokens", "completion_tokens", "cache_read_tokens",
+                "cache_creation_tokens"):
+        v = g(col)
+        row[col] = v if type(v) is int else to_int(v, q, where)
+    for col in ("cost_usd", "latency_ms", "duration_ms", "wall_time_s"):
+        v = g(col)
+        row[col] = v if type(v) is float else to_float(v, q, where)
+    batch.add_event(**row)
+
+
+class SessionRows:
+    """Collects partial session rows while a file is parsed, one per session id."""
+
+    def __init__(self, source: str, path: str) -> None:
+        self.source, self.path = source, path
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        row = self.rows.get(session_id)
+        if row is None:
+            row = self.rows[session_id] = {"session_id": session_id, "source": self.source,
+                                           "source_path": self.path}
+        return row
+
+    def set(self, session_id: str, **values: Any) -> None:
+        row = self.get(session_id)
+        for k, v in values.items():
+            if v is not None:
+                row[k] = v
+
+    def emit(self, batch: CanonicalBatch) -> None:
+        for row in self.rows.values():
+            batch.add_session(**row)
+
+
+def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+    batch = CanonicalBatch()
+    plain, complete = decompress(path, raw)
+    if not complete:
+        if not plain:
+            q.skip(path, "file_bad_json", "compressed segment is corrupt or truncated and "
+                                          "nothing could be read; delete or restore it")
+            return batch
+        q.note("line_bad_json", f"{path}: truncated compressed segment (readable part kept)")
+    sessions = SessionRows(NAME, path)
+    for lineno, obj in iter_lines(plain):
+        where = f"{path}:{lineno}"
+        if obj is None:
+            q.note("line_bad_json", where)
+            continue
+        et = to_str(obj.get("event_type")) or "unknown"
+        if et not in KNOWN_TYPES:
+            q.note("event_type_unknown", f"{where}: {et!r}")
+        sid = to_str(obj.get("session_id"))
+        ts = parse_ts(obj.get("ts"), q, where)
+        data = obj.get("data")
+        seq = obj.get("seq")
+        add_event_row(batch, session_id=sid, seq=seq if type(seq) is int and seq < 2**31
+                      else lineno, ts=ts, event_type=et, data=data, path=path, q=q,
+                      where=where)
+        if sid is None:
+            continue
+        if et == "session_start":
+            sessions.set(sid, start_ts=ts, user_id=to_str(obj.get("user_id")),
+                         model=to_str(obj.get("model")), project=to_str(obj.get("project")),
+                         agent=to_str(obj.get("agent")))
+        elif et == "session_end":
+            turns = data.get("turns") if isinstance(data, dict) else None
+            sessions.set(sid, end_ts=ts, turns=to_int(turns, q, where))
+        else:
+            sessions.get(sid)
+    sessions.emit(batch)
+    return batch

@@ -1,0 +1,104 @@
+"""Seed-003 metric files: ``metrics_YYYYMMDD_HHMMSS.jsonl`` (+ rotated ``.jsonl.gz``).
+
+One ``MetricEntry`` per line::
+
+    {"id", "timestamp", "type", "session_id", "user_id", "data", "metadata"}
+
+Mapping onto the canonical model (so the tool/error KPIs work on these logs):
+
+=================  ==============================================================
+seed-003 type      canonical
+=================  ==============================================================
+session_start      event ``session_start``; session row: user_id, model
+                   (``data.model``), project (``data.project_path``), start time
+session_end        event ``session_end``; session row end time
+tool_use           event ``tool_output``: tool = ``data.tool_name``, success,
+                   duration_ms (KPIs tool_calls_total/_succeeded/_failed)
+error_occurred     event ``error``: error_type, error_message
+agent_execution    kept; ``agent`` = ``data.agent_id`` / ``data.agent``
+others             kept with their own type (performance, checkpoint_created,
+                   hook_triggered, command_executed, token_usage, ...)
+=================  ==============================================================
+
+``metadata`` is kept inside the ``data`` JSON under ``"_metadata"`` when not empty.
+Like the SDK log, a file holds part of a session (``REPLACES_SESSIONS = False``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from agentkpi.model import CanonicalBatch
+from agentkpi.quality import Quality, parse_ts, to_str
+from agentkpi.sdk.eventlog import decompress, iter_lines
+from agentkpi.sources.eventlog import KNOWN_TYPES, SessionRows, add_event_row
+
+NAME = "seed003"
+REPLACES_SESSIONS = False
+
+FILE_RE = re.compile(r"^metrics_[^/]*\.jsonl(\.gz)?$")
+TYPE_MAP = {"tool_use": "tool_output", "error_occurred": "error"}
+
+
+def detect(fs: Any, root: str) -> bool:
+    try:
+        return fs.isdir(root) and bool(list_files(fs, root))
+    except OSError:
+        return False
+
+
+def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
+    """``{path: info}`` of ``metrics_*.jsonl[.gz]`` under ``root`` (e.g. its
+    ``metrics/`` folder). A plain file with a ``.gz`` twin is left out."""
+    try:
+        found = fs.find(root.rstrip("/"), detail=True)
+    except (OSError, ValueError):
+        return {}
+    paths = {p for p in found if FILE_RE.match(posixpath.basename(p))}
+    return {p: found[p] for p in sorted(paths) if (p + ".gz") not in paths}
+
+
+def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+    batch = CanonicalBatch()
+    plain, complete = decompress(path, raw)
+    if not complete:
+        if not plain:
+            q.skip(path, "file_bad_json", "gzip file is corrupt or truncated and nothing "
+                                          "could be read; delete or restore it")
+            return batch
+        q.note("line_bad_json", f"{path}: truncated gzip (readable part kept)")
+    sessions = SessionRows(NAME, path)
+    for lineno, obj in iter_lines(plain):
+        where = f"{path}:{lineno}"
+        if obj is None:
+            q.note("line_bad_json", where)
+            continue
+        kind = to_str(obj.get("type")) or "unknown"
+        et = TYPE_MAP.get(kind, kind)
+        if et not in KNOWN_TYPES:
+            q.note("event_type_unknown", f"{where}: {kind!r}")
+        sid = to_str(obj.get("session_id"))
+        ts = parse_ts(obj.get("timestamp"), q, where)
+        data = obj.get("data")
+        meta = obj.get("metadata")
+        if meta and isinstance(data, dict):
+            data = {**data, "_metadata": meta}
+        d = data if isinstance(data, dict) else {}
+        add_event_row(batch, session_id=sid, seq=lineno - 1, ts=ts, event_type=et, data=data,
+                      path=path, q=q, where=where, tool_key="tool_name",
+                      error_message_key="error_message")
+        if sid is None:
+            continue
+        user = to_str(obj.get("user_id"))
+        if kind == "session_start":
+            sessions.set(sid, start_ts=ts, user_id=user, model=to_str(d.get("model")),
+                         project=to_str(d.get("project_path")),
+                         agent=to_str(d.get("agent_id") or d.get("agent")))
+        elif kind == "session_end":
+            sessions.set(sid, end_ts=ts, user_id=user)
+        else:
+            sessions.set(sid, user_id=user)
+    sessions.emit(batch)
+    return batch
