@@ -181,10 +181,16 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     for k in kpis:
         if k.agg != "map":
             continue
-        if k.level == "event":
-            value = {"sum": f"sum({k.num})", "count": "count(*)",
+        cond = f" WHERE {k.where}" if k.where else ""
+        if k.level == "event" and k.map_value == "sum":
+            # Float sums are added up in Python in the seed's order (per session in
+            # event order, then sessions in file order) so that every engine prints
+            # the very same float repr.
+            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, file, session_id, seq, "
+                            f"{k.num} AS value FROM w{cond}")
+        elif k.level == "event":
+            value = {"count": "count(*)",
                      "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
-            cond = f" WHERE {k.where}" if k.where else ""
             maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, {value} AS value "
                             f"FROM w{cond} GROUP BY {group}, key")
         else:
@@ -236,6 +242,9 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
         k = BY_NAME[name]
         mnames, mrows = fetch(sql)
         acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if k.map_value == "sum":
+            map_values[name] = _ordered_sums(mrows, len(dim_names))
+            continue
         for r in mrows:
             key = tuple(r[: len(dim_names)])
             val = r[-1]
@@ -261,6 +270,27 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
         for name in requested:
             full[name] = row[name]
         out.append(full)
+    return out
+
+
+def _ordered_sums(rows: list[tuple[Any, ...]], n_keys: int
+                  ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Sum (group..., key, file, session_id, seq, value) rows like seed 000 does."""
+    ordered = sorted(rows, key=lambda r: (str(r[n_keys + 1]), str(r[n_keys + 2]),
+                                          r[n_keys + 3] or 0))
+    per_session: dict[tuple[Any, ...], dict[str, dict[str, float]]] = {}
+    for r in ordered:
+        group, key, session = tuple(r[:n_keys]), str(r[n_keys]), str(r[n_keys + 2])
+        sessions = per_session.setdefault(group, {})
+        sums = sessions.setdefault(session, {})
+        sums[key] = sums.get(key, 0.0) + float(r[-1] or 0.0)
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for group, sessions in per_session.items():
+        total: dict[str, float] = {}
+        for sums in sessions.values():  # insertion order = file order
+            for key, v in sums.items():
+                total[key] = total.get(key, 0.0) + v
+        out[group] = total
     return out
 
 
