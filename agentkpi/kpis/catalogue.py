@@ -15,7 +15,9 @@ them (DuckDB by default, ClickHouse for scale; see :mod:`agentkpi.kpis.sql`):
 Session-level columns available in stage 2: every measure, ``turns``,
 ``user_key`` (user_id, falling back to the session id), ``model_key``
 (session model or ``'unknown'``), ``ttfa_s`` (first in-window tool_call /
-tool_output minus session start, seconds) and ``calls_per_turn``.
+tool_output minus session start, seconds), ``calls_per_turn`` and
+``session_duration_s`` (session end minus start from the sessions table; NULL
+while the session runs).
 
 The catalogue *is* the documentation: ``agentkpi kpis`` prints it.
 """
@@ -63,7 +65,9 @@ class Kpi:
         session measures (``expr``, optional ``where``; ``p`` for percentile);
       * ``ratio`` — ``num / den`` of two other KPIs (0.0 when den is 0);
       * ``diff`` — ``num - den`` of two other KPIs;
-      * ``map`` — JSON object ``{key: value}`` with sorted keys.
+      * ``map`` — JSON object ``{key: value}`` with sorted keys;
+      * ``min`` / ``max`` — smallest / largest ``expr`` (``kind="time"`` for timestamps,
+        returned as they are).
 
     ``level`` says what the aggregate runs over: ``session`` (the session
     measures, the default) or ``event`` (the in-window events themselves, for
@@ -74,7 +78,8 @@ class Kpi:
     name: str
     description: str
     unit: str
-    agg: Literal["sum", "count_if", "count_distinct", "percentile", "ratio", "diff", "map"]
+    agg: Literal["sum", "count_if", "count_distinct", "percentile", "ratio", "diff", "map",
+                 "min", "max"]
     expr: str = ""
     where: str = ""
     p: float = 0.0
@@ -84,7 +89,7 @@ class Kpi:
     additive: bool = False
     level: Literal["event", "session"] = "session"
     map_value: Literal["sum", "count", "count_sessions"] = "count"
-    kind: Literal["int", "float", "json"] = "int"
+    kind: Literal["int", "float", "json", "time"] = "int"
 
 
 TOOL_EVENT = "event_type IN ('tool_call', 'tool_output')"

@@ -49,6 +49,9 @@ class DuckDBDialect:
     def min_if(self, expr: str, where: str) -> str:
         return f"min({expr}) FILTER (WHERE {where})" if where else f"min({expr})"
 
+    def max_if(self, expr: str, where: str) -> str:
+        return f"max({expr}) FILTER (WHERE {where})" if where else f"max({expr})"
+
     def count_distinct_if(self, expr: str, where: str) -> str:
         return (f"count(DISTINCT {expr}) FILTER (WHERE {where})" if where
                 else f"count(DISTINCT {expr})")
@@ -125,6 +128,13 @@ def _kpi_sql(d: Dialect, k: Kpi) -> str | None:
         return f"{d.count_distinct_if(k.expr, k.where)} AS {k.name}"
     if k.agg == "percentile":
         return f"{d.quantile_if(k.expr, k.p, k.where)} AS {k.name}"
+    if k.agg == "min":
+        return f"{d.min_if(k.expr, k.where)} AS {k.name}"
+    if k.agg == "max":
+        max_if = getattr(d, "max_if", None)
+        if max_if is None:  # a dialect without max_if: max(x) = -min(-x) (numbers only)
+            return f"-({d.min_if(f'-({k.expr})', k.where)}) AS {k.name}"
+        return f"{max_if(k.expr, k.where)} AS {k.name}"
     return None  # ratio / diff / map: finished in Python or by their own query
 
 
@@ -167,6 +177,7 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
            "coalesce(s2.user_id, ps.session_id) AS user_key, "
            "coalesce(s2.model, 'unknown') AS model_key, "
            f"{ttfa} AS ttfa_s, "
+           f"{d.seconds_between('s2.end_ts', 's2.start_ts')} AS session_duration_s, "
            "CASE WHEN coalesce(s2.turns, 0) > 0 THEN ps.named_tool_calls / "
            "CAST(s2.turns AS DOUBLE) END AS calls_per_turn "
            "FROM ps LEFT JOIN sessions s2 ON s2.session_id = ps.session_id")
