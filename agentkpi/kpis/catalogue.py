@@ -249,5 +249,80 @@ HIDDEN: tuple[Kpi, ...] = (
     _sum("_prompt_plus_cache", "", "tokens", expr="tokens_prompt + tokens_cache_read"),
 )
 
-BY_NAME: dict[str, Kpi] = {k.name: k for k in (*CATALOGUE, *HIDDEN)}
+#: Durations of operations (tool runs, agent steps, timed metrics). Session lifecycle events
+#: carry whole-session durations and are left out (see ``session_duration_s_*``).
+DURATION_EVENT = ("duration_ms IS NOT NULL AND "
+                  "event_type NOT IN ('session_start', 'session_end')")
+#: An event that reported an outcome; a missing ``success`` is neither success nor failure.
+OUTCOME_EVENT = "success IS NOT NULL"
+
+
+def _ev(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
+    return _k(name, description, unit, agg, level="event", **kw)
+
+
+#: KPIs for ad-hoc queries (``agentkpi query``, reports): seed 001's statistics. Not in the
+#: hourly CSV. Event-level ones aggregate the in-window events themselves.
+QUERY_KPIS: tuple[Kpi, ...] = (
+    _ev("events", "Events in the bucket (every type; seed 001's metric count).", "events",
+        "count_if", additive=True),
+    _sum("errors", "error events.", "events"),
+    _ratio("errors_per_session", "errors / sessions.", "errors", "sessions"),
+    _sum("tokens_total", "Prompt + completion tokens of llm_call events (cache tokens are "
+         "reported separately).", "tokens", expr="tokens_prompt + tokens_completion"),
+    _ratio("tokens_per_session", "tokens_total / sessions.", "tokens_total", "sessions",
+           digits=2),
+    _ev("duration_count", "Events with a duration (operations; session lifecycle events "
+        "left out).", "events", "count_if", where=DURATION_EVENT, additive=True),
+    _ev("duration_ms_total", "Sum of operation durations.", "ms", "sum", expr="duration_ms",
+        where=DURATION_EVENT, kind="float", digits=3, additive=True),
+    _ratio("duration_ms_avg", "duration_ms_total / duration_count.", "duration_ms_total",
+           "duration_count", digits=3),
+    _ev("duration_ms_min", "Shortest operation duration (0.0 when none).", "ms", "min",
+        expr="duration_ms", where=DURATION_EVENT, kind="float", digits=3),
+    _ev("duration_ms_max", "Longest operation duration (0.0 when none).", "ms", "max",
+        expr="duration_ms", where=DURATION_EVENT, kind="float", digits=3),
+    _ev("duration_ms_p50", "Median operation duration, linear interpolation.", "ms",
+        "percentile", expr="duration_ms", p=0.5, where=DURATION_EVENT, kind="float",
+        digits=2),
+    _ev("duration_ms_p95", "95th percentile operation duration, linear interpolation.",
+        "ms", "percentile", expr="duration_ms", p=0.95, where=DURATION_EVENT, kind="float",
+        digits=2),
+    _ev("duration_ms_p99", "99th percentile operation duration, linear interpolation.",
+        "ms", "percentile", expr="duration_ms", p=0.99, where=DURATION_EVENT, kind="float",
+        digits=2),
+    _ev("llm_latency_ms_p50", "Median llm_call latency.", "ms", "percentile",
+        expr="latency_ms", p=0.5, where="event_type = 'llm_call' AND latency_ms IS NOT NULL",
+        kind="float", digits=2),
+    _ev("llm_latency_ms_p95", "95th percentile llm_call latency.", "ms", "percentile",
+        expr="latency_ms", p=0.95,
+        where="event_type = 'llm_call' AND latency_ms IS NOT NULL", kind="float", digits=2),
+    _pct("session_duration_s_p50", "Median session duration (sessions table end - start; "
+         "running sessions left out).", "s", "session_duration_s", 0.5,
+         where="session_duration_s >= 0"),
+    _pct("session_duration_s_p95", "95th percentile session duration.", "s",
+         "session_duration_s", 0.95, where="session_duration_s >= 0"),
+    _ev("success_count", "Events reporting success = true (any type).", "events",
+        "count_if", where="success", additive=True),
+    _ev("failure_count", "Events reporting success = false; a missing success is not a "
+        "failure.", "events", "count_if", where="NOT success", additive=True),
+    _ev("outcome_count", "Events reporting a success value (success_count + "
+        "failure_count).", "events", "count_if", where=OUTCOME_EVENT, additive=True),
+    _ratio("success_rate", "success_count / outcome_count (0.0 when none).",
+           "success_count", "outcome_count"),
+    _ev("first_event_at", "Earliest event time in the bucket (UTC).", "time", "min",
+        expr="ts", kind="time"),
+    _ev("last_event_at", "Latest event time in the bucket (UTC).", "time", "max",
+        expr="ts", kind="time"),
+    _ev("events_by_type_json", "JSON {event_type: events}.", "events", "map",
+        expr="coalesce(event_type, 'unknown')", map_value="count", kind="json"),
+    _ev("errors_by_type_json", "JSON {error_type or 'unknown': error events}.", "events",
+        "map", expr="coalesce(error_type, 'unknown')", where="event_type = 'error'",
+        map_value="count", kind="json"),
+    _ev("tool_outputs_by_name_json", "JSON {tool: tool_output events}.", "events", "map",
+        expr="coalesce(tool, 'unknown')", where="event_type = 'tool_output'",
+        map_value="count", kind="json"),
+)
+
+BY_NAME: dict[str, Kpi] = {k.name: k for k in (*CATALOGUE, *HIDDEN, *QUERY_KPIS)}
 HOURLY_COLUMNS: tuple[str, ...] = tuple(k.name for k in CATALOGUE)
