@@ -188,7 +188,7 @@ class Store:
         return run(self.con, DUCKDB, query)
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
-        return self.con.execute(query, list(params or [])).fetch_arrow_table()
+        return self.con.execute(query, list(params or [])).to_arrow_table()
 
     def close(self) -> None:
         self.con.close()

@@ -1,0 +1,178 @@
+"""Ingest: incremental, idempotent, every kind of bad input counted and reported."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from agentkpi.errors import DataError, UsageError
+from agentkpi.pipeline import ingest, rollup
+from agentkpi.store import MIGRATIONS, Store
+
+from .conftest import ev, write_session
+
+H = "2026-05-20T14"
+
+
+def _events(store: Store) -> int:
+    return store.counts()["events"]
+
+
+def test_unchanged_files_are_not_read_again(dataset: Path, tmp_path: Path) -> None:
+    for i in range(5):
+        write_session(dataset, f"s{i}", "2026-05-20T14:00:00+00:00",
+                      [ev("2026-05-20T14:01:00+00:00", "llm_call")])
+    with Store(tmp_path / "s.duckdb") as st:
+        first = ingest(str(dataset), st, workers=1)
+        second = ingest(str(dataset), st, workers=1)
+        assert (first.files_read, second.files_read, second.files_unchanged) == (5, 0, 5)
+        assert _events(st) == 5
+
+
+def test_a_grown_session_file_replaces_its_rows_nothing_doubled(dataset: Path,
+                                                                tmp_path: Path) -> None:
+    evs = [ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=10)]
+    path = write_session(dataset, "grow", "2026-05-20T14:00:00+00:00", evs)
+    store = str(tmp_path / "s.duckdb")
+    r1 = rollup(str(tmp_path / "o"), source=str(dataset), store=store, at=H)
+    evs.append(ev("2026-05-20T14:30:00+00:00", "llm_call", prompt_tokens=5))
+    write_session(dataset, "grow", "2026-05-20T14:00:00+00:00", evs)
+    os.utime(path, (1_900_000_000, 1_900_000_000))  # make sure the mtime moves
+    r2 = rollup(str(tmp_path / "o"), source=str(dataset), store=store, at=H)
+    assert r1.rows[H]["tokens_prompt"] == 10 and r1.rows[H]["llm_calls"] == 1
+    assert r2.rows[H]["tokens_prompt"] == 15 and r2.rows[H]["llm_calls"] == 2
+    assert r2.rows[H]["sessions"] == 1
+    with Store(store) as st:
+        assert st.counts() == {"sessions": 1, "events": 2, "files": 1}
+
+
+def test_a_session_reuploaded_under_another_folder_is_not_counted_twice(
+        dataset: Path, tmp_path: Path) -> None:
+    evs = [ev("2026-05-20T14:01:00+00:00", "llm_call")]
+    write_session(dataset, "moved", "2026-05-20T14:00:00+00:00", evs, day="2026-05-19")
+    store = str(tmp_path / "s.duckdb")
+    rollup(str(tmp_path / "o"), source=str(dataset), store=store, at=H)
+    write_session(dataset, "moved", "2026-05-20T14:00:00+00:00", evs)
+    r = rollup(str(tmp_path / "o"), source=str(dataset), store=store, at=H)
+    assert r.rows[H]["llm_calls"] == 1
+
+
+def test_store_records_migrations_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as st:
+        assert st.schema_version() == MIGRATIONS[-1][0]
+    with Store(path) as st:  # second open applies nothing new
+        assert st.migrate() == []
+    with Store(path, read_only=True) as st:
+        assert st.counts()["events"] == 0
+
+
+def test_read_only_open_of_missing_store_says_what_to_do(tmp_path: Path) -> None:
+    from agentkpi.errors import StoreError
+
+    with pytest.raises(StoreError, match="agentkpi ingest"):
+        Store(tmp_path / "nope.duckdb", read_only=True)
+
+
+def _bad_dataset(root: Path) -> dict[str, str]:
+    day = root / "sessions" / "2026-05-20"
+    day.mkdir(parents=True)
+    good = write_session(root, "good", "2026-05-20T14:00:00+00:00", [
+        ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens="abc"),
+        ev("garbage", "llm_call"),
+        {"event_type": "tool_call", "data": {}},
+        ev("2026-05-20T14:02:00+00:00", "mystery_type")])
+    (day / "empty.jsonl").write_text("")
+    (day / "blank.jsonl").write_text("\n\n")
+    full = good.read_text()
+    (day / "truncated.jsonl").write_text(full[: len(full) // 2])
+    (day / "array.jsonl").write_text("[1, 2, 3]\n")
+    row = json.loads(full)
+    row["session_id"], row["messages"] = "badmsgs", "{not json"
+    (day / "badmsgs.jsonl").write_text(json.dumps(row) + "\n")
+    row["session_id"], row["messages"], row["events"] = "numevents", "[]", 42
+    (day / "numevents.jsonl").write_text(json.dumps(row) + "\n")
+    row["session_id"], row["events"] = "nullevents", None
+    (day / "nullevents.jsonl").write_text(json.dumps(row) + "\n")
+    return {"empty": "file_empty", "blank": "file_empty", "truncated": "file_bad_json",
+            "array": "file_not_object"}
+
+
+def test_bad_input_never_crashes_and_every_problem_is_counted(tmp_path: Path) -> None:
+    root = tmp_path / "dirty"
+    expected_skips = _bad_dataset(root)
+    r = rollup(str(tmp_path / "o"), source=str(root), store=str(tmp_path / "s.duckdb"), at=H)
+    q = r.ingest.quality
+    skipped = {Path(s["path"]).stem: s["kind"] for s in q.skipped}
+    assert skipped == expected_skips
+    assert all(s["reason"] for s in q.skipped)
+    assert q.counts["number_unparseable"] == 2  # the good row and its badmsgs copy
+    assert q.counts["ts_unparseable"] >= 1 and q.counts["ts_missing"] >= 1
+    assert q.counts["field_bad_json"] == 1 and q.counts["field_wrong_type"] == 1
+    assert q.counts["event_type_unknown"] >= 1
+    # the readable sessions still count
+    assert r.rows[H]["sessions"] == 2  # good + badmsgs (numevents/nullevents have no events)
+    report = json.loads((tmp_path / "o" / "_reports" / "latest.json").read_text())
+    assert {Path(s["path"]).stem for s in report["ingest"]["skipped_files"]} == set(expected_skips)
+    assert report["ingest"]["issues"]["file_bad_json"] == 1
+
+
+def test_skipped_files_stay_visible_in_the_store_ledger(tmp_path: Path) -> None:
+    root = tmp_path / "dirty"
+    _bad_dataset(root)
+    store = str(tmp_path / "s.duckdb")
+    rollup(str(tmp_path / "o"), source=str(root), store=store, at=H)
+    with Store(store, read_only=True) as st:
+        rows = st.sql("SELECT path, reason FROM ingested_files WHERE status = 'skipped'")
+    assert rows.num_rows == 4 and all(rows.column("reason").to_pylist())
+
+
+def test_strict_turns_data_errors_into_a_failure(tmp_path: Path) -> None:
+    root = tmp_path / "dirty"
+    _bad_dataset(root)
+    with pytest.raises(DataError, match="data problem"):
+        rollup(str(tmp_path / "o"), source=str(root), store=str(tmp_path / "s.duckdb"), at=H,
+               strict=True)
+
+
+def test_strict_passes_on_clean_data(constructed: Path, tmp_path: Path) -> None:
+    r = rollup(str(tmp_path / "o"), source=str(constructed), store=str(tmp_path / "s.duckdb"),
+               at="2026-05-20T14", strict=True)
+    assert r.written
+
+
+def test_memory_source_and_memory_target(tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    local = tmp_path / "d"
+    write_session(local, "m1", "2026-05-20T14:00:00+00:00",
+                  [ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=3)])
+    for p in local.rglob("*.jsonl"):
+        fs.pipe_file(f"/src/{p.relative_to(local).as_posix()}", p.read_bytes())
+    try:
+        r = rollup("memory://out", source="memory://src", store=str(tmp_path / "s.duckdb"), at=H)
+        assert r.rows[H]["tokens_prompt"] == 3
+        text = fs.cat_file("/out/hourly/2026-05-20/14.csv").decode()
+        assert text.startswith("bucket,sessions,") and "\n2026-05-20T14,1," in text
+    finally:
+        fs.rm("/src", recursive=True)
+        fs.rm("/out", recursive=True)
+
+
+def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        rollup(str(tmp_path / "o"), source=str(tmp_path / "nope"),
+               store=str(tmp_path / "s.duckdb"), at=H)
+
+
+def test_unrecognised_source_layout_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "weird").mkdir()
+    (tmp_path / "weird" / "x.txt").write_text("hello")
+    from agentkpi.errors import SourceError
+
+    with pytest.raises(SourceError, match="could not recognise"):
+        rollup(str(tmp_path / "o"), source=str(tmp_path / "weird"),
+               store=str(tmp_path / "s.duckdb"), at=H)
