@@ -188,7 +188,9 @@ class Store:
         return run(self.con, DUCKDB, query)
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
-        return self.con.execute(query, list(params or [])).to_arrow_table()
+        params = list(params or [])
+        rel = self.con.sql(query, params=params) if params else self.con.sql(query)
+        return rel.to_arrow_table()
 
     def close(self) -> None:
         self.con.close()
