@@ -57,8 +57,14 @@ def _fingerprint(info: dict[str, Any] | None) -> str:
     return f"{info.get('size', '')}:{stamp}"
 
 
+def _is_local(fs: Any) -> bool:
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    return "file" in protocols
+
+
 def _read(fs: Any, path: str) -> bytes:
-    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or path.startswith("/"):
+    if _is_local(fs):
         with open(path, "rb") as fh:
             return fh.read()
     return fs.cat_file(path)
@@ -116,7 +122,7 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
     result.files_unchanged = result.files_seen - len(todo)
     fresh = store.counts()["events"] == 0
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
-    local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+    local = _is_local(fs)
     n_workers = workers or int(config.get("threads")) or (os.cpu_count() or 1)
     replace = bool(getattr(src, "REPLACES_SESSIONS", False))
 
