@@ -1,0 +1,291 @@
+"""The dashboard: a small Starlette app whose every page has a JSON twin.
+
+``/api/...`` returns the data a page renders (the contract); the page itself
+is a static shell plus ``/static/app.js``, which fetches the twin with the
+page's own query string, draws it and polls it again every ``poll`` seconds.
+
+============================  =================================  ==========================
+page                          JSON twin                          what
+============================  =================================  ==========================
+``/``                         ``/api/overview``                  KPI time series + totals
+``/breakdown/{dim}``          ``/api/breakdown/{dim}``           one row per tool/model/...
+``/sessions``                 ``/api/sessions``                  sessions in the range
+``/session/{id}``             ``/api/session/{id}``              one session's events
+\u2014                        ``/api/meta``                      store counts, time range
+============================  =================================  ==========================
+
+Query parameters (all optional): ``from``, ``to`` (``YYYY-MM-DD[THH]`` or ISO,
+half-open, UTC unless ``tz``), ``grain`` (hour/day/week/month), ``tz``,
+``sort``/``desc`` (breakdowns) and filters ``tool``, ``model``, ``user``,
+``agent``, ``project``, ``session``.
+
+**One writer, many readers.** The store is opened read-only per request and
+closed right after, so ``agentkpi ingest``/``rollup`` can write between
+requests. Responses are cached by the store file's change stamp (size and
+mtime of the file and its WAL): polling an unchanged store never opens it.
+If a writer holds the lock, the open is retried for about 1.5 s; then the
+last good response for the same URL is served with ``"stale": true`` (or a
+503 with a clear message when there is none).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from agentkpi.errors import StoreError, UsageError
+from agentkpi.web import data
+
+log = logging.getLogger("agentkpi.web")
+STATIC = Path(__file__).parent / "static"
+FILTERS = tuple(data.FILTER_EXPR)
+CACHE_SIZE = 256
+
+PAGES = {
+    "overview": "Overview",
+    "breakdown": "Breakdown",
+    "sessions": "Sessions",
+    "session": "Session",
+}
+
+
+class Dashboard:
+    """State of one running dashboard: where the store is and the response cache."""
+
+    def __init__(self, store: str | None = None, engine: str | None = None,
+                 dsn: str | None = None, poll: float = 10.0) -> None:
+        from agentkpi import config
+
+        self.engine = config.get("engine", engine)
+        self.store = str(store) if store else (None if self.engine != "duckdb"
+                                               else str(config.get("store")))
+        self.dsn = dsn
+        self.poll = poll
+        self._cache: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ data
+    def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+        """Compute (or reuse) the JSON for ``key``; stale-but-served when the store is busy."""
+        version = data.store_version(self.store) if self.engine == "duckdb" else None
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and version is not None and hit[0] == version:
+            return JSONResponse({**hit[1], "stale": False, "cached": True})
+        t0 = time.perf_counter()
+        try:
+            st = data.open_read_only(self.store, self.engine, self.dsn)
+        except StoreError as exc:
+            if hit is not None:
+                log.warning("store busy, serving last good response for %s: %s", key, exc)
+                return JSONResponse({**hit[1], "stale": True, "cached": True,
+                                     "error": str(exc)})
+            status = 404 if "no store at" in str(exc) else 503
+            return JSONResponse({"error": str(exc), "stale": True}, status_code=status,
+                                headers={"Retry-After": "2"} if status == 503 else None)
+        try:
+            payload = compute(st)
+        except UsageError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
+        finally:
+            st.close()
+        payload = {**payload, "generated_at": _now(),
+                   "query_ms": round((time.perf_counter() - t0) * 1000, 1),
+                   "store": self.store if self.engine == "duckdb" else self.engine,
+                   "poll_seconds": self.poll}
+        if version is not None:
+            with self._lock:
+                self._cache[key] = (version, payload)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return JSONResponse({**payload, "stale": False, "cached": False})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _params(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    tz = q.get("tz") or "UTC"
+    grain = q.get("grain") or "hour"
+    return {
+        "start": data.parse_time(q.get("from"), tz),
+        "end": data.parse_time(q.get("to"), tz),
+        "grain": grain,
+        "tz": tz,
+        "filters": {k: q[k] for k in FILTERS if q.get(k)},
+    }
+
+
+def _key(request: Request) -> str:
+    return request.url.path + "?" + "&".join(sorted(f"{k}={v}"
+                                                    for k, v in request.query_params.items()))
+
+
+def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    def wrapped(request: Request) -> Response:
+        try:
+            return f(request)
+        except UsageError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+    wrapped.__name__ = f.__name__
+    return wrapped
+
+
+# ---------------------------------------------------------------------- API routes
+def api_overview(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    p = _params(request)
+    return dash.answer(_key(request), lambda st: data.overview(st, **p))
+
+
+def api_breakdown(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    p = _params(request)
+    dim = request.path_params["dim"]
+    sort = request.query_params.get("sort")
+    desc = request.query_params.get("desc", "1") not in ("0", "false", "no")
+    return dash.answer(_key(request),
+                       lambda st: data.breakdown(st, dim, sort=sort, desc=desc, **p))
+
+
+def api_sessions(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    p = _params(request)
+    return dash.answer(_key(request), lambda st: data.sessions(st, **p))
+
+
+def api_session(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    sid = request.path_params["session_id"]
+    return dash.answer(_key(request), lambda st: data.session_events(st, sid))
+
+
+def api_meta(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    return dash.answer(_key(request), data.meta)
+
+
+def api_health(request: Request) -> Response:
+    return JSONResponse({"ok": True, "time": _now()})
+
+
+# ---------------------------------------------------------------------- HTML pages
+def shell(page: str, api: str, title: str, poll: float) -> str:
+    """The HTML of every page: navigation, controls, a content slot, the JS app."""
+    nav = "".join(
+        f'<a href="{href}" data-nav="{name}">{label}</a>'
+        for name, href, label in (
+            ("overview", "/", "Overview"), ("tool", "/breakdown/tool", "Tools"),
+            ("model", "/breakdown/model", "Models"), ("user", "/breakdown/user", "Users"),
+            ("agent", "/breakdown/agent", "Agents"),
+            ("project", "/breakdown/project", "Projects"),
+            ("sessions", "/sessions", "Sessions")))
+    t = html.escape(title)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{t} \u2014 agentkpi</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/style.css">
+</head>
+<body data-page="{page}" data-api="{html.escape(api)}" data-poll="{poll}">
+<header><span class="brand">agentkpi</span><nav>{nav}</nav>
+<span id="status" class="status">loading\u2026</span></header>
+<main>
+<h1 id="title">{t}</h1>
+<div id="filters" class="filters"></div>
+<form id="controls" class="controls" onsubmit="return false">
+ <label>Range <select id="preset">
+  <option value="">custom</option><option value="24h">last 24 h</option>
+  <option value="7d">last 7 days</option><option value="30d">last 30 days</option>
+  <option value="90d">last 90 days</option><option value="all">all data</option>
+ </select></label>
+ <label>From <input id="from" type="datetime-local" step="3600"></label>
+ <label>To <input id="to" type="datetime-local" step="3600"></label>
+ <label>Grain <select id="grain"><option>hour</option><option>day</option>
+  <option>week</option><option>month</option></select></label>
+ <button id="apply" type="button">Apply</button>
+ <a id="json-link" class="json" href="{html.escape(api)}">JSON</a>
+</form>
+<div id="error" class="error" hidden></div>
+<section id="content"></section>
+</main>
+<script src="/static/chart.js"></script>
+<script src="/static/app.js"></script>
+</body></html>
+"""
+
+
+def _page(request: Request, page: str, api: str, title: str) -> HTMLResponse:
+    dash: Dashboard = request.app.state.dashboard
+    return HTMLResponse(shell(page, api, title, dash.poll))
+
+
+def page_overview(request: Request) -> Response:
+    return _page(request, "overview", "/api/overview", "Overview")
+
+
+def page_breakdown(request: Request) -> Response:
+    dim = request.path_params["dim"]
+    if dim not in data.DIMENSIONS:
+        return HTMLResponse(f"unknown dimension {html.escape(dim)}; use one of "
+                            f"{', '.join(data.DIMENSIONS)}", status_code=404)
+    return _page(request, "breakdown", f"/api/breakdown/{dim}", f"By {dim}")
+
+
+def page_sessions(request: Request) -> Response:
+    return _page(request, "sessions", "/api/sessions", "Sessions")
+
+
+def page_session(request: Request) -> Response:
+    sid = request.path_params["session_id"]
+    return _page(request, "session", f"/api/session/{sid}", f"Session {sid}")
+
+
+def create_app(store: str | None = None, engine: str | None = None, dsn: str | None = None,
+               poll: float = 10.0) -> Starlette:
+    """The ASGI app over ``store`` (a DuckDB path; or engine/dsn for ClickHouse)."""
+    routes = [
+        Route("/", page_overview),
+        Route("/breakdown/{dim}", page_breakdown),
+        Route("/sessions", page_sessions),
+        Route("/session/{session_id:path}", page_session),
+        Route("/api/overview", _guard(api_overview)),
+        Route("/api/breakdown/{dim}", _guard(api_breakdown)),
+        Route("/api/sessions", _guard(api_sessions)),
+        Route("/api/session/{session_id:path}", _guard(api_session)),
+        Route("/api/meta", _guard(api_meta)),
+        Route("/api/health", api_health),
+        Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.dashboard = Dashboard(store, engine, dsn, poll)
+    return app
+
+
+def serve(store: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+          engine: str | None = None, dsn: str | None = None, poll: float = 10.0,
+          log_level: str = "info") -> None:
+    """Run the dashboard with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(store, engine, dsn, poll), host=host, port=port,
+                log_level=log_level)

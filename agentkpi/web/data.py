@@ -1,0 +1,365 @@
+"""Data access for the dashboard, the static reports, the plots and the alerts.
+
+This is the *only* module of ``agentkpi.web`` that talks to a store. Everything
+goes through the engine-neutral ``store.run_kpis(KpiQuery)`` (DuckDB by
+default, ClickHouse when configured), so the dashboard works on any engine;
+the one exception is :func:`session_events`, which reads one session's raw
+events through ``store.sql`` (or ``store.session_events`` when an engine
+offers it).
+
+Every function returns plain JSON-ready dicts: they *are* the contract of the
+``/api/...`` routes, and the pages only render them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from agentkpi.errors import StoreError, UsageError
+from agentkpi.kpis.catalogue import BY_NAME
+from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery
+
+#: Group-by dimensions of the breakdown pages: name -> (SQL expression, level, label).
+DIMENSIONS: dict[str, Dim] = {
+    "tool": Dim("tool", "e.tool", "event"),
+    "model": Dim("model", "coalesce(s.model, 'unknown')", "session"),
+    "user": Dim("user", "coalesce(s.user_id, e.session_id)", "session"),
+    "agent": Dim("agent", "coalesce(e.agent, s.agent, 'unknown')", "event"),
+    "project": Dim("project", "coalesce(s.project, 'unknown')", "session"),
+}
+_INTERNAL_DIMS: dict[str, Dim] = {"session": Dim("session", "e.session_id", "event")}
+# Output columns of the KPI query are named d_<dim>: a dim named like an events
+# column (tool, model, agent) would otherwise be shadowed by e.* inside the query.
+_PREFIX = "d_"
+
+#: Filter predicate per dimension (the value is quoted by :func:`_literal`).
+FILTER_EXPR: dict[str, str] = {
+    "tool": "e.tool",
+    "model": "coalesce(s.model, 'unknown')",
+    "user": "coalesce(s.user_id, e.session_id)",
+    "agent": "coalesce(e.agent, s.agent, 'unknown')",
+    "project": "coalesce(s.project, 'unknown')",
+    "session": "e.session_id",
+}
+
+#: KPIs of the overview time series, grouped into charts (title, unit, series).
+OVERVIEW_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Sessions and users", "count", ("sessions", "users")),
+    ("Cost", "USD", ("cost_usd",)),
+    ("Tokens by kind", "tokens", ("tokens_prompt", "tokens_completion", "tokens_cache_read",
+                                  "tokens_cache_creation")),
+    ("Cache-hit ratio", "ratio", ("cache_hit_ratio",)),
+    ("Tool success rate", "ratio", ("tool_success_rate",)),
+    ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
+    ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
+)
+OVERVIEW_KPIS: tuple[str, ...] = tuple(dict.fromkeys(
+    [k for _, _, ks in OVERVIEW_CHARTS for k in ks]
+    + ["llm_calls", "tool_calls_total", "tool_calls_failed", "errored_sessions",
+       "regenerated_sessions", "turns"]))
+
+#: Columns of each breakdown table (the first is the default sort, descending).
+BREAKDOWN_KPIS: dict[str, tuple[str, ...]] = {
+    "tool": ("tool_calls_total", "sessions", "users", "tool_calls_succeeded",
+             "tool_calls_failed", "tool_success_rate", "research_calls"),
+    "model": ("sessions", "users", "llm_calls", "cost_usd", "tokens_prompt",
+              "tokens_completion", "cache_hit_ratio", "tool_success_rate", "failure_rate",
+              "time_to_first_action_s_p50"),
+    "user": ("sessions", "llm_calls", "cost_usd", "tokens_prompt", "tokens_completion",
+             "tool_calls_total", "tool_success_rate", "failure_rate", "regenerate_rate"),
+    "agent": ("sessions", "users", "llm_calls", "cost_usd", "tool_calls_total",
+              "tool_success_rate", "failure_rate"),
+    "project": ("sessions", "users", "llm_calls", "cost_usd", "tool_calls_total",
+                "tool_success_rate", "failure_rate"),
+}
+SESSION_LIST_KPIS = ("llm_calls", "cost_usd", "tool_calls_total", "tool_success_rate",
+                     "errored_sessions", "regenerated_sessions")
+MAX_ROWS = 500
+DEFAULT_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=30),
+                "week": timedelta(days=7 * 26), "month": timedelta(days=730)}
+
+
+# --------------------------------------------------------------------------- stores
+def open_read_only(path: str | None = None, engine: str | None = None, dsn: str | None = None,
+                   *, retries: int = 10, delay: float = 0.05) -> Any:
+    """Open the store read-only, retrying briefly while a writer holds the file lock.
+
+    DuckDB lets one process write a file; readers in other processes fail to
+    open while it writes. Retries ``retries`` times with a growing delay
+    (about 1.5 s in all by default) then raises :class:`StoreError`.
+    """
+    from agentkpi.engines import open_store
+
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            return open_store(engine, dsn, path, read_only=True)
+        except StoreError as exc:
+            if "no store at" in str(exc):
+                raise
+            last = exc
+            time.sleep(delay * (1 + attempt))
+    raise StoreError(f"store is busy (a writer holds its lock): {last}")
+
+
+def store_version(path: str | None) -> tuple[int, int, int, int] | None:
+    """A cheap change stamp of a DuckDB file and its WAL (None when unknown)."""
+    if not path or path == ":memory:" or not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    wal = path + ".wal"
+    ws = os.stat(wal) if os.path.exists(wal) else None
+    return (st.st_mtime_ns, st.st_size, ws.st_mtime_ns if ws else 0, ws.st_size if ws else 0)
+
+
+# --------------------------------------------------------------------------- params
+def parse_time(value: str | None, tz: str = "UTC") -> datetime | None:
+    """``YYYY-MM-DD``, ``YYYY-MM-DDTHH`` or ISO 8601 -> naive UTC (None when empty)."""
+    if not value:
+        return None
+    v = value.strip().replace(" ", "T")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}", v):
+        v += ":00"
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"bad time {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH or ISO 8601"
+                         ) from None
+    if dt.tzinfo is None and tz != "UTC":
+        from zoneinfo import ZoneInfo
+
+        dt = dt.replace(tzinfo=ZoneInfo(tz))
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def filters_to_where(filters: dict[str, str]) -> list[str]:
+    """``{"tool": "bash"}`` -> portable SQL predicates over events/sessions."""
+    out = []
+    for name, value in sorted(filters.items()):
+        if name not in FILTER_EXPR:
+            raise UsageError(f"unknown filter {name!r}; use one of {', '.join(FILTER_EXPR)}")
+        out.append(f"{FILTER_EXPR[name]} = {_literal(value)}")
+    return out
+
+
+def resolve_range(store: Any, start: datetime | None, end: datetime | None,
+                  grain: str) -> tuple[datetime, datetime, dict[str, Any]]:
+    """Default range: the last DEFAULT_SPAN[grain] of data, ending after the last event."""
+    lo, hi = store.time_range()
+    data = {"first_event": _iso(lo), "last_event": _iso(hi)}
+    if end is None:
+        end = _ceil_hour(hi) if hi else _ceil_hour(datetime.now(timezone.utc).replace(tzinfo=None))
+    if start is None:
+        start = end - DEFAULT_SPAN.get(grain, timedelta(days=7))
+        if lo is not None and start < lo:
+            start = lo.replace(minute=0, second=0, microsecond=0)
+    if start >= end:
+        raise UsageError(f"empty range: from {start} is not before to {end}")
+    return start, end, data
+
+
+def _ceil_hour(dt: datetime) -> datetime:
+    floor = dt.replace(minute=0, second=0, microsecond=0)
+    return floor + timedelta(hours=1)
+
+
+def _iso(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S")
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
+    """Every bucket start of ``grain`` overlapping ``[start, end)`` (UTC, weeks on Monday)."""
+    if grain == "hour":
+        b = start.replace(minute=0, second=0, microsecond=0)
+    elif grain == "day":
+        b = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif grain == "week":
+        d = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        b = d - timedelta(days=d.weekday())
+    else:
+        b = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    while b < end and len(out) < 20000:
+        out.append(b)
+        if grain == "hour":
+            b += timedelta(hours=1)
+        elif grain == "day":
+            b += timedelta(days=1)
+        elif grain == "week":
+            b += timedelta(days=7)
+        else:
+            b = b.replace(year=b.year + (b.month == 12), month=b.month % 12 + 1)
+    return out
+
+
+def kpi_meta(names: Sequence[str]) -> dict[str, dict[str, str]]:
+    return {n: {"unit": BY_NAME[n].unit, "description": BY_NAME[n].description,
+                "kind": BY_NAME[n].kind} for n in names}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row.items()}
+
+
+# --------------------------------------------------------------------------- queries
+def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
+             grain: str | None = None, by: Sequence[str] = (),
+             filters: dict[str, str] | None = None, tz: str = "UTC",
+             where: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The one place the web layer computes KPIs (switch to agentkpi.query here)."""
+    dims = [Dim(_PREFIX + d.name, d.expr, d.level)
+            for d in (DIMENSIONS.get(b) or _INTERNAL_DIMS[b] for b in by)]
+    preds = [*filters_to_where(filters or {}), *where]
+    if any(d.level == "event" and "s." in d.expr for d in dims) and not any(
+            "s." in p for p in preds):
+        # kpis.sql joins sessions only for session-level dims or s.* predicates;
+        # an event-level dim reading s.* (agent) needs the join too.
+        preds.append("(s.session_id IS NULL OR s.session_id IS NOT NULL)")
+    q = KpiQuery(start=start, end=end, kpis=list(kpis), grain=grain, tz=tz, by=dims,
+                 where=preds)
+    rows = store.run_kpis(q)
+    if by:
+        n = len(_PREFIX)
+        rows = [{(k[n:] if k.startswith(_PREFIX) else k): v for k, v in r.items()} for r in rows]
+    return rows
+
+
+def overview(store: Any, start: datetime | None = None, end: datetime | None = None,
+             grain: str = "hour", tz: str = "UTC",
+             filters: dict[str, str] | None = None) -> dict[str, Any]:
+    """Time series of the overview KPIs plus totals over the whole range."""
+    if grain not in GRAINS:
+        raise UsageError(f"bad grain {grain!r}: use one of {', '.join(GRAINS)}")
+    start, end, span = resolve_range(store, start, end, grain)
+    filters = dict(filters or {})
+    rows = run_kpis(store, start, end, OVERVIEW_KPIS, grain=grain, filters=filters, tz=tz)
+    by_bucket = {r["bucket"]: r for r in rows}
+    series = []
+    grid = buckets(start, end, grain) if tz == "UTC" else sorted(by_bucket)
+    for b in grid:
+        r = by_bucket.get(b) or {k: 0 for k in OVERVIEW_KPIS}
+        series.append({"bucket": _iso(b), **_gaps({k: r.get(k, 0) for k in OVERVIEW_KPIS})})
+    totals = run_kpis(store, start, end, OVERVIEW_KPIS, grain=None, filters=filters, tz=tz)
+    total = _clean(totals[0]) if totals else {k: 0 for k in OVERVIEW_KPIS}
+    total.pop("bucket", None)
+    return {
+        "page": "overview",
+        "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz, "filters": filters,
+        "data_range": span,
+        "charts": [{"title": t, "unit": u, "kpis": list(ks)} for t, u, ks in OVERVIEW_CHARTS],
+        "kpis": kpi_meta(OVERVIEW_KPIS),
+        "series": series,
+        "totals": total,
+    }
+
+
+def _gaps(row: dict[str, Any]) -> dict[str, Any]:
+    """Rates and percentiles of a bucket with nothing to measure are gaps (None), not 0."""
+    empty = {
+        "cache_hit_ratio": not (row.get("tokens_prompt") or row.get("tokens_cache_read")),
+        "tool_success_rate": not row.get("tool_calls_total"),
+        "failure_rate": not row.get("sessions"),
+        "regenerate_rate": not row.get("sessions"),
+        "time_to_first_action_s_p50": not row.get("tool_calls_total"),
+        "time_to_first_action_s_p95": not row.get("tool_calls_total"),
+    }
+    return {k: (None if empty.get(k) else v) for k, v in row.items()}
+
+
+def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime | None = None,
+              grain: str = "hour", tz: str = "UTC", filters: dict[str, str] | None = None,
+              sort: str | None = None, desc: bool = True, limit: int = MAX_ROWS
+              ) -> dict[str, Any]:
+    """One row per value of ``dim`` with that dimension's KPIs over the range."""
+    if dim not in DIMENSIONS:
+        raise UsageError(f"unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
+    start, end, span = resolve_range(store, start, end, grain)
+    filters = dict(filters or {})
+    kpis = BREAKDOWN_KPIS[dim]
+    where = ["e.tool IS NOT NULL AND e.tool <> ''"] if dim == "tool" else []
+    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz, where=where)
+    sort = sort if sort in (dim, *kpis) else kpis[0]
+    rows = [{dim: "" if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
+            for r in rows]
+    rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=desc)
+    if not desc:
+        rows.sort(key=lambda r: r[sort] is None)
+    return {
+        "page": "breakdown", "dim": dim,
+        "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz, "filters": filters,
+        "data_range": span, "columns": [dim, *kpis], "kpis": kpi_meta(kpis),
+        "sort": sort, "desc": desc, "total_rows": len(rows), "rows": rows[:limit],
+    }
+
+
+def sessions(store: Any, start: datetime | None = None, end: datetime | None = None,
+             grain: str = "hour", tz: str = "UTC", filters: dict[str, str] | None = None,
+             limit: int = 200) -> dict[str, Any]:
+    """Sessions active in the range (most expensive first), each with its own KPIs."""
+    start, end, span = resolve_range(store, start, end, grain)
+    filters = dict(filters or {})
+    rows = run_kpis(store, start, end, SESSION_LIST_KPIS, by=["session", "user", "model"],
+                    filters=filters, tz=tz)
+    rows.sort(key=lambda r: (-(r["cost_usd"] or 0), r["session"]))
+    out = [{"session_id": r["session"], "user": r["user"], "model": r["model"],
+            **{k: r[k] for k in SESSION_LIST_KPIS}} for r in rows[:limit]]
+    return {"page": "sessions", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,
+            "filters": filters, "data_range": span,
+            "columns": ["session_id", "user", "model", *SESSION_LIST_KPIS],
+            "kpis": kpi_meta(SESSION_LIST_KPIS), "total_rows": len(rows), "rows": out}
+
+
+EVENT_FIELDS = ("seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens",
+                "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd",
+                "latency_ms", "duration_ms", "error_type", "error_message", "rating", "agent",
+                "data")
+
+
+def session_events(store: Any, session_id: str) -> dict[str, Any]:
+    """One session: its session row and every event in recorded order."""
+    getter: Callable[..., Any] | None = getattr(store, "session_events", None)
+    if getter is not None:  # an engine may offer its own
+        return getter(session_id)
+    srow = _fetch(store, "SELECT * FROM sessions WHERE session_id = ?", [session_id])
+    events = _fetch(store, f"SELECT {', '.join(EVENT_FIELDS)} FROM events "
+                    "WHERE session_id = ? ORDER BY ts NULLS LAST, seq", [session_id])
+    if not srow and not events:
+        raise LookupError(f"no session {session_id!r} in the store")
+    return {"page": "session", "session_id": session_id,
+            "session": _clean(srow[0]) if srow else {"session_id": session_id},
+            "columns": list(EVENT_FIELDS), "events": [_clean(e) for e in events]}
+
+
+def _fetch(store: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    con = getattr(store, "con", None)
+    if con is not None and hasattr(con, "execute"):  # DuckDB
+        cur = con.cursor()
+        try:
+            cur.execute(sql, params)
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+    return store.sql(sql, params).to_pylist()
+
+
+def meta(store: Any) -> dict[str, Any]:
+    lo, hi = store.time_range()
+    return {"counts": store.counts(), "first_event": _iso(lo), "last_event": _iso(hi),
+            "grains": list(GRAINS), "dimensions": list(DIMENSIONS),
+            "engine": getattr(store, "engine", "duckdb")}

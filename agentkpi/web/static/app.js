@@ -1,0 +1,259 @@
+/* agentkpi dashboard: fetch the page's JSON twin, render it, poll it.
+ *
+ * Every page is the same shell (see agentkpi/web/app.py); <body data-api> names
+ * the JSON route. The page's query string (from, to, grain, tz, filters, sort)
+ * is passed to the API unchanged, so a URL is a shareable view.
+ */
+(function () {
+  "use strict";
+  var body = document.body;
+  var page = body.dataset.page, api = body.dataset.api;
+  var poll = parseFloat(body.dataset.poll || "10") * 1000;
+  var FILTERS = ["tool", "model", "user", "agent", "project", "session"];
+  var params = new URLSearchParams(location.search);
+  var last = null, lastText = "", timer = null, renders = 0;
+  var $ = function (id) { return document.getElementById(id); };
+
+  function h(tag, attrs, text) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) if (attrs.hasOwnProperty(k)) e.setAttribute(k, attrs[k]);
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function hour(s) { return s ? s.slice(0, 13) : ""; }           // YYYY-MM-DDTHH
+  function toInput(s) { return s ? s.slice(0, 16) : ""; }         // datetime-local value
+  function fromInput(v) { return v ? v.slice(0, 13) : ""; }
+  function query(extra) {
+    var p = new URLSearchParams(params);
+    if (extra) for (var k in extra) { if (extra[k] === null) p.delete(k); else p.set(k, extra[k]); }
+    var s = p.toString();
+    return s ? "?" + s : "";
+  }
+  function unitOf(d, k) { return d.kpis && d.kpis[k] ? d.kpis[k].unit : ""; }
+  function fmtCell(v, unit) {
+    if (typeof v === "number") return AKChart.fmt(v, unit);
+    return v === null || v === undefined ? "" : String(v);
+  }
+
+  // ------------------------------------------------------------------ navigation
+  document.querySelectorAll("nav a").forEach(function (a) {
+    var n = a.dataset.nav;
+    if (n === page || (page === "breakdown" && api.endsWith("/" + n))) a.classList.add("active");
+    a.addEventListener("click", function (ev) {   // keep range + grain across pages
+      var p = new URLSearchParams();
+      ["from", "to", "grain", "tz"].forEach(function (k) { if (params.get(k)) p.set(k, params.get(k)); });
+      var s = p.toString();
+      a.href = a.getAttribute("href").split("?")[0] + (s ? "?" + s : "");
+    });
+  });
+
+  function setParams(changes) {
+    for (var k in changes) { if (!changes[k]) params.delete(k); else params.set(k, changes[k]); }
+    history.pushState(null, "", location.pathname + query());
+    load(true);
+  }
+  window.addEventListener("popstate", function () { params = new URLSearchParams(location.search); load(true); });
+
+  $("apply").addEventListener("click", function () {
+    $("preset").value = "";
+    setParams({from: fromInput($("from").value), to: fromInput($("to").value), grain: $("grain").value});
+  });
+  $("grain").addEventListener("change", function () { setParams({grain: $("grain").value}); });
+  $("preset").addEventListener("change", function () {
+    var v = $("preset").value;
+    if (!v || !last) return;
+    var end = last.data_range && last.data_range.last_event;
+    if (!end || v === "all") {
+      setParams({from: last.data_range ? hour(last.data_range.first_event) : "", to: ""});
+      return;
+    }
+    var endMs = Date.parse(hour(end) + ":00:00Z") + 3600e3;
+    var days = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}[v];
+    var iso = function (ms) { return new Date(ms).toISOString().slice(0, 13); };
+    setParams({from: iso(endMs - days * 86400e3), to: iso(endMs)});
+  });
+
+  // ------------------------------------------------------------------ loading
+  function load(userAction) {
+    if (timer) clearTimeout(timer);
+    $("json-link").href = api + query();
+    var url = api + query();
+    return fetch(url, {headers: {Accept: "application/json"}}).then(function (r) {
+      return r.text().then(function (t) { return {status: r.status, text: t}; });
+    }).then(function (res) {
+      var d = JSON.parse(res.text);
+      if (res.status !== 200) { showError(d.error || ("HTTP " + res.status)); return; }
+      showError(null);
+      var same = res.text.replace(/"(generated_at|query_ms|cached|stale)":[^,}]*,?/g, "") ===
+                 lastText.replace(/"(generated_at|query_ms|cached|stale)":[^,}]*,?/g, "");
+      last = d; lastText = res.text;
+      status(d);
+      if (!same || userAction) render(d);
+    }).catch(function (e) {
+      showError("cannot reach the dashboard server: " + e);
+      $("status").textContent = "offline";
+    }).then(function () { timer = setTimeout(function () { load(false); }, poll); });
+  }
+
+  function status(d) {
+    var s = $("status");
+    s.classList.toggle("stale", !!d.stale);
+    s.textContent = d.stale ? "stale \u2014 store busy (" + (d.error || "") .slice(0, 80) + ")"
+      : "updated " + (d.generated_at || "").replace("T", " ") + (d.query_ms !== undefined ? " \u00b7 " + d.query_ms + " ms" : "");
+    body.dataset.stale = d.stale ? "1" : "0";
+  }
+  function showError(msg) {
+    var e = $("error");
+    e.hidden = !msg; e.textContent = msg || "";
+  }
+
+  function render(d) {
+    if (d.from !== undefined) {
+      $("from").value = toInput(d.from); $("to").value = toInput(d.to);
+      $("grain").value = d.grain || "hour";
+    }
+    $("controls").hidden = page === "session";
+    renderFilters(d.filters || {});
+    var c = $("content");
+    c.textContent = "";
+    if (page === "overview") renderOverview(c, d);
+    else if (page === "breakdown") renderTable(c, d, d.dim);
+    else if (page === "sessions") renderTable(c, d, "session_id");
+    else if (page === "session") renderSession(c, d);
+    renders += 1;
+    body.dataset.renders = String(renders);
+    body.dataset.loaded = "1";
+  }
+
+  function renderFilters(f) {
+    var box = $("filters");
+    box.textContent = "";
+    Object.keys(f).forEach(function (k) {
+      var chip = h("span", {"class": "filter", "data-filter": k}, k + " = " + f[k]);
+      var x = h("a", {href: location.pathname + query((function () { var o = {}; o[k] = null; return o; })()),
+                      title: "remove filter"}, "\u00d7");
+      chip.appendChild(x); box.appendChild(chip);
+    });
+  }
+
+  function renderOverview(c, d) {
+    var cards = h("div", {"class": "cards", id: "totals"});
+    ["sessions", "users", "cost_usd", "llm_calls", "tool_calls_total", "tool_success_rate",
+     "failure_rate", "regenerate_rate", "cache_hit_ratio", "time_to_first_action_s_p50"].forEach(function (k) {
+      var card = h("div", {"class": "card", "data-kpi": k});
+      card.appendChild(h("div", {"class": "v"}, fmtCell(d.totals[k], unitOf(d, k))));
+      card.appendChild(h("div", {"class": "k", title: d.kpis[k] ? d.kpis[k].description : ""}, k));
+      cards.appendChild(card);
+    });
+    c.appendChild(cards);
+    var grid = h("div", {"class": "charts"});
+    var x = d.series.map(function (r) { return r.bucket; });
+    d.charts.forEach(function (ch) {
+      var box = h("div", {"class": "chart-box", "data-chart": ch.title});
+      grid.appendChild(box);
+      AKChart.line(box, {title: ch.title, unit: ch.unit, x: x, series: ch.kpis.map(function (k) {
+        return {name: k, values: d.series.map(function (r) { return r[k]; })};
+      })});
+    });
+    c.appendChild(grid);
+    c.appendChild(h("p", {"class": "note"}, d.series.length + " " + d.grain + " buckets, " +
+      d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC (half-open). Data spans " +
+      (d.data_range.first_event || "?") + " \u2192 " + (d.data_range.last_event || "?") + "."));
+  }
+
+  function linkFor(d, key, value) {
+    if (key === "session_id") return "/session/" + encodeURIComponent(value);
+    var o = {}; o[key] = value;
+    return "/" + query(o);
+  }
+
+  function renderTable(c, d, key) {
+    var cols = d.columns, rows = d.rows.slice();
+    var sort = params.get("sort") || d.sort || cols[1];
+    var asc = params.get("desc") === "0";
+    rows.sort(function (a, b) {
+      var x = a[sort], y = b[sort];
+      if (x === y) return 0;
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (x < y ? -1 : 1) * (asc ? 1 : -1);
+    });
+    var t = h("table", {id: "table", "data-rows": String(rows.length)});
+    var tr = h("tr");
+    cols.forEach(function (col) {
+      var th = h("th", {"data-col": col, title: d.kpis && d.kpis[col] ? d.kpis[col].description + " (" + d.kpis[col].unit + ")" : ""}, col);
+      if (col === sort) { th.classList.add("sorted"); if (asc) th.classList.add("asc"); }
+      th.addEventListener("click", function () {
+        var nextAsc = col === sort ? !asc : (col === key);
+        params.set("sort", col); params.set("desc", nextAsc ? "0" : "1");
+        history.replaceState(null, "", location.pathname + query());
+        render(last);
+      });
+      tr.appendChild(th);
+    });
+    var thead = h("thead"); thead.appendChild(tr); t.appendChild(thead);
+    var tb = h("tbody");
+    rows.forEach(function (r) {
+      var row = h("tr");
+      cols.forEach(function (col, i) {
+        var td = h("td", i === 0 || typeof r[col] === "string" ? {"class": "text"} : null);
+        if (i === 0) {
+          var a = h("a", {href: linkFor(d, key, r[col]), "class": "drill"}, r[col] === "" ? "(none)" : r[col]);
+          td.appendChild(a);
+          if (key !== "session_id") {
+            var o = {}; o[key] = r[col];
+            td.appendChild(document.createTextNode(" "));
+            td.appendChild(h("a", {href: "/sessions" + query(o), "class": "note", title: "sessions"}, "sessions\u2192"));
+          }
+        } else if (col === "user" || col === "model") {
+          var o2 = {}; o2[col] = r[col];
+          if (r[col] !== null) td.appendChild(h("a", {href: "/" + query(o2)}, r[col]));
+        } else {
+          td.textContent = fmtCell(r[col], d.kpis && d.kpis[col] ? d.kpis[col].unit : "");
+        }
+        row.appendChild(td);
+      });
+      tb.appendChild(row);
+    });
+    t.appendChild(tb);
+    c.appendChild(t);
+    c.appendChild(h("p", {"class": "note"}, (d.total_rows > rows.length ? "showing " + rows.length + " of " + d.total_rows : rows.length) +
+      " rows, " + d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC. Click a header to sort, a name to filter the overview."));
+  }
+
+  function renderSession(c, d) {
+    var s = d.session || {};
+    var info = h("div", {"class": "cards"});
+    ["user_id", "model", "start_ts", "end_ts", "turns", "project", "agent"].forEach(function (k) {
+      var card = h("div", {"class": "card"});
+      card.appendChild(h("div", {"class": "v"}, s[k] === null || s[k] === undefined ? "\u2013" : String(s[k])));
+      card.appendChild(h("div", {"class": "k"}, k));
+      info.appendChild(card);
+    });
+    c.appendChild(info);
+    var cols = ["seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens", "completion_tokens",
+                "cost_usd", "duration_ms", "error_type", "data"];
+    var t = h("table", {id: "table", "data-rows": String(d.events.length)});
+    var tr = h("tr");
+    cols.forEach(function (col) { tr.appendChild(h("th", null, col)); });
+    var thead = h("thead"); thead.appendChild(tr); t.appendChild(thead);
+    var tb = h("tbody");
+    d.events.forEach(function (e) {
+      var row = h("tr", {"data-event": e.event_type});
+      cols.forEach(function (col) {
+        var v = e[col];
+        if (col === "data") {
+          var td = h("td", {"class": "text"});
+          td.appendChild(h("pre", {"class": "data"}, v && v.length > 400 ? v.slice(0, 400) + "\u2026" : v));
+          row.appendChild(td);
+        } else row.appendChild(h("td", typeof v === "string" ? {"class": "text"} : null,
+                                 v === null || v === undefined ? "" : String(v)));
+      });
+      tb.appendChild(row);
+    });
+    t.appendChild(tb);
+    c.appendChild(t);
+  }
+
+  load(true);
+})();

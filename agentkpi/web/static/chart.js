@@ -1,0 +1,122 @@
+/* agentkpi chart renderer: small, dependency-free SVG line charts.
+ *
+ *   AKChart.line(container, {title, unit, x: ["2026-05-20T00:00:00", ...],
+ *                            series: [{name, values: [..]}]})
+ *
+ * Draws axes with date labels, nice y ticks, a legend, one path per series,
+ * and a hover read-out. Times are shown in UTC as given by the API.
+ */
+(function (global) {
+  "use strict";
+  var NS = "http://www.w3.org/2000/svg";
+  var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(NS, name);
+    for (var k in attrs) { if (attrs.hasOwnProperty(k)) e.setAttribute(k, attrs[k]); }
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  function niceTicks(lo, hi, n) {
+    if (!(hi > lo)) { hi = lo + 1; }
+    var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / n)));
+    var err = (n * step) / span;
+    if (err <= 0.15) step *= 10; else if (err <= 0.35) step *= 5; else if (err <= 0.75) step *= 2;
+    var ticks = [], t = Math.floor(lo / step) * step;
+    for (; t <= hi + step * 1e-9; t += step) ticks.push(+t.toPrecision(12));
+    return ticks;
+  }
+
+  function fmt(v, unit) {
+    if (v === null || v === undefined || isNaN(v)) return "\u2013";
+    var a = Math.abs(v);
+    if (unit === "ratio") return (v * 100).toFixed(a < 0.1 && a > 0 ? 1 : 0) + "%";
+    if (unit === "USD") return "$" + (a >= 1000 ? (v / 1000).toFixed(1) + "k" : a >= 10 ? v.toFixed(0) : v.toFixed(2));
+    if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
+    if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
+    if (a >= 1e4) return (v / 1e3).toFixed(0) + "k";
+    if (a >= 1e3) return (v / 1e3).toFixed(1) + "k";
+    if (Math.round(v) === v) return String(v);
+    return v.toFixed(a < 1 ? 3 : 1);
+  }
+
+  function parseTime(s) { return Date.parse(s.length <= 19 ? s + "Z" : s); }
+
+  function timeLabel(ms, spanMs) {
+    var d = new Date(ms), iso = d.toISOString();
+    if (spanMs <= 2 * 86400e3) return iso.slice(11, 16);
+    if (spanMs <= 14 * 86400e3) return iso.slice(5, 10) + " " + iso.slice(11, 13) + "h";
+    if (spanMs <= 400 * 86400e3) return iso.slice(5, 10);
+    return iso.slice(0, 7);
+  }
+
+  function line(container, spec) {
+    var W = 560, H = 240, m = {l: 56, r: 14, t: 30, b: 46};
+    var svg = el("svg", {viewBox: "0 0 " + W + " " + H, "class": "chart", role: "img",
+                         "aria-label": spec.title + " (" + spec.unit + ")"});
+    var xs = spec.x.map(parseTime);
+    var all = [];
+    spec.series.forEach(function (s) { s.values.forEach(function (v) { if (v !== null && !isNaN(v)) all.push(+v); }); });
+    var lo = Math.min(0, all.length ? Math.min.apply(null, all) : 0);
+    var hi = all.length ? Math.max.apply(null, all) : 1;
+    if (spec.unit === "ratio") hi = Math.max(hi, 0.0001);
+    var yt = niceTicks(lo, hi, 4); lo = yt[0]; hi = yt[yt.length - 1];
+    var x0 = xs.length ? xs[0] : 0, x1 = xs.length > 1 ? xs[xs.length - 1] : x0 + 1;
+    var pw = W - m.l - m.r, ph = H - m.t - m.b;
+    function X(t) { return m.l + (t - x0) / (x1 - x0) * pw; }
+    function Y(v) { return m.t + ph - (v - lo) / (hi - lo || 1) * ph; }
+
+    el("text", {x: m.l, y: 16, "class": "chart-title"}, svg).textContent = spec.title;
+    el("text", {x: W - m.r, y: 16, "class": "chart-unit", "text-anchor": "end"}, svg).textContent = spec.unit;
+    yt.forEach(function (v) {
+      el("line", {x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v), "class": "grid"}, svg);
+      el("text", {x: m.l - 6, y: Y(v) + 4, "text-anchor": "end", "class": "tick"}, svg).textContent = fmt(v, spec.unit);
+    });
+    var n = Math.min(6, xs.length), span = x1 - x0;
+    for (var i = 0; i < n; i++) {
+      var idx = n === 1 ? 0 : Math.round(i * (xs.length - 1) / (n - 1));
+      var tx = X(xs[idx]);
+      el("line", {x1: tx, x2: tx, y1: m.t + ph, y2: m.t + ph + 4, "class": "axis"}, svg);
+      el("text", {x: tx, y: m.t + ph + 17, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle",
+                  "class": "tick"}, svg).textContent = timeLabel(xs[idx], span);
+    }
+    el("line", {x1: m.l, x2: W - m.r, y1: m.t + ph, y2: m.t + ph, "class": "axis"}, svg);
+    var lx = m.l;
+    spec.series.forEach(function (s, k) {
+      var color = COLORS[k % COLORS.length], d = "", pen = false;
+      s.values.forEach(function (v, j) {
+        if (v === null || isNaN(v)) { pen = false; return; }
+        d += (pen ? "L" : "M") + X(xs[j]).toFixed(1) + "," + Y(+v).toFixed(1);
+        pen = true;
+      });
+      if (xs.length === 1 && d) d += "h1";
+      el("path", {d: d, stroke: color, "class": "series", "data-series": s.name,
+                  "data-points": String(s.values.length)}, svg);
+      el("rect", {x: lx, y: H - 14, width: 10, height: 10, fill: color}, svg);
+      var lt = el("text", {x: lx + 14, y: H - 5, "class": "legend"}, svg);
+      lt.textContent = s.name;
+      lx += 24 + s.name.length * 6.2;
+    });
+    // hover read-out
+    var cursor = el("line", {y1: m.t, y2: m.t + ph, "class": "cursor", visibility: "hidden"}, svg);
+    var tip = el("text", {x: m.l + 4, y: m.t + 10, "class": "tip"}, svg);
+    var hit = el("rect", {x: m.l, y: m.t, width: pw, height: ph, fill: "transparent"}, svg);
+    hit.addEventListener("mousemove", function (ev) {
+      var box = svg.getBoundingClientRect();
+      var px = (ev.clientX - box.left) * W / box.width;
+      var t = x0 + (px - m.l) / pw * (x1 - x0), best = 0;
+      for (var j = 1; j < xs.length; j++) if (Math.abs(xs[j] - t) < Math.abs(xs[best] - t)) best = j;
+      cursor.setAttribute("x1", X(xs[best])); cursor.setAttribute("x2", X(xs[best]));
+      cursor.setAttribute("visibility", "visible");
+      tip.textContent = spec.x[best].replace("T", " ").slice(0, 16) + "  " + spec.series.map(function (s) {
+        return s.name + " " + fmt(s.values[best], spec.unit);
+      }).join("  ");
+    });
+    hit.addEventListener("mouseleave", function () { cursor.setAttribute("visibility", "hidden"); tip.textContent = ""; });
+    container.appendChild(svg);
+    return svg;
+  }
+
+  global.AKChart = {line: line, fmt: fmt};
+})(window);
