@@ -54,6 +54,9 @@ class Measure:
     agg: Literal["count", "sum", "min", "count_distinct"]
     where: str
     expr: str = ""
+    #: For float sums: add up in this order (the seed's), so results are exact
+    #: replicas rather than merely close; every engine then agrees bit for bit.
+    order: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Kpi:
     level: Literal["event", "session"] = "session"
     map_value: Literal["sum", "count", "count_sessions"] = "count"
     kind: Literal["int", "float", "json", "time"] = "int"
+    order: str = ""
 
 
 TOOL_EVENT = "event_type IN ('tool_call', 'tool_output')"
@@ -101,7 +105,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("tokens_completion", "sum", "event_type = 'llm_call'", "completion_tokens"),
     Measure("tokens_cache_read", "sum", "event_type = 'llm_call'", "cache_read_tokens"),
     Measure("tokens_cache_creation", "sum", "event_type = 'llm_call'", "cache_creation_tokens"),
-    Measure("cost_usd", "sum", "event_type = 'llm_call'", "cost_usd"),
+    Measure("cost_usd", "sum", "event_type = 'llm_call'", "cost_usd", order="seq"),
     Measure("tool_outputs", "count", "event_type = 'tool_output'"),
     Measure("tool_outputs_ok", "count", "event_type = 'tool_output' AND success"),
     Measure("errors", "count", "event_type = 'error'"),
@@ -131,8 +135,10 @@ def _k(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
 
 def _sum(name: str, description: str, unit: str, expr: str | None = None,
          kind: str = "int", digits: int | None = None) -> Kpi:
+    # Float sums run over sessions in the seed's order (source file, then id).
+    order = "src_order, session_id" if kind == "float" else ""
     return _k(name, description, unit, "sum", expr=expr or name, additive=True, kind=kind,
-              digits=digits)
+              digits=digits, order=order)
 
 
 def _pct(name: str, description: str, unit: str, expr: str, p: float, where: str = "",

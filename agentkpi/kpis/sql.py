@@ -27,7 +27,7 @@ class Dialect(Protocol):
     name: str
 
     def count_if(self, where: str) -> str: ...
-    def sum_if(self, expr: str, where: str) -> str: ...
+    def sum_if(self, expr: str, where: str, order: str = "") -> str: ...
     def min_if(self, expr: str, where: str) -> str: ...
     def count_distinct_if(self, expr: str, where: str) -> str: ...
     def quantile_if(self, expr: str, p: float, where: str) -> str: ...
@@ -43,8 +43,9 @@ class DuckDBDialect:
     def count_if(self, where: str) -> str:
         return f"count(*) FILTER (WHERE {where})" if where else "count(*)"
 
-    def sum_if(self, expr: str, where: str) -> str:
-        return f"sum({expr}) FILTER (WHERE {where})" if where else f"sum({expr})"
+    def sum_if(self, expr: str, where: str, order: str = "") -> str:
+        inner = f"{expr} ORDER BY {order}" if order else expr
+        return f"sum({inner}) FILTER (WHERE {where})" if where else f"sum({inner})"
 
     def min_if(self, expr: str, where: str) -> str:
         return f"min({expr}) FILTER (WHERE {where})" if where else f"min({expr})"
@@ -111,7 +112,7 @@ def _measure_sql(d: Dialect, m: Measure) -> str:
     if m.agg == "count":
         return f"{d.count_if(m.where)} AS {m.name}"
     if m.agg == "sum":
-        return f"coalesce({d.sum_if(m.expr, m.where)}, 0) AS {m.name}"
+        return f"coalesce({d.sum_if(m.expr, m.where, m.order)}, 0) AS {m.name}"
     if m.agg == "min":
         return f"{d.min_if(m.expr, m.where)} AS {m.name}"
     if m.agg == "count_distinct":
@@ -121,7 +122,7 @@ def _measure_sql(d: Dialect, m: Measure) -> str:
 
 def _kpi_sql(d: Dialect, k: Kpi) -> str | None:
     if k.agg == "sum":
-        return f"coalesce({d.sum_if(k.expr, k.where)}, 0) AS {k.name}"
+        return f"coalesce({d.sum_if(k.expr, k.where, k.order)}, 0) AS {k.name}"
     if k.agg == "count_if":
         return f"{d.count_if(k.where)} AS {k.name}"
     if k.agg == "count_distinct":
@@ -176,6 +177,7 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     pss = ("SELECT ps.*, coalesce(s2.turns, 0) AS turns, "
            "coalesce(s2.user_id, ps.session_id) AS user_key, "
            "coalesce(s2.model, 'unknown') AS model_key, "
+           "coalesce(s2.source_path, '') AS src_order, "
            f"{ttfa} AS ttfa_s, "
            f"{d.seconds_between('s2.end_ts', 's2.start_ts')} AS session_duration_s, "
            "CASE WHEN coalesce(s2.turns, 0) > 0 THEN ps.named_tool_calls / "

@@ -1,0 +1,51 @@
+"""The SQL engine against an independent per-session Python statement of the row,
+on generated data, clean and dirty, for every hour (and the day-crossing ones)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from agentkpi.generate import generate_sessions
+from agentkpi.pipeline import rollup
+
+from .reference_seed import hourly_row
+
+START = datetime(2026, 5, 20, 20, tzinfo=timezone.utc)
+
+
+def _rows(root: Path) -> list[dict]:
+    out = []
+    for p in sorted((root / "sessions").rglob("*.jsonl")):
+        line = p.read_bytes().strip().split(b"\n")[0] if p.stat().st_size else b""
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean", "dirty"])
+def test_every_hour_equals_the_reference_row(tmp_path: Path, dirty: bool) -> None:
+    root = tmp_path / "data"
+    generate_sessions(root, 300, START, hours=8, seed=7, dirty=dirty)
+    r = rollup(str(tmp_path / "o"), source=str(root), store=str(tmp_path / "s.duckdb"),
+               start="2026-05-20T18", end="2026-05-21T06", workers=1)
+    rows = _rows(root)
+    checked = 0
+    for i in range(12):
+        lo = datetime(2026, 5, 20, 18, tzinfo=timezone.utc) + timedelta(hours=i)
+        key = lo.strftime("%Y-%m-%dT%H")
+        expected = hourly_row(rows, lo, lo + timedelta(hours=1))
+        got = r.rows.get(key)
+        if expected is None:
+            assert got is None, key
+            continue
+        assert got == expected, key
+        checked += 1
+    assert checked >= 8  # the generated hours, including the ones after midnight
