@@ -1,0 +1,449 @@
+"""ClickHouse engine: the same canonical store and the same KPI catalogue on ClickHouse.
+
+Nothing about a KPI is implemented here. :class:`ClickHouseDialect` says how the
+aggregates of :mod:`agentkpi.kpis.sql` are spelled in ClickHouse SQL, and
+:class:`ClickHouseStore` offers the interface of :class:`agentkpi.store.Store`
+(``fingerprints``, ``write_batch``, ``counts``, ``time_range``, ``run_kpis``,
+``sql``, ``close``) so :mod:`agentkpi.pipeline` runs unchanged.
+
+DSNs:
+
+* ``clickhouse://user:pass@host:8123/db`` (``clickhouses://`` or ``https://`` for
+  TLS): a ClickHouse server over HTTP via ``clickhouse_connect.get_client``;
+  the database is created when missing (default ``agentkpi``).
+* ``chdb:///path/to/dir`` (on disk) or ``chdb://`` (in memory): in-process
+  chDB through clickhouse-connect's ``chdb`` interface (clickhouse-connect
+  >= 0.10 with the ``chdb`` package). chDB allows one data directory per
+  process: close a store before opening another path.
+
+Storage (see ``docs/clickhouse.md`` for the measured trade-offs):
+
+* ``events``: MergeTree, ``PARTITION BY toYYYYMMDD(coalesce(ts, epoch))``,
+  ``ORDER BY (session_id, file, seq)``. A changed file (or, with
+  ``replace_sessions``, a grown session) is replaced by a lightweight
+  ``DELETE`` of the rows it produced followed by one Arrow insert, so KPI
+  queries read the table directly (no ``FINAL``).
+* ``sessions``: a view ``SELECT ... FROM sessions_rmt FINAL`` over a
+  ``ReplacingMergeTree(_version) ORDER BY session_id``; upserts insert the
+  merged row (new non-null values win, earliest start) with a higher version.
+* ``ingested_files``: ``ReplacingMergeTree(_version) ORDER BY path``.
+
+ClickHouse has no multi-statement transactions, so a batch is made
+*idempotent under retry* instead of atomic: events are deleted and inserted
+first, the ledger row is written last; a crash in between leaves the file
+"not ingested" and the next run replaces its rows again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agentkpi.errors import StoreError, UsageError
+from agentkpi.kpis.sql import KpiQuery, run
+from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
+
+# ----------------------------------------------------------------------------- dialect
+
+
+class ClickHouseDialect:
+    """The :class:`agentkpi.kpis.sql.Dialect` for ClickHouse.
+
+    Percentiles reproduce DuckDB's ``quantile_cont`` (numpy's linear method)
+    bit for bit: the values are collected and sorted (``groupArrayIf`` +
+    ``arraySort``) and interpolated as ``lo + (hi - lo) * (RN - floor(RN))``
+    with ``RN = (n - 1) * p``, DuckDB's own formula. ClickHouse's
+    ``quantileExactInclusive`` uses the same method but computes the fraction
+    as ``(RN + 1) - floor(RN + 1)``, which can differ in the last bit and so
+    flip a 2-dp rounding; see ``tests/test_clickhouse.py``.
+    """
+
+    name = "clickhouse"
+
+    def count_if(self, where: str) -> str:
+        return f"countIf({where})" if where else "count()"
+
+    def sum_if(self, expr: str, where: str, order: str = "") -> str:
+        if not order:
+            return f"sumIf({expr}, {where})" if where else f"sum({expr})"
+        # An ordered float sum (DuckDB: sum(x ORDER BY k)): collect (key, value),
+        # sort, add up left to right, so both engines round identically.
+        cond = f"({where}) AND ({expr}) IS NOT NULL" if where else f"({expr}) IS NOT NULL"
+        pairs = f"groupArrayIf((tuple({order}), assumeNotNull(toFloat64({expr}))), {cond})"
+        return f"arrayFold((acc, x) -> acc + x.2, arraySort({pairs}), toFloat64(0))"
+
+    def min_if(self, expr: str, where: str) -> str:
+        return f"minIfOrNull({expr}, {where})" if where else f"minOrNull({expr})"
+
+    def max_if(self, expr: str, where: str) -> str:
+        return f"maxIfOrNull({expr}, {where})" if where else f"maxOrNull({expr})"
+
+    def count_distinct_if(self, expr: str, where: str) -> str:
+        return f"uniqExactIf({expr}, {where})" if where else f"uniqExact({expr})"
+
+    def quantile_if(self, expr: str, p: float, where: str) -> str:
+        arr = (f"arraySort(groupArrayIf(toFloat64({expr}), {where}))" if where
+               else f"arraySort(groupArray(toFloat64({expr})))")
+        rn = f"(greatest(toInt64(length({arr})) - 1, 0) * {p!r})"
+        lo = f"{arr}[toInt64(floor({rn})) + 1]"
+        hi = f"{arr}[toInt64(ceil({rn})) + 1]"
+        return f"if(length({arr}) = 0, NULL, {lo} + ({hi} - {lo}) * ({rn} - floor({rn})))"
+
+    def quantile_native_if(self, expr: str, p: float, where: str) -> str:
+        """ClickHouse's own exact inclusive quantile (for comparison only)."""
+        return (f"quantileExactInclusiveIf({p!r})({expr}, {where})" if where
+                else f"quantileExactInclusive({p!r})({expr})")
+
+    def seconds_between(self, later: str, earlier: str) -> str:
+        return (f"((toUnixTimestamp64Micro({later}) - toUnixTimestamp64Micro({earlier}))"
+                " / 1000000.0)")
+
+    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str:
+        if grain is None:
+            return "CAST(NULL AS Nullable(DateTime('UTC')))"
+        # Wall-clock time of ``tz`` expressed as a UTC value, so the truncation
+        # below (done in UTC) yields local bucket starts as naive timestamps,
+        # exactly like DuckDB's timezone(tz, ts AT TIME ZONE 'UTC').
+        local = col if tz == "UTC" else (
+            f"({col} + toIntervalSecond(timeZoneOffset(toTimeZone({col}, {_q(tz)}))))")
+        if grain == "hour":
+            return f"toDateTime(toStartOfHour({local}), 'UTC')"
+        if grain == "day":
+            return f"toDateTime(toStartOfDay({local}), 'UTC')"
+        if grain == "week":
+            shift = (7 - week_start) % 7  # 0 = Monday, as in the DuckDB dialect
+            if shift:
+                return (f"toDateTime(toStartOfWeek({local} + toIntervalDay({shift}), 1) "
+                        f"- toIntervalDay({shift}), 'UTC')")
+            return f"toDateTime(toStartOfWeek({local}, 1), 'UTC')"
+        if grain == "month":
+            return f"toDateTime(toStartOfMonth({local}), 'UTC')"
+        raise ValueError(f"unknown grain {grain!r}")
+
+    def ts_literal(self, dt: datetime) -> str:
+        return f"toDateTime64('{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
+
+    def json_field(self, key: str) -> str:
+        # DuckDB json_extract_string: NULL when missing or null, the string for a
+        # string, the JSON text otherwise.
+        path = ", ".join(_q(k) for k in key.split("."))
+        return (f"multiIf(JSONType(data, {path}) IN ('Null'), NULL, "
+                f"NOT JSONHas(data, {path}), NULL, "
+                f"JSONType(data, {path}) = 'String', JSONExtractString(data, {path}), "
+                f"JSONExtractRaw(data, {path}))")
+
+
+CLICKHOUSE = ClickHouseDialect()
+
+
+def _q(s: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ----------------------------------------------------------------------------- schema
+
+_CH_TYPES = {"VARCHAR": "String", "TIMESTAMP": "DateTime64(6, 'UTC')", "INTEGER": "Int32",
+             "BIGINT": "Int64", "DOUBLE": "Float64", "BOOLEAN": "Bool"}
+_NOT_NULL = {"session_id"}
+
+
+def _ch_columns(columns: Sequence[tuple[str, Any, str, str]]) -> str:
+    return ",\n    ".join(
+        f"{n} {_CH_TYPES[t]}" if n in _NOT_NULL else f"{n} Nullable({_CH_TYPES[t]})"
+        for n, _, t, _ in columns)
+
+
+SESSION_NAMES = [n for n, *_ in SESSION_COLUMNS]
+EVENT_NAMES = [n for n, *_ in EVENT_COLUMNS]
+EPOCH = "toDateTime64(0, 6, 'UTC')"
+
+#: (version, description, statements). Append only; never edit a released one.
+#: Statements are idempotent (IF NOT EXISTS): ClickHouse has no transactional
+#: DDL, so a half-applied migration is simply re-run.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "canonical sessions/events tables and the ingest ledger", (
+        f"CREATE TABLE IF NOT EXISTS sessions_rmt (\n    {_ch_columns(SESSION_COLUMNS)},\n"
+        "    _version UInt64)\nENGINE = ReplacingMergeTree(_version) ORDER BY session_id",
+        f"CREATE VIEW IF NOT EXISTS sessions AS SELECT {', '.join(SESSION_NAMES)} "
+        "FROM sessions_rmt FINAL",
+        f"CREATE TABLE IF NOT EXISTS events (\n    {_ch_columns(EVENT_COLUMNS)})\n"
+        f"ENGINE = MergeTree PARTITION BY toYYYYMMDD(coalesce(ts, {EPOCH}))\n"
+        "ORDER BY (session_id, file, seq) SETTINGS allow_nullable_key = 1",
+        "CREATE TABLE IF NOT EXISTS ingested_files (path String, fingerprint Nullable(String), "
+        "source Nullable(String), status Nullable(String), reason Nullable(String), "
+        "n_sessions Nullable(Int32), n_events Nullable(Int32), "
+        "ingested_at Nullable(DateTime64(6, 'UTC')), _version UInt64)\n"
+        "ENGINE = ReplacingMergeTree(_version) ORDER BY path",
+    )),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+#: Session settings every query runs with. ``join_use_nulls``: an unmatched
+#: LEFT JOIN row gives NULL (SQL semantics, what the KPI SQL expects), not 0/''.
+#: ``prefer_column_name_to_alias``: ``sum(cost_usd) AS cost_usd`` reads the column.
+SETTINGS: dict[str, Any] = {
+    "join_use_nulls": 1,
+    "prefer_column_name_to_alias": 1,
+    "max_query_size": 64 * 1024 * 1024,
+    "max_partitions_per_insert_block": 10000,
+    "mutations_sync": 2,
+}
+
+
+# ----------------------------------------------------------------------------- store
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """Split a DSN into how to connect: ``{"kind": "chdb"|"http", ...}``."""
+    u = urlparse(dsn)
+    query = {k: v[0] for k, v in parse_qs(u.query).items()}
+    if u.scheme == "chdb":
+        path = unquote(u.path) if not u.netloc else unquote(u.netloc + u.path)
+        if path in ("", "/", "memory", ":memory:"):
+            path = ""
+        return {"kind": "chdb", "path": path, "database": query.pop("database", "agentkpi"),
+                "settings": query}
+    if u.scheme in ("clickhouse", "clickhouses", "http", "https"):
+        secure = u.scheme in ("clickhouses", "https")
+        db = unquote(u.path.lstrip("/")) or query.pop("database", None) or "agentkpi"
+        return {"kind": "http", "host": u.hostname or "localhost",
+                "port": u.port or (8443 if secure else 8123),
+                "username": unquote(u.username) if u.username else "default",
+                "password": unquote(u.password) if u.password else "",
+                "secure": secure, "database": db, "settings": query}
+    raise UsageError(f"cannot read ClickHouse DSN {dsn!r}; use "
+                     "clickhouse://user:pass@host:8123/db, chdb:///path/to/dir or chdb://")
+
+
+class ClickHouseStore:
+    """The canonical store on ClickHouse (a server, or in-process chDB).
+
+    >>> st = ClickHouseStore("chdb://")      # doctest: +SKIP
+    >>> st.counts()                          # doctest: +SKIP
+    {'sessions': 0, 'events': 0, 'files': 0}
+    """
+
+    engine = "clickhouse"
+
+    def __init__(self, dsn: str, *, read_only: bool = False) -> None:
+        import clickhouse_connect
+
+        self.dsn = dsn
+        self.read_only = read_only
+        cfg = parse_dsn(dsn)
+        self.database = cfg["database"]
+        self.path = cfg.get("path") or dsn
+        settings = {**SETTINGS, **cfg["settings"]}
+        try:
+            if cfg["kind"] == "chdb":
+                self.client = clickhouse_connect.get_client(
+                    interface="chdb", path=cfg["path"] or None)
+            else:
+                self.client = clickhouse_connect.get_client(
+                    host=cfg["host"], port=cfg["port"], username=cfg["username"],
+                    password=cfg["password"], secure=cfg["secure"], database="default")
+        except Exception as exc:  # driver errors vary by transport
+            raise StoreError(f"cannot open ClickHouse store {_redact(dsn)}: {exc}") from None
+        for key, value in settings.items():
+            self.client.set_client_setting(key, value)
+        self._last_version = 0
+        if read_only:
+            exists = self.client.command(
+                f"SELECT count() FROM system.tables WHERE database = {_q(self.database)} "
+                "AND name = 'schema_migrations'")
+            if not int(exists):
+                self.client.close()
+                raise StoreError(f"no agentkpi store in ClickHouse database {self.database} "
+                                 f"at {_redact(dsn)}; run `agentkpi ingest --engine clickhouse`"
+                                 " first")
+            self.client.database = self.database
+        else:
+            self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            self.client.database = self.database
+            self.migrate()
+
+    # ---------------------------------------------------------------- schema
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied."""
+        self._cmd("CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, "
+                  "description String, applied_at DateTime64(6, 'UTC')) "
+                  "ENGINE = ReplacingMergeTree ORDER BY version")
+        done = {r[0] for r in self.client.query(
+            "SELECT DISTINCT version FROM schema_migrations").result_rows}
+        applied = []
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            try:
+                for stmt in statements:
+                    self._cmd(stmt)
+            except Exception as exc:
+                raise StoreError(f"migration {version} ({description}) failed on "
+                                 f"{_redact(self.dsn)}: {exc}") from None
+            self.client.insert("schema_migrations", [[version, description, _now()]],
+                               column_names=["version", "description", "applied_at"])
+            applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        return int(self.client.command("SELECT max(version) FROM schema_migrations") or 0)
+
+    # ---------------------------------------------------------------- ingest ledger
+    def fingerprints(self) -> dict[str, str]:
+        rows = self.client.query("SELECT path, fingerprint FROM ingested_files FINAL").result_rows
+        return dict(rows)
+
+    def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
+                    *, replace_sessions: bool, fresh: bool = False) -> None:
+        """Replace what ``files`` produced before with ``sessions``/``events``.
+
+        Same contract as :meth:`agentkpi.store.Store.write_batch`: events
+        previously read from those paths are deleted (and, with
+        ``replace_sessions``, every event of the incoming sessions); ``fresh``
+        skips the deletes. Not atomic (ClickHouse has no transactions) but
+        idempotent under retry: the ledger row is written last.
+        """
+        version = self._next_version()
+        ledger = pa.table({
+            "path": pa.array([f["path"] for f in files], pa.string()),
+            "fingerprint": pa.array([f["fingerprint"] for f in files], pa.string()),
+            "source": pa.array([f["source"] for f in files], pa.string()),
+            "status": pa.array([f["status"] for f in files], pa.string()),
+            "reason": pa.array([f.get("reason") for f in files], pa.string()),
+            "n_sessions": pa.array([f.get("n_sessions", 0) for f in files], pa.int32()),
+            "n_events": pa.array([f.get("n_events", 0) for f in files], pa.int32()),
+            "ingested_at": pa.array([_now()] * len(files), pa.timestamp("us")),
+            "_version": pa.array([version] * len(files), pa.uint64()),
+        })
+        try:
+            if not fresh:
+                preds = []
+                if files:
+                    preds.append(f"file IN ({', '.join(_q(f['path']) for f in files)})")
+                if replace_sessions and sessions.num_rows:
+                    ids = pc.unique(sessions.column("session_id").drop_null()).to_pylist()
+                    if ids:
+                        preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
+                if preds and self._has_events():
+                    self._cmd(f"DELETE FROM events WHERE {' OR '.join(preds)}")
+            if events.num_rows:
+                self.client.insert_arrow("events", _not_null(events, "session_id", ""))
+            if sessions.num_rows:
+                self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
+            if files:
+                self.client.insert_arrow("ingested_files", ledger)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"writing to ClickHouse store {_redact(self.dsn)} failed: "
+                             f"{exc}") from None
+
+    def _has_events(self) -> bool:
+        return bool(int(self.client.command("SELECT count() FROM events LIMIT 1") or 0))
+
+    def _upsert_sessions(self, sessions: pa.Table, version: int) -> None:
+        # One row per session id (a session may arrive from several files in one
+        # batch); then new non-null values win over stored ones, earliest start.
+        stage = f"_stage_sessions_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} (\n    {_ch_columns(SESSION_COLUMNS)}) "
+                  "ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, sessions)
+            merged = ", ".join(
+                "session_id" if c == "session_id"
+                else f"min({c}) AS n_{c}" if c == "start_ts"
+                else f"max({c}) AS n_{c}"
+                for c in SESSION_NAMES)
+            values = ", ".join(
+                "n.session_id" if c == "session_id"
+                else f"coalesce(least(n.n_{c}, o.{c}), n.n_{c}, o.{c})" if c == "start_ts"
+                else f"coalesce(n.n_{c}, o.{c})"
+                for c in SESSION_NAMES)
+            self._cmd(
+                f"INSERT INTO sessions_rmt ({', '.join(SESSION_NAMES)}, _version) "
+                f"SELECT {values}, {version} FROM "
+                f"(SELECT {merged} FROM {stage} GROUP BY session_id) AS n "
+                f"LEFT JOIN (SELECT * FROM sessions WHERE session_id IN "
+                f"(SELECT session_id FROM {stage})) AS o ON o.session_id = n.session_id")
+        finally:
+            self._cmd(f"DROP TABLE IF EXISTS {stage}")
+
+    # ---------------------------------------------------------------- reading
+    def counts(self) -> dict[str, int]:
+        s, e, f = self.client.query(
+            "SELECT (SELECT count() FROM sessions), (SELECT count() FROM events), "
+            "(SELECT count() FROM ingested_files FINAL)").result_rows[0]
+        return {"sessions": int(s), "events": int(e), "files": int(f)}
+
+    def time_range(self) -> tuple[datetime | None, datetime | None]:
+        lo, hi = self.client.query("SELECT min(ts), max(ts) FROM events").result_rows[0]
+        return _naive(lo), _naive(hi)
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run ``sql``; column names and rows with naive-UTC datetimes."""
+        res = self.client.query(sql)
+        rows = [tuple(_naive(v) for v in r) for r in res.result_rows]
+        return list(res.column_names), rows
+
+    def run_kpis(self, query: KpiQuery) -> list[dict[str, Any]]:
+        """Compute KPI rows for ``query`` (see :func:`agentkpi.kpis.sql.run`)."""
+        return run(self.client, CLICKHOUSE, query, fetch=self.fetch)
+
+    def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
+        """Run ClickHouse SQL; ``params`` bind positionally to ``%s`` placeholders."""
+        return self.client.query_arrow(query, parameters=list(params) if params else None)
+
+    def command(self, sql: str) -> Any:
+        return self._cmd(sql)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> ClickHouseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- helpers
+    def _cmd(self, sql: str) -> Any:
+        return self.client.command(sql)
+
+    def _next_version(self) -> int:
+        v = max(time.time_ns(), self._last_version + 1)
+        self._last_version = v
+        return v
+
+
+def _not_null(table: pa.Table, column: str, fill: Any) -> pa.Table:
+    col = table.column(column)
+    if col.null_count == 0:
+        return table
+    i = table.schema.get_field_index(column)
+    return table.set_column(i, column, pc.fill_null(col, fill))
+
+
+def _naive(v: Any) -> Any:
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v.astimezone(timezone.utc).replace(tzinfo=None)
+    return v
+
+
+def _redact(dsn: str) -> str:
+    u = urlparse(dsn)
+    if u.password:
+        return dsn.replace(f":{u.password}@", ":***@")
+    return dsn
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
