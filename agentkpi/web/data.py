@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from agentkpi.errors import StoreError, UsageError
@@ -135,7 +135,7 @@ def parse_time(value: str | None, tz: str = "UTC") -> datetime | None:
 
         dt = dt.replace(tzinfo=ZoneInfo(tz))
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 
@@ -159,7 +159,7 @@ def resolve_range(store: Any, start: datetime | None, end: datetime | None,
     lo, hi = store.time_range()
     data = {"first_event": _iso(lo), "last_event": _iso(hi)}
     if end is None:
-        end = _ceil_hour(hi) if hi else _ceil_hour(datetime.now(timezone.utc).replace(tzinfo=None))
+        end = _ceil_hour(hi) if hi else _ceil_hour(datetime.now(UTC).replace(tzinfo=None))
     if start is None:
         start = end - DEFAULT_SPAN.get(grain, timedelta(days=7))
         if lo is not None and start < lo:

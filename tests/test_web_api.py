@@ -1,0 +1,175 @@
+"""The dashboard's JSON API (the contract every page renders), in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from agentkpi.generate import generate_sessions
+from agentkpi.pipeline import ingest
+from agentkpi.store import Store
+from agentkpi.web import create_app
+
+N_SESSIONS = 300
+START = datetime(2026, 5, 20, tzinfo=UTC)
+
+
+def make_store(root: Path, n: int = N_SESSIONS, hours: int = 48, seed: int = 0) -> Path:
+    """A generated session dataset under root/data ingested into root/store.duckdb."""
+    data, path = root / "data", root / "store.duckdb"
+    generate_sessions(str(data), n, START, hours=hours, seed=seed, workers=1)
+    with Store(path) as st:
+        ingest(str(data), st, workers=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_store(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture()
+def client(store_path: Path) -> TestClient:
+    return TestClient(create_app(str(store_path), poll=10))
+
+
+def test_overview_default_range_covers_the_data_with_hourly_series(client: TestClient) -> None:
+    d = client.get("/api/overview").json()
+    assert d["page"] == "overview" and d["grain"] == "hour" and d["stale"] is False
+    assert d["from"] <= d["data_range"]["first_event"] and d["to"] > d["data_range"]["last_event"]
+    assert len(d["series"]) >= 48
+    buckets = [r["bucket"] for r in d["series"]]
+    assert buckets == sorted(buckets) and len(set(buckets)) == len(buckets)
+    assert d["totals"]["sessions"] == N_SESSIONS
+    # every chart's KPIs are in each series row and described
+    for chart in d["charts"]:
+        for k in chart["kpis"]:
+            assert k in d["series"][0] and d["kpis"][k]["unit"]
+    assert sum(r["sessions"] for r in d["series"]) >= N_SESSIONS
+    assert d["totals"]["cost_usd"] > 0 and 0 < d["totals"]["tool_success_rate"] <= 1
+
+
+def test_overview_range_and_grain_change_the_series(client: TestClient) -> None:
+    d = client.get("/api/overview?from=2026-05-20T06&to=2026-05-20T12").json()
+    assert [r["bucket"][11:13] for r in d["series"]] == ["06", "07", "08", "09", "10", "11"]
+    day = client.get("/api/overview?from=2026-05-20&to=2026-05-22&grain=day").json()
+    assert [r["bucket"] for r in day["series"]] == ["2026-05-20T00:00:00", "2026-05-21T00:00:00"]
+    hourly = client.get("/api/overview?from=2026-05-20&to=2026-05-22").json()
+    # additive KPIs: the hourly buckets of a day sum to that day's bucket
+    assert sum(r["cost_usd"] for r in hourly["series"][:24]) == pytest.approx(
+        day["series"][0]["cost_usd"], abs=0.01)
+    assert day["totals"] == hourly["totals"]
+
+
+def test_breakdown_rows_match_the_filtered_overview(client: TestClient) -> None:
+    for dim in ("tool", "model", "user", "agent", "project"):
+        b = client.get(f"/api/breakdown/{dim}").json()
+        assert b["dim"] == dim and b["columns"][0] == dim and b["rows"], dim
+        top = b["rows"][0]
+        sort = b["sort"]
+        assert [r[sort] for r in b["rows"]] == sorted((r[sort] for r in b["rows"]), reverse=True)
+        o = client.get("/api/overview", params={dim: top[dim]}).json()
+        assert o["filters"] == {dim: top[dim]}
+        assert o["totals"]["sessions"] == top["sessions"], dim
+    tools = client.get("/api/breakdown/tool?sort=tool&desc=0").json()
+    names = [r["tool"] for r in tools["rows"]]
+    assert names == sorted(names) and "" not in names
+
+
+def test_sessions_list_and_one_session_in_order(client: TestClient) -> None:
+    user = client.get("/api/breakdown/user").json()["rows"][0]["user"]
+    s = client.get("/api/sessions", params={"user": user}).json()
+    assert s["rows"] and all(r["user"] == user for r in s["rows"])
+    sid = s["rows"][0]["session_id"]
+    one = client.get(f"/api/session/{sid}").json()
+    assert one["session"]["session_id"] == sid and one["events"]
+    ts = [e["ts"] for e in one["events"] if e["ts"]]
+    assert ts == sorted(ts)
+    assert client.get("/api/session/no-such-session").status_code == 404
+
+
+def test_bad_requests_say_what_is_wrong(client: TestClient) -> None:
+    r = client.get("/api/overview?grain=fortnight")
+    assert r.status_code == 400 and "grain" in r.json()["error"]
+    r = client.get("/api/overview?from=yesterday")
+    assert r.status_code == 400 and "YYYY-MM-DD" in r.json()["error"]
+    r = client.get("/api/breakdown/colour")
+    assert r.status_code == 400 and "tool" in r.json()["error"]
+    r = client.get("/api/overview?from=2026-05-21&to=2026-05-20")
+    assert r.status_code == 400
+    assert client.get("/breakdown/colour").status_code == 404
+
+
+def test_pages_are_shells_naming_their_json_twin(client: TestClient) -> None:
+    for url, api in (("/", "/api/overview"), ("/breakdown/tool", "/api/breakdown/tool"),
+                     ("/sessions", "/api/sessions"), ("/session/abc", "/api/session/abc")):
+        r = client.get(url)
+        assert r.status_code == 200 and f'data-api="{api}"' in r.text
+        assert "http://" not in r.text and "https://" not in r.text  # offline: no CDN
+    for asset in ("app.js", "chart.js", "style.css"):
+        r = client.get(f"/static/{asset}")
+        assert r.status_code == 200 and len(r.text) > 500
+    assert client.get("/api/meta").json()["counts"]["sessions"] == N_SESSIONS
+
+
+def test_missing_store_is_reported_clearly(tmp_path: Path) -> None:
+    c = TestClient(create_app(str(tmp_path / "none.duckdb")))
+    r = c.get("/api/overview")
+    assert r.status_code == 404 and "agentkpi ingest" in r.json()["error"]
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE IF NOT EXISTS _touch (x INT)")
+    con.execute("INSERT INTO _touch VALUES (1)")
+    print("locked", flush=True)
+    sys.stdin.readline()
+""")
+
+
+def test_writer_lock_serves_last_good_response_as_stale_then_recovers(tmp_path: Path) -> None:
+    path = make_store(tmp_path, n=40, hours=4)
+    c = TestClient(create_app(str(path)))
+    first = c.get("/api/overview").json()
+    assert first["stale"] is False and first["cached"] is False
+    assert c.get("/api/overview").json()["cached"] is True  # unchanged store: not reopened
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        busy = c.get("/api/overview").json()
+        assert busy["stale"] is True and "lock" in busy["error"].lower()
+        assert busy["series"] == first["series"]
+        assert time.monotonic() - t0 < 5
+        never = c.get("/api/breakdown/tool")  # no earlier answer to fall back on
+        assert never.status_code == 503 and "busy" in never.json()["error"]
+    finally:
+        assert writer.stdin is not None
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        writer.wait(10)
+    again = c.get("/api/overview").json()
+    assert again["stale"] is False and again["cached"] is False
+
+
+def test_ingest_while_serving_shows_new_data(tmp_path: Path) -> None:
+    path = make_store(tmp_path, n=50, hours=4)
+    c = TestClient(create_app(str(path)))
+    before = c.get("/api/overview?from=2026-05-20&to=2026-05-21").json()["totals"]["sessions"]
+    more = tmp_path / "more"
+    generate_sessions(str(more), 30, START, hours=4, seed=7, workers=1)
+    r = subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(more),
+                        "--store", str(path), "-q", "--workers", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    after = c.get("/api/overview?from=2026-05-20&to=2026-05-21").json()
+    assert after["cached"] is False and after["totals"]["sessions"] > before
