@@ -1,0 +1,82 @@
+"""Excel export (openpyxl write-only mode, so rows stream to disk).
+
+One sheet per 1,048,575 data rows (Excel's 1,048,576-row limit, header
+included): ``SHEET``, ``SHEET_2``, ``SHEET_3``, ... each with the header row.
+Text cells are neutralised against formula injection, stripped of characters
+XML cannot hold, and cut at Excel's 32,767-character cell limit. Time-zone
+aware timestamps are written as local wall time of their zone (Excel has no
+time zones); naive ones (the store's UTC) as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+from agentkpi.sinks._batches import Batches, neutralise_value, schema_and_batches
+
+FORMAT = "xlsx"
+SUFFIX = ".xlsx"
+MAX_ROWS = 1_048_576  # per sheet, header included
+MAX_CELL = 32_767
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        if len(value) > MAX_CELL:
+            value = value[:MAX_CELL]
+        return neutralise_value(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None)
+    if isinstance(value, (dict, list)):
+        return str(value)
+    return value
+
+
+def write(data: Batches, destination: str | os.PathLike[str] | BinaryIO,
+          sheet: str = "data", max_rows: int = MAX_ROWS) -> int:
+    """Write ``data`` to an .xlsx workbook; returns the row count (header not counted)."""
+    schema, batches = schema_and_batches(data)
+    wb = Workbook(write_only=True)
+    per_sheet = max_rows - 1
+    header = list(schema.names)
+    ws = wb.create_sheet(sheet[:31])
+    ws.append(header)
+    n_sheets, in_sheet, rows = 1, 0, 0
+    for batch in batches:
+        cols = [c.to_pylist() for c in batch.columns]
+        for row in zip(*cols, strict=True):
+            if in_sheet == per_sheet:
+                n_sheets += 1
+                ws = wb.create_sheet(f"{sheet[:25]}_{n_sheets}")
+                ws.append(header)
+                in_sheet = 0
+            ws.append([_cell(v) for v in row])
+            in_sheet += 1
+            rows += 1
+    wb.save(destination if hasattr(destination, "write") else os.fspath(destination))
+    return rows
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """``{sheet: [header, *rows]}`` of a workbook (for tests and tools)."""
+    wb = load_workbook(os.fspath(path), read_only=True)
+    try:
+        return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)]
+                for ws in wb.worksheets}
+    finally:
+        wb.close()
+
+
+def to_table(sheets: dict[str, list[tuple[Any, ...]]], schema: pa.Schema) -> pa.Table:
+    """Rows of every sheet (headers dropped) as a table of ``schema``."""
+    rows = [r for body in sheets.values() for r in body[1:]]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pa.table({f.name: pa.array(list(c), type=f.type) for f, c in
+                     zip(schema, cols, strict=True)}, schema=schema)
