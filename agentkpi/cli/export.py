@@ -1,0 +1,51 @@
+"""``agentkpi export``: stream events, sessions or hourly KPI rows to a file."""
+
+from __future__ import annotations
+
+import click
+
+from agentkpi.cli import main
+from agentkpi.cli._common import console, engine_options, handle_errors, store_option
+from agentkpi.engines import open_store
+
+
+@main.command("export")
+@click.argument("what", type=click.Choice(["events", "sessions", "kpis"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "xlsx"]),
+              default=None, help="Output format [default: from the --out suffix].")
+@click.option("--out", "out_path", required=True, metavar="PATH", help="File to write.")
+@click.option("--from", "start", metavar="A", help="Range start (inclusive), YYYY-MM-DD[THH].")
+@click.option("--to", "end", metavar="B", help="Range end (exclusive), YYYY-MM-DD[THH].")
+@click.option("--tz", default="UTC", show_default=True, help="Time zone of --from/--to.")
+@store_option
+@engine_options
+@handle_errors
+def export_cmd(what: str, fmt: str | None, out_path: str, start: str | None, end: str | None,
+               tz: str, store: str | None, engine: str, dsn: str | None) -> None:
+    """Export WHAT (events | sessions | kpis) of [--from, --to) to --out.
+
+    \b
+    agentkpi export events --format parquet --out events.parquet
+    agentkpi export sessions --out sessions.csv --from 2026-05-01 --to 2026-06-01
+    agentkpi export kpis --format xlsx --out kpis.xlsx
+
+    Rows stream from the store, so memory stays flat. Spreadsheet formats (csv,
+    xlsx) neutralise cells that would run as formulas. Schemas: docs/exports.md.
+    """
+    from agentkpi.errors import UsageError
+    from agentkpi.query import _zone, parse_time
+    from agentkpi.sinks.export import export
+
+    zone = _zone(tz)
+    lo = parse_time(start, zone, "--from") if start else None
+    hi = parse_time(end, zone, "--to") if end else None
+    if lo is not None and hi is not None and hi <= lo:
+        raise UsageError(f"empty range: --from {start} is not before --to {end}; the range "
+                         "is [from, to)")
+    st = open_store(engine, dsn, store, read_only=True)
+    try:
+        r = export(st, what, out_path, fmt, lo, hi)
+    finally:
+        st.close()
+    console.print(f"export  {r.rows} {what} row(s) -> {r.path} ({r.format}, "
+                  f"{r.bytes / 1e6:.1f} MB)")
