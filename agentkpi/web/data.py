@@ -363,3 +363,24 @@ def meta(store: Any) -> dict[str, Any]:
     return {"counts": store.counts(), "first_event": _iso(lo), "last_event": _iso(hi),
             "grains": list(GRAINS), "dimensions": list(DIMENSIONS),
             "engine": getattr(store, "engine", "duckdb")}
+
+
+def report(store: Any, start: datetime | None = None, end: datetime | None = None,
+           grain: str = "hour", tz: str = "UTC", top: int = 15) -> dict[str, Any]:
+    """The overview series plus the top rows of every breakdown, as one report dict.
+
+    The shape :func:`agentkpi.reports.html.render_html` and
+    :func:`agentkpi.plots.write_plots` accept: ``series`` rows, ``charts``,
+    ``totals``, ``kpis`` and ``tables`` ({name: {"columns", "rows"}}).
+    """
+    o = overview(store, start, end, grain=grain, tz=tz)
+    tables = {}
+    for dim in ("tool", "model", "user", "agent", "project"):
+        b = breakdown(store, dim, parse_time(o["from"]), parse_time(o["to"]), grain=grain,
+                      tz=tz, limit=top)
+        tables[f"by {dim}"] = {"columns": b["columns"], "rows": b["rows"],
+                               "total_rows": b["total_rows"]}
+        o["kpis"].update(b["kpis"])
+    return {"title": "agentkpi report", "from": o["from"], "to": o["to"], "grain": grain,
+            "tz": tz, "data_range": o["data_range"], "charts": o["charts"], "kpis": o["kpis"],
+            "series": o["series"], "totals": o["totals"], "tables": tables}

@@ -1,0 +1,85 @@
+"""Static outputs: PNG plots (agentkpi plot) and the self-contained HTML report."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agentkpi.cli import main
+from agentkpi.plots import write_plots
+from agentkpi.reports.html import render_html, svg_line_chart
+from agentkpi.store import Store
+from agentkpi.web import data
+from tests.test_web_api import make_store
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_store(tmp_path_factory.mktemp("plots"), n=150, hours=24)
+
+
+def _png_size(p: Path) -> tuple[int, int]:
+    head = p.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", p
+    return struct.unpack(">II", head[16:24])
+
+
+def test_plot_command_writes_one_readable_png_per_chart(store_path: Path, tmp_path: Path
+                                                        ) -> None:
+    out = tmp_path / "plots"
+    r = CliRunner().invoke(main, ["plot", "--out", str(out), "--store", str(store_path),
+                                  "--from", "2026-05-20", "--to", "2026-05-21"])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["sessions_and_users.png", "cost.png", "tokens_by_kind.png",
+                            "cache_hit_ratio.png", "tool_success_rate.png",
+                            "failure_and_regenerate_rates.png", "time_to_first_action.png",
+                            "overview.png"])
+    for p in out.iterdir():
+        w, h = _png_size(p)
+        assert w >= 900 and h >= 390 and p.stat().st_size > 15_000, p  # drawn, not blank
+
+
+def test_plots_of_an_empty_range_still_have_axes(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path, read_only=True) as st:
+        rep = data.overview(st, data.parse_time("2030-01-01"), data.parse_time("2030-01-02"))
+    paths = write_plots(rep, tmp_path)
+    assert len(paths) == 8 and all(p.stat().st_size > 5_000 for p in paths)
+
+
+def test_html_report_is_self_contained_with_every_chart_and_table(store_path: Path,
+                                                                  tmp_path: Path) -> None:
+    with Store(store_path, read_only=True) as st:
+        rep = data.report(st, data.parse_time("2026-05-20"), data.parse_time("2026-05-21"))
+    doc = render_html(rep)
+    (tmp_path / "report.html").write_text(doc)
+    assert doc.startswith("<!doctype html>") and "</html>" in doc
+    assert "<script" not in doc and not re.search(r"(src|href)=\"https?://", doc)
+    assert doc.count("<svg") == 7
+    paths = re.findall(r'<path d="([^"]*)"[^>]*data-series="([^"]+)"', doc)
+    assert {"sessions", "cost_usd", "cache_hit_ratio", "time_to_first_action_s_p95"} <= {
+        n for _, n in paths}
+    assert all(d.count("L") >= 10 for d, n in paths if n in ("sessions", "cost_usd"))
+    for dim in ("tool", "model", "user"):
+        assert f"<h2>By {dim}</h2>" in doc
+    assert "2026-05-20 00:00:00 \u2192 2026-05-21 00:00:00 UTC" in doc
+
+
+def test_html_report_accepts_a_minimal_dict() -> None:
+    doc = render_html({"series": [{"bucket": "2026-05-20T00:00:00", "sessions": 3, "cost_usd": 1.5},
+                                  {"bucket": "2026-05-20T01:00:00", "sessions": 5,
+                                   "cost_usd": 0.5}],
+                       "tables": {"top users": [{"user": "u1", "sessions": 8}]}})
+    assert doc.count("<svg") == 2 and "<h2>Top users</h2>" in doc and "<td>u1</td>" in doc
+
+
+def test_svg_chart_has_gaps_for_missing_values() -> None:
+    svg = svg_line_chart("t", "ratio", ["2026-05-20T00:00:00", "2026-05-20T01:00:00",
+                                        "2026-05-20T02:00:00", "2026-05-20T03:00:00"],
+                         [("r", [0.5, None, 0.25, 1.0])])
+    d = re.search(r'<path d="([^"]*)"', svg)
+    assert d is not None and d.group(1).count("M") == 2 and "100%" in svg
