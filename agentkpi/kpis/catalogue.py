@@ -134,10 +134,10 @@ def _k(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
 
 
 def _sum(name: str, description: str, unit: str, expr: str | None = None,
-         kind: str = "int", digits: int | None = None) -> Kpi:
+         kind: str = "int", digits: int | None = None, additive: bool = True) -> Kpi:
     # Float sums run over sessions in the seed's order (source file, then id).
     order = "src_order, session_id" if kind == "float" else ""
-    return _k(name, description, unit, "sum", expr=expr or name, additive=True, kind=kind,
+    return _k(name, description, unit, "sum", expr=expr or name, additive=additive, kind=kind,
               digits=digits, order=order)
 
 
@@ -158,7 +158,7 @@ CATALOGUE: tuple[Kpi, ...] = (
     _k("users", "Distinct users among those sessions; a session without user_id counts as "
        "its own user.", "users", "count_distinct", expr="user_key"),
     _sum("turns", "User messages of the active sessions (all of each session's messages, "
-         "not windowed).", "messages"),
+         "not windowed, so not additive across buckets).", "messages", additive=False),
     _sum("llm_calls", "llm_call events.", "calls"),
     _sum("tokens_prompt", "Prompt tokens of llm_call events.", "tokens"),
     _sum("tokens_completion", "Completion tokens of llm_call events.", "tokens"),
