@@ -306,13 +306,18 @@ class EventLogWriter:
             if et is None:
                 return self._format_dict(t, sec, n, session_id, event_type, data, attrs)
             self._et_cache[event_type] = et
-        try:
-            body = orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
-        except (TypeError, orjson.JSONEncodeError):
-            body = orjson.dumps({"unserializable": repr(data)[:10000]})
+        body = self.dump_data(data)
         return b'{"id":"%s%d","seq":%d,"ts":"%s.%06dZ","session_id":%s,"event_type":%s,' \
                b'"data":%s}\n' % (self._id_prefix_b, n, n, self._prefix,
                                   int((t - sec) * 1e6), sid, et, body)
+
+    @staticmethod
+    def dump_data(data: Any) -> bytes:
+        """The ``data`` payload as JSON; odd values become text, never an error."""
+        try:
+            return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            return orjson.dumps({"unserializable": repr(data)[:10000]})
 
     @staticmethod
     def _json_key(value: Any) -> bytes | None:
