@@ -217,6 +217,11 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- queries
+def dim_where(dim: str | None) -> list[str]:
+    """Predicates a breakdown by ``dim`` needs: events without a tool are not a tool."""
+    return ["e.tool IS NOT NULL AND e.tool <> ''"] if dim == "tool" else []
+
+
 def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
              grain: str | None = None, by: Sequence[str] = (),
              filters: dict[str, str] | None = None, tz: str = "UTC",
@@ -291,8 +296,8 @@ def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime
     start, end, span = resolve_range(store, start, end, grain)
     filters = dict(filters or {})
     kpis = BREAKDOWN_KPIS[dim]
-    where = ["e.tool IS NOT NULL AND e.tool <> ''"] if dim == "tool" else []
-    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz, where=where)
+    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz,
+                    where=dim_where(dim))
     sort = sort if sort in (dim, *kpis) else kpis[0]
     rows = [{dim: "" if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
             for r in rows]
