@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -58,11 +58,13 @@ class ClickHouseDialect:
 
     Percentiles reproduce DuckDB's ``quantile_cont`` (numpy's linear method)
     bit for bit: the values are collected and sorted (``groupArrayIf`` +
-    ``arraySort``) and interpolated as ``lo + (hi - lo) * (RN - floor(RN))``
-    with ``RN = (n - 1) * p``, DuckDB's own formula. ClickHouse's
-    ``quantileExactInclusive`` uses the same method but computes the fraction
-    as ``(RN + 1) - floor(RN + 1)``, which can differ in the last bit and so
-    flip a 2-dp rounding; see ``tests/test_clickhouse.py``.
+    ``arraySort``) and interpolated exactly as DuckDB does,
+    ``fma(lo, 1 - d, hi * d)`` with ``RN = (n - 1) * p``, ``d = RN - floor(RN)``
+    (see :func:`_fma`). ClickHouse's ``quantileExactInclusive`` uses the same
+    method but computes ``lo + (hi - lo) * d`` with ``d`` from ``RN + 1``, which
+    differs in the last bit often enough to flip a 2-dp or 6-dp rounding (e.g.
+    a median of 0.0761025 printed as 0.076102 instead of DuckDB's 0.076103);
+    ``tests/test_clickhouse.py`` checks both against DuckDB.
     """
 
     name = "clickhouse"
@@ -91,10 +93,12 @@ class ClickHouseDialect:
     def quantile_if(self, expr: str, p: float, where: str) -> str:
         arr = (f"arraySort(groupArrayIf(toFloat64({expr}), {where}))" if where
                else f"arraySort(groupArray(toFloat64({expr})))")
-        rn = f"(greatest(toInt64(length({arr})) - 1, 0) * {p!r})"
-        lo = f"{arr}[toInt64(floor({rn})) + 1]"
-        hi = f"{arr}[toInt64(ceil({rn})) + 1]"
-        return f"if(length({arr}) = 0, NULL, {lo} + ({hi} - {lo}) * ({rn} - floor({rn})))"
+        # Lambdas bind the sorted values (a), RN, lo/hi/d, so nothing is computed twice.
+        interp = (f"arrayMap((lo, hi, d) -> if(d = 0, lo, {_fma('lo', '(1.0 - d)', '(hi * d)')}), "
+                  "[a[toInt64(floor(rn)) + 1]], [a[toInt64(ceil(rn)) + 1]], "
+                  "[rn - floor(rn)])[1]")
+        return (f"arrayMap(a -> if(length(a) = 0, NULL, arrayMap(rn -> {interp}, "
+                f"[greatest(toInt64(length(a)) - 1, 0) * {p!r}])[1]), [{arr}])[1]")
 
     def quantile_native_if(self, expr: str, p: float, where: str) -> str:
         """ClickHouse's own exact inclusive quantile (for comparison only)."""
@@ -127,6 +131,9 @@ class ClickHouseDialect:
             return f"toDateTime(toStartOfMonth({local}), 'UTC')"
         raise ValueError(f"unknown grain {grain!r}")
 
+    def str_literal(self, value: str) -> str:
+        return _q(value)
+
     def ts_literal(self, dt: datetime) -> str:
         return f"toDateTime64('{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
 
@@ -141,6 +148,26 @@ class ClickHouseDialect:
 
 
 CLICKHOUSE = ClickHouseDialect()
+
+
+def _fma(a: str, b: str, c: str) -> str:
+    """``a * b + c`` with one rounding (a fused multiply-add), in portable SQL.
+
+    DuckDB interpolates percentiles as ``lo * (1 - d) + hi * d``, which its
+    x86-64/arm64 builds compile to ``fma(lo, 1 - d, hi * d)``. ClickHouse has no
+    ``fma`` function, so it is emulated with error-free transformations: the
+    product's rounding error (Dekker/Veltkamp split) and the sum's (TwoSum)
+    are added back before the final rounding. Verified against DuckDB in
+    tests/test_clickhouse.py.
+    """
+    split = "134217729.0"
+    return (
+        f"arrayMap((x, y, c) -> arrayMap((p, xh, yh) -> arrayMap((xl, yl) -> "
+        "arrayMap((e, s) -> arrayMap(bb -> s + (((p - (s - bb)) + (c - bb)) + e), "
+        "[s - p])[1], [((xh * yh - p) + xh * yl + xl * yh) + xl * yl], [p + c])[1], "
+        "[x - xh], [y - yh])[1], "
+        f"[x * y], [{split} * x - ({split} * x - x)], [{split} * y - ({split} * y - y)])[1], "
+        f"[{a}], [{b}], [{c}])[1]")
 
 
 def _q(s: str) -> str:
@@ -233,6 +260,7 @@ class ClickHouseStore:
     """
 
     engine = "clickhouse"
+    dialect = CLICKHOUSE
 
     def __init__(self, dsn: str, *, read_only: bool = False) -> None:
         import clickhouse_connect
@@ -434,7 +462,7 @@ def _not_null(table: pa.Table, column: str, fill: Any) -> pa.Table:
 
 def _naive(v: Any) -> Any:
     if isinstance(v, datetime) and v.tzinfo is not None:
-        return v.astimezone(timezone.utc).replace(tzinfo=None)
+        return v.astimezone(UTC).replace(tzinfo=None)
     return v
 
 
@@ -446,4 +474,4 @@ def _redact(dsn: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
