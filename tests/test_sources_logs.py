@@ -238,3 +238,13 @@ def test_detection_picks_the_right_source_per_directory(tmp_path: Path,
     assert sources.detect(FS, str(d2)) is seed002
     assert not eventlog.detect(FS, str(d2)) and not seed003.detect(FS, str(d2))
     assert sources.by_name("eventlog") is eventlog
+
+
+def test_compressed_segments_name_the_plain_file_they_replace() -> None:
+    assert eventlog.supersedes("/l/events-20260520T140000-1-0.jsonl.gz") == \
+        ["/l/events-20260520T140000-1-0.jsonl"]
+    assert eventlog.supersedes("/l/events-20260520T140000-1-0.jsonl.zst") == \
+        ["/l/events-20260520T140000-1-0.jsonl"]
+    assert eventlog.supersedes("/l/events-20260520T140000-1-0.jsonl") == []
+    assert seed003.supersedes("/m/metrics_1.jsonl.gz") == ["/m/metrics_1.jsonl"]
+    assert seed003.supersedes("/m/metrics_1.jsonl") == []

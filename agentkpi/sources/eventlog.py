@@ -10,6 +10,11 @@ SDK counted user messages).
 
 A live segment may end in a torn line while it is being written; that line is
 skipped and counted (``line_bad_json``) and read whole on the next ingest.
+
+Rotation renames a segment (``x.jsonl`` -> ``x.jsonl.gz``). :func:`supersedes`
+names the file(s) whose rows a compressed segment replaces, so the ingest can
+delete them instead of counting the segment twice (the pipeline must call it;
+see docs/sdk.md "Ingesting a live log").
 """
 
 from __future__ import annotations
@@ -67,6 +72,14 @@ def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
         if old is None or (compressed and not old[1]):
             keep[key] = (path, compressed)
     return {path: found[path] for _, (path, _) in sorted(keep.items())}
+
+
+def supersedes(path: str) -> list[str]:
+    """Paths whose events ``path`` replaces: the plain segment of a compressed one."""
+    for suffix in (".gz", ".zst"):
+        if path.endswith(".jsonl" + suffix):
+            return [path[: -len(suffix)]]
+    return []
 
 
 # ------------------------------------------------------------------ mapping

@@ -60,6 +60,11 @@ def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
     return {p: found[p] for p in sorted(paths) if (p + ".gz") not in paths}
 
 
+def supersedes(path: str) -> list[str]:
+    """A rotated ``metrics_*.jsonl.gz`` replaces its plain ``metrics_*.jsonl``."""
+    return [path[:-3]] if path.endswith(".jsonl.gz") else []
+
+
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     batch = CanonicalBatch()
     plain, complete = decompress(path, raw)
