@@ -230,3 +230,16 @@ def test_a_second_recorder_in_the_same_directory_appends_new_segments(tmp_path: 
     events, _ = read_events(tmp_path)
     assert len({e["id"] for e in events}) == 20
 
+
+
+def test_orphan_tmp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    orphan = tmp_path / f"events-20260101T000000-{dead}-0.jsonl.gz.tmp"
+    orphan.write_bytes(b"partial")
+    mine = tmp_path / f"events-20260101T000000-{os.getpid()}-99.jsonl.gz.tmp"
+    mine.write_bytes(b"in progress")
+    rec = Recorder(tmp_path)
+    _fill(rec, 3)
+    rec.close()
+    assert not orphan.exists() and mine.exists()

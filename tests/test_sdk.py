@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -122,7 +122,7 @@ def test_every_typed_helper_uses_the_documented_vocabulary(tmp_path: Path) -> No
 
 
 def test_injected_clock_sets_timestamps_and_segment_names(tmp_path: Path) -> None:
-    t = [datetime(2026, 5, 20, 14, 0, 0, 250000, tzinfo=timezone.utc)]
+    t = [datetime(2026, 5, 20, 14, 0, 0, 250000, tzinfo=UTC)]
     rec = Recorder(tmp_path, clock=lambda: t[0])
     rec.record("feedback", session_id="s", rating="up")
     t[0] = datetime(2026, 5, 20, 14, 0, 1)  # naive = UTC
@@ -356,3 +356,16 @@ def test_llm_call_is_cheap_on_the_calling_thread(tmp_path: Path) -> None:
     samples.sort()
     # generous bound for a loaded CI box; benchmarks/bench_sdk.py measures precisely
     assert samples[len(samples) // 2] < 50e-6
+
+
+def test_user_messages_are_counted_into_turns(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path)
+    with rec.session(session_id="t") as s:
+        s.user_message("hi")
+        s.user_message("more")
+    rec.flush()
+    events, _ = read_events(tmp_path)
+    rec.close()
+    assert [e["event_type"] for e in events] == ["session_start", "user_message",
+                                                 "user_message", "session_end"]
+    assert events[-1]["data"] == {"turns": 2}

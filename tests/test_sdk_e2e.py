@@ -36,6 +36,7 @@ def record_known_hour(log: Path, **kw: object) -> None:
     clock = Clock()
     rec = Recorder(log, clock=clock, **kw)  # type: ignore[arg-type]
     with rec.session(session_id="s1", user_id="alice", model="claude-sonnet-4") as s:
+        s.user_message("list files")
         s.llm_call(model="claude-sonnet-4", prompt_tokens=1200, completion_tokens=80,
                    cache_read_tokens=900, cost_usd=0.004, latency_ms=850)
         s.tool_call("bash", arguments={"cmd": "ls"})
@@ -43,6 +44,8 @@ def record_known_hour(log: Path, **kw: object) -> None:
         s.feedback("up")
     clock.now = datetime(2026, 5, 20, 14, 30, 0)
     with rec.session(session_id="s2", user_id="bob", model="m2") as s:
+        s.user_message("research this")
+        s.user_message("and that")
         s.llm_call(model="m2", prompt_tokens=300, completion_tokens=20, cost_usd=0.0105)
         s.llm_call(model="m2", prompt_tokens=500, completion_tokens=30, cost_usd=0.0005)
         s.tool_call("research")
@@ -60,7 +63,7 @@ def read_row(path: Path) -> dict[str, str]:
     return row
 
 
-EXPECTED = {"bucket": "2026-05-20T14", "sessions": "2", "users": "2", "llm_calls": "3",
+EXPECTED = {"bucket": "2026-05-20T14", "sessions": "2", "users": "2", "turns": "3", "llm_calls": "3",
             "tokens_prompt": "2000", "tokens_completion": "130", "tokens_cache_read": "900",
             "cost_usd": "0.015", "tool_calls_total": "2", "tool_calls_succeeded": "1",
             "tool_calls_failed": "1", "thumbs_up": "1", "thumbs_down": "1",

@@ -403,6 +403,8 @@ class EventLogWriter:
 
     def _open(self, day: int, first_line: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.segments_opened:
+            remove_orphan_tmp(self.directory)
         # name the segment after its first event's time (injected clocks too)
         try:
             ts = orjson.loads(first_line)["ts"]
@@ -512,6 +514,37 @@ class EventLogWriter:
         with self._compress_cv:
             self._closing = True
             self._compress_cv.notify_all()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_orphan_tmp(directory: Path) -> list[Path]:
+    """Delete ``*.tmp`` files left by a writer killed while compressing."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.endswith(".tmp"):
+            continue
+        m = SEGMENT_RE.match(name[:-4])
+        if not m or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2))):
+            continue
+        try:
+            (directory / name).unlink()
+            removed.append(directory / name)
+        except OSError:
+            pass
+    return removed
 
 
 def compress_segment(path: Path, compression: str | None) -> Path:

@@ -416,7 +416,8 @@ class Session:
     :meth:`end` yourself.
     """
 
-    __slots__ = ("_rec", "session_id", "user_id", "model", "project", "agent", "_ended")
+    __slots__ = ("_rec", "session_id", "user_id", "model", "project", "agent", "_ended",
+                 "turns")
 
     def __init__(self, rec: Recorder, session_id: str | None, user_id: str | None,
                  model: str | None, project: str | None, agent: str | None,
@@ -425,6 +426,7 @@ class Session:
         self.session_id = session_id or uuid.uuid4().hex
         self.user_id, self.model, self.project, self.agent = user_id, model, project, agent
         self._ended = False
+        self.turns = 0
         try:
             attrs = {k: v for k, v in (("user_id", user_id), ("model", model),
                                        ("project", project), ("agent", agent)) if v is not None}
@@ -475,6 +477,12 @@ class Session:
     def error(self, type: str, message: str | None = None, **extra: Any) -> None:  # noqa: A002
         """An error surfaced to the user (KPI: errored_sessions)."""
         self._emit("error", {"error_type": type, "error": message, **extra})
+
+    def user_message(self, content: str | None = None, **extra: Any) -> None:
+        """A user turn (event ``user_message``); the count goes into ``session_end``
+        as ``turns`` (KPI: turns, tool_calls_per_turn_*)."""
+        self.turns += 1
+        self._emit("user_message", {"content": content, **extra})
 
     def feedback(self, rating: str, **extra: Any) -> None:
         """Thumbs ``"up"`` / ``"down"``."""
@@ -529,6 +537,8 @@ class Session:
         if self._ended:
             return
         self._ended = True
+        if self.turns and "turns" not in data:
+            data["turns"] = self.turns
         self._emit("session_end", data or None)
 
     def __enter__(self) -> Session:
