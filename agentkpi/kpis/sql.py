@@ -12,6 +12,7 @@ values, so every engine produces byte-identical rows (Python's ``round`` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,6 +156,18 @@ def needed_kpis(names: Sequence[str]) -> list[Kpi]:
     return list(out.values())
 
 
+#: Measures the session columns (ttfa_s, calls_per_turn) always read.
+ALWAYS_MEASURES = frozenset({"first_action_ts", "named_tool_calls"})
+
+
+def needed_measures(kpis: Sequence[Kpi]) -> list[Measure]:
+    """The measures the session-level KPIs read (so a narrow query computes only those)."""
+    used = " ".join(f"{k.expr} {k.where} {k.num} {k.den}" for k in kpis
+                    if k.level == "session")
+    return [m for m in MEASURES
+            if m.name in ALWAYS_MEASURES or re.search(rf"\b{m.name}\b", used)]
+
+
 def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     """SQL for the scalar KPIs and one SQL per JSON-map KPI."""
     kpis = needed_kpis(q.kpis)
@@ -170,7 +183,7 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
          f"WHERE {' AND '.join(where)}")
     ev_names = "".join(f", {x.name}" for x in ev_dims)
     ss_names = "".join(f", {x.name}" for x in ss_dims)
-    measures = ",\n    ".join(_measure_sql(d, m) for m in MEASURES)
+    measures = ",\n    ".join(_measure_sql(d, m) for m in needed_measures(kpis))
     ps = (f"SELECT bucket{ev_names}{ss_names}, session_id,\n    {measures}\n"
           f"  FROM w GROUP BY bucket{ev_names}{ss_names}, session_id")
     ttfa = d.seconds_between("ps.first_action_ts", "s2.start_ts")
@@ -265,11 +278,12 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
                 float(val) if k.map_value == "sum" else int(val))
         map_values[name] = acc
     requested = list(q.kpis)
+    needed = needed_kpis(requested)
     out = []
     for key in sorted(raw, key=_sort_key):
         row = raw[key]
         full: dict[str, Any] = {n: key[i] for i, n in enumerate(dim_names)}
-        for k in needed_kpis(requested):
+        for k in needed:
             if k.agg == "map":
                 row[k.name] = json.dumps(map_values[k.name].get(key, {}), sort_keys=True)
             elif k.agg in ("ratio", "diff"):
@@ -277,7 +291,7 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
             else:
                 row.setdefault(k.name, None)
                 row[k.name] = _finish(k, row)
-        for k in needed_kpis(requested):
+        for k in needed:
             if k.agg in ("ratio", "diff"):
                 row[k.name] = _finish(k, row)
         for name in requested:
