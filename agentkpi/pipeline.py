@@ -8,6 +8,7 @@ CSV per non-empty hour. Both are library calls; the CLI only formats.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -76,6 +77,7 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
     q = Quality()
     batch = CanonicalBatch()
     ledger = []
+    into = "into" in inspect.signature(src.parse_file).parameters
     for path, fp in paths:
         before_skips = len(q.skipped)
         try:
@@ -83,13 +85,17 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
         except OSError as exc:
             q.skip(path, "file_unreadable", f"cannot read: {exc}")
             raw = None
-        part = src.parse_file(path, raw, q) if raw is not None else CanonicalBatch()
+        n_s, n_e = batch.n_sessions, batch.n_events
+        if raw is not None:
+            if into:
+                src.parse_file(path, raw, q, into=batch)
+            else:
+                batch.extend(src.parse_file(path, raw, q))
         skipped = len(q.skipped) > before_skips
         ledger.append({"path": path, "fingerprint": fp, "source": fmt,
                        "status": "skipped" if skipped else "ok",
                        "reason": q.skipped[-1]["reason"] if skipped else None,
-                       "n_sessions": part.n_sessions, "n_events": part.n_events})
-        batch.extend(part)
+                       "n_sessions": batch.n_sessions - n_s, "n_events": batch.n_events - n_e})
     return batch.session_table(), batch.event_table(), ledger, q
 
 
