@@ -99,6 +99,13 @@ class Kpi:
 TOOL_EVENT = "event_type IN ('tool_call', 'tool_output')"
 NAMED_CALL = "event_type = 'tool_call' AND tool IS NOT NULL AND tool <> ''"
 
+#: Durations of operations (tool runs, agent steps, timed metrics). Session lifecycle events
+#: carry whole-session durations and are left out (see ``session_duration_s_*``).
+DURATION_EVENT = ("duration_ms IS NOT NULL AND "
+                  "event_type NOT IN ('session_start', 'session_end')")
+#: An event that reported an outcome; a missing ``success`` is neither success nor failure.
+OUTCOME_EVENT = "success IS NOT NULL"
+
 MEASURES: tuple[Measure, ...] = (
     Measure("llm_calls", "count", "event_type = 'llm_call'"),
     Measure("tokens_prompt", "sum", "event_type = 'llm_call'", "prompt_tokens"),
@@ -126,6 +133,13 @@ MEASURES: tuple[Measure, ...] = (
     Measure("research_calls", "count", "event_type = 'tool_call' AND tool = 'research'"),
     Measure("named_tool_calls", "count", NAMED_CALL),
     Measure("distinct_tools", "count_distinct", NAMED_CALL, "tool"),
+    # Query-layer measures (QUERY_KPIS); computed only when a requested KPI reads them.
+    Measure("events", "count", ""),
+    Measure("outcomes_ok", "count", "success"),
+    Measure("outcomes_failed", "count", "NOT success"),
+    Measure("outcomes", "count", OUTCOME_EVENT),
+    Measure("durations", "count", DURATION_EVENT),
+    Measure("duration_ms_sum", "sum", DURATION_EVENT, "duration_ms"),
 )
 
 
@@ -255,14 +269,6 @@ HIDDEN: tuple[Kpi, ...] = (
     _sum("_prompt_plus_cache", "", "tokens", expr="tokens_prompt + tokens_cache_read"),
 )
 
-#: Durations of operations (tool runs, agent steps, timed metrics). Session lifecycle events
-#: carry whole-session durations and are left out (see ``session_duration_s_*``).
-DURATION_EVENT = ("duration_ms IS NOT NULL AND "
-                  "event_type NOT IN ('session_start', 'session_end')")
-#: An event that reported an outcome; a missing ``success`` is neither success nor failure.
-OUTCOME_EVENT = "success IS NOT NULL"
-
-
 def _ev(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
     return _k(name, description, unit, agg, level="event", **kw)
 
@@ -270,18 +276,17 @@ def _ev(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
 #: KPIs for ad-hoc queries (``agentkpi query``, reports): seed 001's statistics. Not in the
 #: hourly CSV. Event-level ones aggregate the in-window events themselves.
 QUERY_KPIS: tuple[Kpi, ...] = (
-    _ev("events", "Events in the bucket (every type; seed 001's metric count).", "events",
-        "count_if", additive=True),
+    _sum("events", "Events in the bucket (every type; seed 001's metric count).", "events"),
     _sum("errors", "error events.", "events"),
     _ratio("errors_per_session", "errors / sessions.", "errors", "sessions"),
     _sum("tokens_total", "Prompt + completion tokens of llm_call events (cache tokens are "
          "reported separately).", "tokens", expr="tokens_prompt + tokens_completion"),
     _ratio("tokens_per_session", "tokens_total / sessions.", "tokens_total", "sessions",
            digits=2),
-    _ev("duration_count", "Events with a duration (operations; session lifecycle events "
-        "left out).", "events", "count_if", where=DURATION_EVENT, additive=True),
-    _ev("duration_ms_total", "Sum of operation durations.", "ms", "sum", expr="duration_ms",
-        where=DURATION_EVENT, kind="float", digits=3, additive=True),
+    _sum("duration_count", "Events with a duration (operations; session lifecycle events "
+         "left out).", "events", expr="durations"),
+    _k("duration_ms_total", "Sum of operation durations.", "ms", "sum",
+       expr="duration_ms_sum", kind="float", digits=3, additive=True),
     _ratio("duration_ms_avg", "duration_ms_total / duration_count.", "duration_ms_total",
            "duration_count", digits=3),
     _ev("duration_ms_min", "Shortest operation duration (0.0 when none).", "ms", "min",
@@ -308,12 +313,12 @@ QUERY_KPIS: tuple[Kpi, ...] = (
          where="session_duration_s >= 0"),
     _pct("session_duration_s_p95", "95th percentile session duration.", "s",
          "session_duration_s", 0.95, where="session_duration_s >= 0"),
-    _ev("success_count", "Events reporting success = true (any type).", "events",
-        "count_if", where="success", additive=True),
-    _ev("failure_count", "Events reporting success = false; a missing success is not a "
-        "failure.", "events", "count_if", where="NOT success", additive=True),
-    _ev("outcome_count", "Events reporting a success value (success_count + "
-        "failure_count).", "events", "count_if", where=OUTCOME_EVENT, additive=True),
+    _sum("success_count", "Events reporting success = true (any type).", "events",
+         expr="outcomes_ok"),
+    _sum("failure_count", "Events reporting success = false; a missing success is not a "
+         "failure.", "events", expr="outcomes_failed"),
+    _sum("outcome_count", "Events reporting a success value (success_count + "
+         "failure_count).", "events", expr="outcomes"),
     _ratio("success_rate", "success_count / outcome_count (0.0 when none).",
            "success_count", "outcome_count"),
     _ev("first_event_at", "Earliest event time in the bucket (UTC).", "time", "min",
