@@ -83,3 +83,23 @@ def test_svg_chart_has_gaps_for_missing_values() -> None:
                          [("r", [0.5, None, 0.25, 1.0])])
     d = re.search(r'<path d="([^"]*)"', svg)
     assert d is not None and d.group(1).count("M") == 2 and "100%" in svg
+
+
+def test_html_report_renders_a_build_report_dict(store_path: Path) -> None:
+    from agentkpi.reports import build_report
+
+    with Store(store_path, read_only=True) as st:
+        rep = build_report(st, "2026-05-20", "2026-05-21")
+    doc = render_html(rep)
+    assert "<script" not in doc and doc.count("<svg") >= 3
+    for section in ("Summary", "Tokens", "Performance", "Tools"):
+        assert f"<h2>{section}</h2>" in doc
+    assert "2026-05-20" in doc
+
+
+def test_chart_scale_covers_the_largest_value() -> None:
+    from agentkpi.reports.html import nice_ticks
+
+    for hi in (0.53, 1.0, 12.3, 140.0, 99.99):
+        ticks = nice_ticks(0.0, hi)
+        assert ticks[0] == 0 and ticks[-1] >= hi and len(ticks) <= 8

@@ -36,7 +36,13 @@ DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Tool success rate", "ratio", ("tool_success_rate",)),
     ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
     ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
+    # keys of agentkpi.reports.build_report's time_series
+    ("Tokens", "tokens", ("tokens_total",)),
+    ("Events, LLM calls and errors", "count", ("events", "llm_calls", "errors")),
 )
+#: Sections of a build_report dict shown as cards / tables.
+CARD_SECTIONS = ("summary", "tokens", "performance")
+TABLE_SECTIONS = ("by_model", "tools", "agents", "errors")
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;
@@ -90,10 +96,10 @@ def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     err = n * step / span
     step *= 10 if err <= 0.15 else 5 if err <= 0.35 else 2 if err <= 0.75 else 1
     t = math.floor(lo / step) * step
-    out = []
-    while t <= hi + step * 1e-9:
-        out.append(round(t, 12))
+    out = [round(t, 12)]
+    while out[-1] < hi - step * 1e-9:  # the last tick covers hi
         t += step
+        out.append(round(t, 12))
     return out
 
 
@@ -178,7 +184,7 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
 
 
 def _series_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    s = report.get("series") or []
+    s = report.get("series") or report.get("time_series") or []
     if isinstance(s, Mapping):
         s = s.get("rows") or next((v for v in s.values() if isinstance(v, list)), [])
     return [dict(r) for r in s if isinstance(r, Mapping) and r.get("bucket") is not None]
@@ -186,7 +192,10 @@ def _series_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[dict[str, Any]], int]]:
     out = []
-    tables = report.get("tables") or {}
+    tables = dict(report.get("tables") or {})
+    for name in TABLE_SECTIONS:  # build_report sections
+        if isinstance(report.get(name), list):
+            tables.setdefault(name.replace("_", " "), report[name])
     items = tables.items() if isinstance(tables, Mapping) else (
         (t.get("title") or t.get("name") or "table", t) for t in tables)
     for name, t in items:
@@ -210,20 +219,34 @@ def render_html(report: Mapping[str, Any]) -> str:
 
     def unit(k: str) -> str:
         meta = kpis.get(k)
-        return meta.get("unit", "") if isinstance(meta, Mapping) else ""
+        if isinstance(meta, Mapping):
+            return str(meta.get("unit", ""))
+        if k.endswith(("_rate", "_ratio")):
+            return "ratio"
+        return "USD" if k.startswith("cost") else ""
 
-    span = " \u2192 ".join(str(report[k]).replace("T", " ") for k in ("from", "to")
-                           if report.get(k))
-    meta = [f"{span} UTC" if span else "",
-            f"grain: {report['grain']}" if report.get("grain") else "",
+    rng = report.get("range") if isinstance(report.get("range"), Mapping) else {}
+    ends = [report.get("from") or rng.get("start"), report.get("to") or rng.get("end")]
+    span = " \u2192 ".join(str(v).replace("T", " ") for v in ends if v)
+    tz = report.get("tz") or rng.get("tz") or "UTC"
+    ts = report.get("time_series")
+    grain = report.get("grain") or (ts.get("grain") if isinstance(ts, Mapping) else None)
+    meta = [f"{span} {tz}" if span else "",
+            f"grain: {grain}" if grain else "",
+            "no data in this range" if report.get("empty") else "",
             f"{len(rows)} buckets" if rows else "",
             f"generated {report['generated_at']}" if report.get("generated_at") else ""]
     sep = " \u00b7 "
     out = ["<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
            f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
            f"<h1>{e(title)}</h1><div class=\"meta\">{e(sep.join(m for m in meta if m))}</div>"]
-    totals = report.get("totals") or {}
-    if totals:
+    sections = [("", report.get("totals") or {})] + [
+        (name, report[name]) for name in CARD_SECTIONS if isinstance(report.get(name), Mapping)]
+    for name, totals in sections:
+        if not totals:
+            continue
+        if name:
+            out.append(f"<h2>{e(name.capitalize())}</h2>")
         out.append('<div class="cards">')
         for k, v in totals.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):

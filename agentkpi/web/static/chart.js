@@ -23,8 +23,8 @@
     var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / n)));
     var err = (n * step) / span;
     if (err <= 0.15) step *= 10; else if (err <= 0.35) step *= 5; else if (err <= 0.75) step *= 2;
-    var ticks = [], t = Math.floor(lo / step) * step;
-    for (; t <= hi + step * 1e-9; t += step) ticks.push(+t.toPrecision(12));
+    var t = Math.floor(lo / step) * step, ticks = [+t.toPrecision(12)];
+    while (ticks[ticks.length - 1] < hi - step * 1e-9) { t += step; ticks.push(+t.toPrecision(12)); }
     return ticks;
   }
 
