@@ -17,8 +17,13 @@ from agentkpi.errors import AgentKpiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+def _width() -> int | None:
+    # Pipes and CI logs get a wide table instead of Rich's 80-column default.
+    return None if sys.stdout.isatty() else 160
+
+
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=_width())
 
 
 def store_option(f: F) -> F:

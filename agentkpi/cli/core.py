@@ -201,16 +201,15 @@ def quickstart_cmd(workdir: str, n: int) -> None:
         generate_sessions(str(data), n, begin.replace(tzinfo=timezone.utc), hours=48, seed=0,
                           workers=2)
     with Store(store_path) as st, progress_bar() as progress:
-        lo_hi = None
         r = rollup(str(target), source=str(data), store=st, progress=progress,
                    start=begin.strftime("%Y-%m-%dT%H"), end=end.strftime("%Y-%m-%dT%H"))
-        lo_hi = st.time_range()
     _print_rollup(r)
     last = [dict(bucket=k, **v) for k, v in sorted(r.rows.items())][-24:]
     print_table([{c: row.get(c) for c in SUMMARY_COLUMNS} for row in last], SUMMARY_COLUMNS,
                 title="Last 24 hours")
-    console.print(f"events span {lo_hi[0]} .. {lo_hi[1]} UTC; CSVs in {target}/hourly/; "
-                  f"store {store_path}.\nNext: agentkpi kpis | agentkpi rollup --help")
+    console.print(f"CSVs in {target}/hourly/, store {store_path}.\n"
+                  f"Next: agentkpi kpis | agentkpi query --help | "
+                  f"agentkpi serve --store {store_path}")
 
 
 @main.command("status")
