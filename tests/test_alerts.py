@@ -177,7 +177,7 @@ def test_documented_example_rules_load(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_store(tmp_path_factory.mktemp("alerts"), n=200, hours=24)
+    return make_store(tmp_path_factory.mktemp("alerts"))
 
 
 def test_check_on_a_store_fires_then_stays_quiet(store_path: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from tests.test_web_api import make_store
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_store(tmp_path_factory.mktemp("plots"), n=150, hours=24)
+    return make_store(tmp_path_factory.mktemp("plots"))
 
 
 def _png_size(p: Path) -> tuple[int, int]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from datetime import UTC, datetime
@@ -21,12 +23,24 @@ N_SESSIONS = 300
 START = datetime(2026, 5, 20, tzinfo=UTC)
 
 
+_BUILT: dict[tuple[int, int, int], Path] = {}
+
+
 def make_store(root: Path, n: int = N_SESSIONS, hours: int = 48, seed: int = 0) -> Path:
-    """A generated session dataset under root/data ingested into root/store.duckdb."""
-    data, path = root / "data", root / "store.duckdb"
-    generate_sessions(str(data), n, START, hours=hours, seed=seed, workers=1)
-    with Store(path) as st:
-        ingest(str(data), st, workers=1)
+    """root/store.duckdb holding a generated dataset of ``n`` sessions over ``hours``.
+
+    Each (n, hours, seed) is generated and ingested once per test run; callers get
+    their own copy of the file, so they may write to it.
+    """
+    key = (n, hours, seed)
+    if key not in _BUILT or not _BUILT[key].exists():
+        built = Path(tempfile.mkdtemp(prefix="agentkpi-web-"))
+        generate_sessions(str(built / "data"), n, START, hours=hours, seed=seed, workers=1)
+        with Store(built / "store.duckdb") as st:
+            ingest(str(built / "data"), st, workers=1)
+        _BUILT[key] = built / "store.duckdb"
+    path = root / "store.duckdb"
+    shutil.copyfile(_BUILT[key], path)
     return path
 
 
@@ -162,7 +176,7 @@ def test_writer_lock_serves_last_good_response_as_stale_then_recovers(tmp_path: 
 
 
 def test_ingest_while_serving_shows_new_data(tmp_path: Path) -> None:
-    path = make_store(tmp_path, n=50, hours=4)
+    path = make_store(tmp_path, n=40, hours=4)
     c = TestClient(create_app(str(path)))
     before = c.get("/api/overview?from=2026-05-20&to=2026-05-21").json()["totals"]["sessions"]
     more = tmp_path / "more"

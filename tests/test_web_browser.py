@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     from agentkpi.web import create_app
 
-    path = make_store(tmp_path_factory.mktemp("browser"), n=200)
+    path = make_store(tmp_path_factory.mktemp("browser"))
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(str(path), poll=1), host="127.0.0.1",
                                         port=port, log_level="warning"))
