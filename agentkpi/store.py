@@ -138,10 +138,19 @@ class Store:
         try:
             con.execute("BEGIN")
             if not fresh:
-                con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
+                # Deleting scans the events table, so only when something is there to
+                # replace: a file read before, or a session already stored.
+                seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
+                                   "USING (path)").fetchall()[0][0]
+                if seen:
+                    con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
                 if replace_sessions and sessions.num_rows:
-                    con.execute("DELETE FROM events WHERE session_id IN "
-                                "(SELECT session_id FROM _in_sessions)")
+                    known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
+                                        "_in_sessions) JOIN sessions USING (session_id)"
+                                        ).fetchall()[0][0]
+                    if known:
+                        con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
+                                    "FROM _in_sessions)")
             if events.num_rows:
                 con.execute("INSERT INTO events SELECT * FROM _in_events")
             if sessions.num_rows:
