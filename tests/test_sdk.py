@@ -369,3 +369,28 @@ def test_user_messages_are_counted_into_turns(tmp_path: Path) -> None:
     assert [e["event_type"] for e in events] == ["session_start", "user_message",
                                                  "user_message", "session_end"]
     assert events[-1]["data"] == {"turns": 2}
+
+
+def test_a_forked_child_gets_its_own_writer_and_segments(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path)
+    rec.record("metric", session_id="parent", value=1)
+    rec.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            rec.record("metric", session_id="child", value=2)
+            code = 0 if rec.flush(10) else 3
+            rec.close()
+        except BaseException:  # noqa: BLE001
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    rec.record("metric", session_id="parent", value=3)
+    rec.close()
+    events, bad = read_events(tmp_path)
+    assert bad == 0
+    assert sorted((e["session_id"], e["data"]["value"]) for e in events) == [
+        ("child", 2), ("parent", 1), ("parent", 3)]
+    assert {s.pid for s in list_segments(tmp_path)} == {os.getpid(), pid}
