@@ -106,7 +106,6 @@ class Recorder:
             raise ValueError(f"on_full must be 'drop' or 'block', got {on_full!r}")
         self.log_dir = Path(log_dir)
         self._clock: Callable[[], Any] = clock or time.time
-        self._clock_is_time = clock is None
         self.durability = durability
         self.queue_size = max(1, int(queue_size))
         self.on_full = on_full
@@ -152,21 +151,20 @@ class Recorder:
             self._wake.set()
 
     def _now(self) -> float:
-        if self._clock_is_time:
-            return time.time()
+        """Current time as epoch seconds (the clock may return a datetime)."""
         return _epoch(self._clock())
 
     def event(self, event_type: str, session_id: str | None = None, /, **data: Any) -> None:
         """Record one event of any type; ``data`` becomes the event's payload."""
         try:
-            self._put((self._now(), session_id, event_type, data or None, None))
+            self._put((self._clock(), session_id, event_type, data or None, None))
         except Exception as exc:  # noqa: BLE001 - never break the host
             self._record_failed(exc)
 
     def record(self, event_type: str, session_id: str | None = None, **data: Any) -> None:
         """Same as :meth:`event` (keyword ``session_id``)."""
         try:
-            self._put((self._now(), session_id, event_type, data or None, None))
+            self._put((self._clock(), session_id, event_type, data or None, None))
         except Exception as exc:  # noqa: BLE001
             self._record_failed(exc)
 
@@ -365,6 +363,10 @@ class Recorder:
             t = self._thread
             if t is not None and t is not threading.current_thread():
                 t.join(timeout)
+            self._thread = None
+            if t is not None and not t.is_alive():
+                while any(type(x) is tuple for x in list(self._q)):  # raced with close
+                    self._drain()
             if self._log is not None:
                 self._log.close(timeout)
         except Exception as exc:  # noqa: BLE001
@@ -430,14 +432,20 @@ class Session:
         try:
             attrs = {k: v for k, v in (("user_id", user_id), ("model", model),
                                        ("project", project), ("agent", agent)) if v is not None}
-            rec._put((rec._now(), self.session_id, "session_start", data or None, attrs or None))
+            rec._put((rec._clock(), self.session_id, "session_start", data or None, attrs or None))
         except Exception as exc:  # noqa: BLE001
             rec._record_failed(exc)
 
     def _emit(self, event_type: str, data: dict[str, Any] | None) -> None:
         rec = self._rec
         try:
-            rec._put((rec._now(), self.session_id, event_type, data, None))
+            item = (rec._clock(), self.session_id, event_type, data, None)
+            q = rec._q
+            n = len(q)
+            if n < rec._wake_at and rec._thread is not None:
+                q.append(item)     # fast path: room, writer running, no wake needed
+            else:
+                rec._put(item)
         except Exception as exc:  # noqa: BLE001
             rec._record_failed(exc)
 
@@ -458,7 +466,12 @@ class Session:
                     "finish_reason": finish_reason}
             if extra:
                 data.update(extra)
-            rec._put((rec._now(), self.session_id, "llm_call", data, None))
+            item = (rec._clock(), self.session_id, "llm_call", data, None)
+            q = rec._q
+            if len(q) < rec._wake_at and rec._thread is not None:
+                q.append(item)     # fast path: room, writer running, no wake needed
+            else:
+                rec._put(item)
         except Exception as exc:  # noqa: BLE001
             rec._record_failed(exc)
 
