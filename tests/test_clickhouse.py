@@ -295,6 +295,17 @@ def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
     with ClickHouseStore(dsn, read_only=True) as st:
         assert st.counts() == {"sessions": 0, "events": 0, "files": 0}
         assert st.time_range() == (None, None)
+        # the documented cluster DDL (docs/clickhouse.md) is valid ClickHouse SQL
+        from agentkpi.engines.clickhouse import ddl_script
+
+        script = ddl_script("agentkpi_cluster")
+        assert "ReplicatedReplacingMergeTree" in script and "cityHash64(session_id)" in script
+        for stmt in filter(None, (x.strip() for x in script.split(";\n"))):
+            assert st.fetch(f"SELECT formatQuery({_lit(stmt)})")[1][0][0]
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -192,32 +192,95 @@ SESSION_NAMES = [n for n, *_ in SESSION_COLUMNS]
 EVENT_NAMES = [n for n, *_ in EVENT_COLUMNS]
 EPOCH = "toDateTime64(0, 6, 'UTC')"
 
-#: (version, description, statements). Append only; never edit a released one.
-#: Statements are idempotent (IF NOT EXISTS): ClickHouse has no transactional
-#: DDL, so a half-applied migration is simply re-run.
-MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
-    (1, "canonical sessions/events tables and the ingest ledger", (
-        f"CREATE TABLE IF NOT EXISTS sessions_rmt (\n    {_ch_columns(SESSION_COLUMNS)},\n"
-        "    _version UInt64)\nENGINE = ReplacingMergeTree(_version) ORDER BY session_id",
-        f"CREATE VIEW IF NOT EXISTS sessions AS SELECT {', '.join(SESSION_NAMES)} "
-        "FROM sessions_rmt FINAL",
-        f"CREATE TABLE IF NOT EXISTS events (\n    {_ch_columns(EVENT_COLUMNS)})\n"
-        f"ENGINE = MergeTree PARTITION BY toYYYYMMDD(coalesce(ts, {EPOCH}))\n"
-        "ORDER BY (session_id, file, seq) SETTINGS allow_nullable_key = 1",
-        "CREATE TABLE IF NOT EXISTS ingested_files (path String, fingerprint Nullable(String), "
-        "source Nullable(String), status Nullable(String), reason Nullable(String), "
-        "n_sessions Nullable(Int32), n_events Nullable(Int32), "
-        "ingested_at Nullable(DateTime64(6, 'UTC')), _version UInt64)\n"
-        "ENGINE = ReplacingMergeTree(_version) ORDER BY path",
-    )),
-)
+_LEDGER_COLUMNS = ("path String, fingerprint Nullable(String), source Nullable(String), "
+                   "status Nullable(String), reason Nullable(String), n_sessions Nullable(Int32), "
+                   "n_events Nullable(Int32), ingested_at Nullable(DateTime64(6, 'UTC')), "
+                   "_version UInt64")
+_EVENTS_LAYOUT = (f"PARTITION BY toYYYYMMDD(coalesce(ts, {EPOCH}))\n"
+                  "ORDER BY (session_id, file, seq) SETTINGS allow_nullable_key = 1")
 
+
+def _ddl_v1(cluster: str | None = None) -> tuple[str, ...]:
+    """Schema v1; with ``cluster``, replicated local tables + Distributed tables.
+
+    Cluster layout: ``<name>_local`` tables are Replicated(Replacing)MergeTree
+    on every node (ZooKeeper/Keeper path per shard, macros ``{shard}`` and
+    ``{replica}``); ``events``, ``sessions_rmt`` and ``ingested_files`` are
+    Distributed over them, sharded by ``cityHash64(session_id)`` (``path`` for
+    the ledger) so all versions and all events of a session live on one shard:
+    ``FINAL`` and the events/sessions join are then shard-local and exact.
+    """
+    view = (f"AS SELECT {', '.join(SESSION_NAMES)} FROM sessions_rmt FINAL")
+    if cluster is None:
+        return (
+            f"CREATE TABLE IF NOT EXISTS sessions_rmt (\n    {_ch_columns(SESSION_COLUMNS)},\n"
+            "    _version UInt64)\nENGINE = ReplacingMergeTree(_version) ORDER BY session_id",
+            f"CREATE VIEW IF NOT EXISTS sessions {view}",
+            f"CREATE TABLE IF NOT EXISTS events (\n    {_ch_columns(EVENT_COLUMNS)})\n"
+            f"ENGINE = MergeTree {_EVENTS_LAYOUT}",
+            f"CREATE TABLE IF NOT EXISTS ingested_files ({_LEDGER_COLUMNS})\n"
+            "ENGINE = ReplacingMergeTree(_version) ORDER BY path",
+        )
+    on = f"ON CLUSTER {cluster}"
+
+    def zk(table: str) -> str:
+        return f"'/clickhouse/tables/{{shard}}/{{database}}/{table}', '{{replica}}'"
+
+    def dist(table: str, key: str) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {table} {on} AS {table}_local\n"
+                f"ENGINE = Distributed({cluster}, currentDatabase(), {table}_local, "
+                f"cityHash64({key}))")
+
+    return (
+        f"CREATE TABLE IF NOT EXISTS sessions_rmt_local {on} (\n"
+        f"    {_ch_columns(SESSION_COLUMNS)},\n    _version UInt64)\n"
+        f"ENGINE = ReplicatedReplacingMergeTree({zk('sessions_rmt_local')}, _version)\n"
+        "ORDER BY session_id",
+        dist("sessions_rmt", "session_id"),
+        f"CREATE VIEW IF NOT EXISTS sessions {on} {view}",
+        f"CREATE TABLE IF NOT EXISTS events_local {on} (\n    {_ch_columns(EVENT_COLUMNS)})\n"
+        f"ENGINE = ReplicatedMergeTree({zk('events_local')})\n{_EVENTS_LAYOUT}",
+        dist("events", "session_id"),
+        f"CREATE TABLE IF NOT EXISTS ingested_files_local {on} ({_LEDGER_COLUMNS})\n"
+        f"ENGINE = ReplicatedReplacingMergeTree({zk('ingested_files_local')}, _version)\n"
+        "ORDER BY path",
+        dist("ingested_files", "path"),
+    )
+
+
+def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+    """(version, description, statements). Append only; never edit a released one.
+
+    Statements are idempotent (IF NOT EXISTS): ClickHouse has no transactional
+    DDL, so a half-applied migration is simply re-run.
+    """
+    return (
+        (1, "canonical sessions/events tables and the ingest ledger", _ddl_v1(cluster)),
+    )
+
+
+def schema_migrations_ddl(cluster: str | None = None) -> str:
+    cols = "(version UInt32, description String, applied_at DateTime64(6, 'UTC'))"
+    if cluster is None:
+        return (f"CREATE TABLE IF NOT EXISTS schema_migrations {cols} "
+                "ENGINE = ReplacingMergeTree ORDER BY version")
+    # One copy replicated to every node (no {shard} in the path).
+    return (f"CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER {cluster} {cols} "
+            "ENGINE = ReplicatedReplacingMergeTree("
+            "'/clickhouse/tables/{database}/schema_migrations', '{replica}') ORDER BY version")
+
+
+MIGRATIONS = migrations()
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 #: Session settings every query runs with. ``join_use_nulls``: an unmatched
 #: LEFT JOIN row gives NULL (SQL semantics, what the KPI SQL expects), not 0/''.
 #: ``prefer_column_name_to_alias``: ``sum(cost_usd) AS cost_usd`` reads the column.
+#: ``compile_expressions = 0``: no LLVM JIT of arithmetic, so float results never
+#: depend on what the JIT fuses (exact parity with DuckDB); it costs nothing here
+#: because the KPI query is aggregation-bound.
 SETTINGS: dict[str, Any] = {
+    "compile_expressions": 0,
     "join_use_nulls": 1,
     "prefer_column_name_to_alias": 1,
     "max_query_size": 64 * 1024 * 1024,
@@ -270,7 +333,11 @@ class ClickHouseStore:
         cfg = parse_dsn(dsn)
         self.database = cfg["database"]
         self.path = cfg.get("path") or dsn
+        self.cluster: str | None = cfg["settings"].pop("cluster", None)
         settings = {**SETTINGS, **cfg["settings"]}
+        if self.cluster:
+            # inserts reach the shards before write_batch returns (then deletes/queries see them)
+            settings.setdefault("distributed_foreground_insert", 1)
         try:
             if cfg["kind"] == "chdb":
                 self.client = clickhouse_connect.get_client(
@@ -295,20 +362,19 @@ class ClickHouseStore:
                                  " first")
             self.client.database = self.database
         else:
-            self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            on = f" ON CLUSTER {self.cluster}" if self.cluster else ""
+            self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{on}")
             self.client.database = self.database
             self.migrate()
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied."""
-        self._cmd("CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, "
-                  "description String, applied_at DateTime64(6, 'UTC')) "
-                  "ENGINE = ReplacingMergeTree ORDER BY version")
+        self._cmd(schema_migrations_ddl(self.cluster))
         done = {r[0] for r in self.client.query(
             "SELECT DISTINCT version FROM schema_migrations").result_rows}
         applied = []
-        for version, description, statements in MIGRATIONS:
+        for version, description, statements in migrations(self.cluster):
             if version in done:
                 continue
             try:
@@ -362,7 +428,10 @@ class ClickHouseStore:
                     if ids:
                         preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
                 if preds and self._has_events():
-                    self._cmd(f"DELETE FROM events WHERE {' OR '.join(preds)}")
+                    # lightweight DELETE: rows are masked at once, dropped by merges
+                    table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
+                             else "events")
+                    self._cmd(f"DELETE FROM {table} WHERE {' OR '.join(preds)}")
             if events.num_rows:
                 self.client.insert_arrow("events", _not_null(events, "session_id", ""))
             if sessions.num_rows:
@@ -475,3 +544,19 @@ def _redact(dsn: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ddl_script(cluster: str | None = None, database: str = "agentkpi") -> str:
+    """The schema as a SQL script (what :meth:`ClickHouseStore.migrate` runs)."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
+    stmts = [f"CREATE DATABASE IF NOT EXISTS {database}{on}", f"USE {database}",
+             schema_migrations_ddl(cluster)]
+    for _version, _desc, statements in migrations(cluster):
+        stmts.extend(statements)
+    return ";\n\n".join(stmts) + ";\n"
+
+
+if __name__ == "__main__":  # python -m agentkpi.engines.clickhouse [CLUSTER] [DATABASE]
+    import sys
+
+    print(ddl_script(*(sys.argv[1:3] or [None])), end="")
