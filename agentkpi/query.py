@@ -333,12 +333,12 @@ def _apply_top(st: Any, dims: list[Dimension], engine_dims: list[Dim], metrics: 
         scored.sort(key=lambda x: (-x[0], str(x[1])))
         keep = [str(v) for _, v in scored[:top]]
         ranks.append({v: i for i, v in enumerate(keep)})
-        if len(scored) <= top:
-            out.append(ed)
-            continue
-        values = ", ".join(_literal(dialect, v) for v in keep)
-        expr = (f"(CASE WHEN {d.expr} IS NULL THEN NULL WHEN {d.expr} IN ({values}) "
-                f"THEN {d.expr} ELSE {_literal(dialect, OTHER)} END)")
+        # Folded even when nothing is left over now: the previous period of a comparison
+        # must fold the same way.
+        kept = (f"WHEN {d.expr} IN ({', '.join(_literal(dialect, v) for v in keep)}) "
+                f"THEN {d.expr} " if keep else "")
+        expr = (f"(CASE WHEN {d.expr} IS NULL THEN NULL {kept}"
+                f"ELSE {_literal(dialect, OTHER)} END)")
         out.append(Dim(ed.name, expr, ed.level))
     return out, ranks
 
