@@ -38,6 +38,7 @@ from agentkpi.sdk.eventlog import DURABILITY_MODES, EventLogWriter
 logger = logging.getLogger("agentkpi")
 
 _UTC = UTC
+_SLOTS = 5  # queue entries per event: time, session_id, event_type, data, attrs
 _LINE = b'{"id":"%s%d","seq":%d,"ts":"%s.%06dZ","session_id":%s,"event_type":%s,"data":%s}\n'
 _LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
@@ -119,7 +120,11 @@ class Recorder:
         EventLogWriter(self.log_dir, **self._log_kwargs)  # validate arguments now
         self._q: deque[Any] = deque()
         self._wake = threading.Event()
-        self._wake_at = max(1, min(self.queue_size // 4, 8192))
+        # The queue is flat: each event is 5 consecutive entries appended with one
+        # (atomic) deque.extend, so no tracked tuple survives in the queue for the
+        # cyclic GC to walk (that walk was a third of the per-event cost).
+        self._qcap = self.queue_size * _SLOTS
+        self._wake_at = max(1, min(self.queue_size // 4, 8192)) * _SLOTS
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._log: EventLogWriter | None = None
@@ -141,10 +146,10 @@ class Recorder:
     # ------------------------------------------------------------ hot path
     def _put(self, item: tuple[Any, ...]) -> None:
         q = self._q
-        if len(q) >= self.queue_size or self._closed:
+        if len(q) >= self._qcap or self._closed:
             self._full(item)
             return
-        q.append(item)
+        q.extend(item)
         if self._thread is None:
             self._start()
         elif len(q) >= self._wake_at:
@@ -176,7 +181,7 @@ class Recorder:
             return
         if self.on_full == "block":
             deadline = None if self.block_timeout is None else time.monotonic() + self.block_timeout
-            while len(self._q) >= self.queue_size:
+            while len(self._q) >= self._qcap:
                 if self._thread is None:
                     self._start()
                 self._wake.set()
@@ -184,7 +189,7 @@ class Recorder:
                     break
                 time.sleep(0.0005)
             else:
-                self._q.append(item)
+                self._q.extend(item)
                 return
         with self._lock:
             self._dropped += 1
@@ -266,15 +271,18 @@ class Recorder:
         day = -1
         limit = self.batch_max
         while q and n < limit:
-            item = pop()
-            if type(item) is not tuple:
+            t = pop()
+            sid = pop()
+            et = pop()
+            data = pop()
+            attrs = pop()
+            if type(t) is _Flush:
                 if count:
                     self._write(log, day, buf, count)
                     buf, count, room = bytearray(), 0, log.room()
-                markers.append(item)
+                markers.append(t)
                 continue
             n += 1
-            t, sid, et, data, attrs = item
             try:
                 if type(t) is not float:
                     t = _epoch(t)
@@ -340,7 +348,7 @@ class Recorder:
             if self._pid != os.getpid():
                 return False
             marker = _Flush(True)
-            self._q.append(marker)
+            self._q.extend((marker, None, None, None, None))
             self._wake.set()
             return marker.done.wait(timeout)
         except Exception as exc:  # noqa: BLE001
@@ -365,7 +373,7 @@ class Recorder:
                 t.join(timeout)
             self._thread = None
             if t is not None and not t.is_alive():
-                while any(type(x) is tuple for x in list(self._q)):  # raced with close
+                while self._queued():  # events that raced with close
                     self._drain()
             if self._log is not None:
                 self._log.close(timeout)
@@ -382,7 +390,7 @@ class Recorder:
 
     def stats(self) -> dict[str, Any]:
         """Counters. ``recorded`` = accepted = written + lost + queued."""
-        queued = sum(1 for x in list(self._q) if type(x) is tuple)
+        queued = self._queued()
         log = self._log
         return {
             "recorded": self._taken + queued,
@@ -400,6 +408,10 @@ class Recorder:
             "writer_cpu_s": self._writer_cpu,
             "last_error": self._last_error,
         }
+
+    def _queued(self) -> int:
+        heads = list(self._q)[::_SLOTS]
+        return sum(1 for x in heads if type(x) is not _Flush)
 
     def _after_fork(self) -> None:
         # the child gets its own writer, segment names and queue
@@ -443,7 +455,7 @@ class Session:
             q = rec._q
             n = len(q)
             if n < rec._wake_at and rec._thread is not None:
-                q.append(item)     # fast path: room, writer running, no wake needed
+                q.extend(item)     # fast path: room, writer running, no wake needed
             else:
                 rec._put(item)
         except Exception as exc:  # noqa: BLE001
@@ -469,7 +481,7 @@ class Session:
             item = (rec._clock(), self.session_id, "llm_call", data, None)
             q = rec._q
             if len(q) < rec._wake_at and rec._thread is not None:
-                q.append(item)     # fast path: room, writer running, no wake needed
+                q.extend(item)     # fast path: room, writer running, no wake needed
             else:
                 rec._put(item)
         except Exception as exc:  # noqa: BLE001
