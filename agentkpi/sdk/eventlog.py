@@ -405,6 +405,10 @@ class EventLogWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.segments_opened:
             remove_orphan_tmp(self.directory)
+            try:
+                self._retention()  # age/size limits also apply to logs that rarely rotate
+            except OSError as exc:
+                logger.warning("agentkpi: retention failed in %s: %s", self.directory, exc)
         # name the segment after its first event's time (injected clocks too)
         try:
             ts = orjson.loads(first_line)["ts"]

@@ -1,8 +1,10 @@
 """The in-process Recorder: a cheap, thread-safe, never-raising event API.
 
-The calling thread only builds a small tuple ``(time, session_id, type, data,
-attrs)`` and appends it to a bounded in-memory queue (a ``collections.deque``,
-whose ``append``/``popleft`` are atomic). A single writer thread, started
+The calling thread only builds ``(time, session_id, type, data, attrs)`` and
+appends those five values to a bounded in-memory queue with one
+``collections.deque.extend`` (atomic under the GIL, and under the per-object
+lock of free-threaded builds); the queue stays flat so no GC-tracked object
+waits in it. A single writer thread, started
 lazily on the first event, drains the queue, serialises with orjson and
 appends whole lines to the event log (:mod:`agentkpi.sdk.eventlog`).
 
@@ -347,6 +349,11 @@ class Recorder:
                 return True
             if self._pid != os.getpid():
                 return False
+            if not self._thread.is_alive() and not self._closed:
+                logger.warning("agentkpi: the writer thread had stopped; restarting it")
+                with self._lock:
+                    self._thread = None
+                self._start()
             marker = _Flush(True)
             self._q.extend((marker, None, None, None, None))
             self._wake.set()
