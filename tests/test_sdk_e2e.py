@@ -63,7 +63,8 @@ def read_row(path: Path) -> dict[str, str]:
     return row
 
 
-EXPECTED = {"bucket": "2026-05-20T14", "sessions": "2", "users": "2", "turns": "3", "llm_calls": "3",
+EXPECTED = {"bucket": "2026-05-20T14", "sessions": "2", "users": "2", "turns": "3",
+            "llm_calls": "3",
             "tokens_prompt": "2000", "tokens_completion": "130", "tokens_cache_read": "900",
             "cost_usd": "0.015", "tool_calls_total": "2", "tool_calls_succeeded": "1",
             "tool_calls_failed": "1", "thumbs_up": "1", "thumbs_down": "1",
@@ -118,3 +119,41 @@ def test_rerun_after_rotation_does_not_double_count(tmp_path: Path) -> None:
                     start="2026-05-20T14", end="2026-05-20T15")
     row = read_row(out / "hourly" / "2026-05-20" / "14.csv")
     assert {k: row[k] for k in EXPECTED} == EXPECTED
+
+
+CONSTRUCTED = Path(__file__).resolve().parents[2] / "shared" / "data" / "constructed"
+
+
+def test_seed003_metric_files_roll_up_into_tool_and_error_kpis(tmp_path: Path) -> None:
+    src = tmp_path / "analytics" / "metrics"
+    src.mkdir(parents=True)
+    (src / "metrics_20250731_231502.jsonl").write_bytes(
+        (CONSTRUCTED / "CONSTRUCTED_shannon_metrics_20250731_231502.jsonl").read_bytes())
+    out = tmp_path / "out"
+    pipeline.rollup(str(out), source=str(tmp_path / "analytics"),
+                    store=str(tmp_path / "kpi.duckdb"), at="2025-07-31T23")
+    row = read_row(out / "hourly" / "2025-07-31" / "23.csv")
+    assert {k: row[k] for k in ("sessions", "users", "tool_calls_total", "tool_calls_succeeded",
+                                "tool_calls_failed", "errored_sessions", "llm_calls")} == {
+        "sessions": "1", "users": "1", "tool_calls_total": "2", "tool_calls_succeeded": "1",
+        "tool_calls_failed": "1", "errored_sessions": "1", "llm_calls": "0"}
+    assert json_field(row["sessions_by_model_json"]) == {"claude-3-5-sonnet-20241022": 1}
+
+
+def test_seed002_monitor_log_rolls_up_as_one_session(tmp_path: Path) -> None:
+    run = tmp_path / "monitoring" / "run1"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_bytes(
+        (CONSTRUCTED / "CONSTRUCTED_afterimage_metrics.jsonl").read_bytes())
+    out = tmp_path / "out"
+    pipeline.rollup(str(out), source=str(tmp_path / "monitoring"),
+                    store=str(tmp_path / "kpi.duckdb"), at="2026-03-02T10")
+    row = read_row(out / "hourly" / "2026-03-02" / "10.csv")
+    assert (row["sessions"], row["llm_calls"]) == ("1", "0")
+    assert json_field(row["sessions_by_model_json"]) == {"gemini-2.5-flash": 1}
+
+
+def json_field(text: str) -> object:
+    import json
+
+    return json.loads(text)
