@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agentkpi.sdk import Recorder
 from agentkpi.sdk.eventlog import (
@@ -243,3 +245,31 @@ def test_orphan_tmp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     _fill(rec, 3)
     rec.close()
     assert not orphan.exists() and mine.exists()
+
+
+json_scalars = (st.none() | st.booleans() | st.integers(-2**53, 2**53)
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                           max_leaves=8)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=12)),
+                                 st.text(min_size=1, max_size=12),
+                                 st.dictionaries(st.text(max_size=8).filter(
+                                     lambda k: k != "session_id"), json_values, max_size=4)),
+                       min_size=1, max_size=30))
+def test_written_events_read_back_equal(  # any session id, type and payload
+tmp_path_factory: pytest.TempPathFactory,
+                                        events: list[tuple]) -> None:
+    log = tmp_path_factory.mktemp("prop")
+    rec = Recorder(log, durability="os")
+    for sid, et, data in events:
+        rec.record(et, session_id=sid, **data)
+    rec.close()
+    back, bad = read_events(log)
+    assert bad == 0
+    assert [(e["session_id"], e["event_type"], e["data"]) for e in back] == \
+        [(sid, et, data or None) for sid, et, data in events]

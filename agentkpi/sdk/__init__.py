@@ -56,7 +56,7 @@ def set_default_recorder(rec: Recorder | None) -> Recorder | None:
     return old
 
 
-def record(type: str, session_id: str | None = None, **data: Any) -> None:  # noqa: A002
+def record(type: str, /, session_id: str | None = None, **data: Any) -> None:  # noqa: A002
     """Record one event on the default recorder."""
     default_recorder().record(type, session_id=session_id, **data)
 

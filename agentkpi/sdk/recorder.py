@@ -168,7 +168,7 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - never break the host
             self._record_failed(exc)
 
-    def record(self, event_type: str, session_id: str | None = None, **data: Any) -> None:
+    def record(self, event_type: str, /, session_id: str | None = None, **data: Any) -> None:
         """Same as :meth:`event` (keyword ``session_id``)."""
         try:
             self._put((self._clock(), session_id, event_type, data or None, None))
