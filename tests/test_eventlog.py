@@ -182,10 +182,10 @@ def test_writer_restores_the_last_whole_line_after_a_failed_write(tmp_path: Path
     path = w.current_path
     assert path is not None
     good = path.read_bytes()
-    os.close(w._fd)  # make the next write fail on a closed descriptor
+    os.close(w._fd)  # swap in a read-only descriptor: the next write fails
+    w._fd = os.open(path, os.O_RDONLY)
     with pytest.raises(OSError):
         w.write(day, line * 3)
-    w._fd = None
     w.write(day, line)  # starts a fresh segment, old data untouched
     assert path.read_bytes() == good
     events, bad = read_events(tmp_path)

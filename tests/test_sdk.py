@@ -394,3 +394,19 @@ def test_a_forked_child_gets_its_own_writer_and_segments(tmp_path: Path) -> None
     assert sorted((e["session_id"], e["data"]["value"]) for e in events) == [
         ("child", 2), ("parent", 1), ("parent", 3)]
     assert {s.pid for s in list_segments(tmp_path)} == {os.getpid(), pid}
+
+
+def test_deleting_the_log_directory_while_recording_loses_nothing_later(
+        tmp_path: Path) -> None:
+    import shutil
+
+    log = tmp_path / "log"
+    rec = Recorder(log)
+    rec.record("metric", session_id="s", value=1)
+    rec.flush()
+    shutil.rmtree(log)
+    rec.record("metric", session_id="s", value=2)
+    rec.flush()
+    rec.close()
+    events, _ = read_events(log)
+    assert [e["data"]["value"] for e in events] == [2]

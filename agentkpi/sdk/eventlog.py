@@ -356,6 +356,15 @@ class EventLogWriter:
         ``day`` (days since the epoch); rotates by day and by size first."""
         if not buf:
             return
+        if self._fd is not None and self._unlinked():
+            # the segment (or the whole directory) was deleted under us: writing
+            # on would lose the data silently, so start a new segment
+            logger.warning("agentkpi: segment %s was deleted; starting a new one", self._path)
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd, self._path, self._size = None, None, 0
         if self._fd is not None and (
             (self.rotate_daily and day != self._day) or self._size >= self.max_segment_bytes
         ):
@@ -382,6 +391,12 @@ class EventLogWriter:
             view.release()
         self._size += total
         self.bytes_written += total
+
+    def _unlinked(self) -> bool:
+        try:
+            return os.fstat(self._fd).st_nlink == 0  # type: ignore[arg-type]
+        except OSError:
+            return True
 
     def _repair(self) -> None:
         """After a failed write: cut the segment back to its last whole line,
