@@ -22,6 +22,8 @@ The schemas are documented in ``docs/exports.md``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -184,6 +186,25 @@ def reader(store: Any, what: str, start: datetime | None = None,
     raise UsageError(f"unknown export {what!r}; choose from {', '.join(TABLES)}")
 
 
+#: DuckDB keeps the table blocks a scan reads in its buffer pool (up to 80% of RAM by
+#: default); an export reads every block once, so it runs with a small pool instead.
+EXPORT_MEMORY_LIMIT = "256MB"
+
+
+@contextmanager
+def _bounded_cache(store: Any) -> Iterator[None]:
+    con = getattr(store, "con", None)
+    if con is None or getattr(store, "engine", "duckdb") != "duckdb":
+        yield
+        return
+    before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{before}'")
+
+
 @dataclass
 class ExportResult:
     what: str
@@ -204,6 +225,7 @@ def export(store: Any, what: str, destination: str | os.PathLike[str], fmt: str 
     if what not in TABLES:
         raise UsageError(f"unknown export {what!r}; choose from {', '.join(TABLES)}")
     options = {"sheet": what} if fmt == "xlsx" else {}
-    rows = write(reader(store, what, start, end), destination, fmt, **options)
+    with _bounded_cache(store):
+        rows = write(reader(store, what, start, end), destination, fmt, **options)
     return ExportResult(what, fmt, os.fspath(destination), rows,
                         Path(destination).stat().st_size)
