@@ -297,7 +297,10 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
     finally:
         if owned:
             st.close()
-    rows = _order(rows, len(dims), ranks)
+    if ranks or compare or [d.name for d in ordered] != [d.name for d in engine_dims]:
+        # run_kpis sorts by (bucket, dims) in its own grouping order; re-sort when that
+        # order is not ours (top-N ranks, comparison rows, session-level dims moved last).
+        rows = _order(rows, len(dims), ranks)
     out = [{"bucket": r["bucket"], **{b: r[f"dim{i}"] for i, b in enumerate(by)},
             **{c: v for c, v in r.items() if c != "bucket" and not c.startswith("dim")}}
            for r in rows]
