@@ -151,7 +151,7 @@ HOLD_LOCK = textwrap.dedent("""
 
 def test_writer_lock_serves_last_good_response_as_stale_then_recovers(tmp_path: Path) -> None:
     path = make_store(tmp_path, n=40, hours=4)
-    c = TestClient(create_app(str(path)))
+    c = TestClient(create_app(str(path), background=False))
     first = c.get("/api/overview").json()
     assert first["stale"] is False and first["cached"] is False
     assert c.get("/api/overview").json()["cached"] is True  # unchanged store: not reopened
@@ -177,7 +177,7 @@ def test_writer_lock_serves_last_good_response_as_stale_then_recovers(tmp_path: 
 
 def test_ingest_while_serving_shows_new_data(tmp_path: Path) -> None:
     path = make_store(tmp_path, n=40, hours=4)
-    c = TestClient(create_app(str(path)))
+    c = TestClient(create_app(str(path), background=False))
     before = c.get("/api/overview?from=2026-05-20&to=2026-05-21").json()["totals"]["sessions"]
     more = tmp_path / "more"
     generate_sessions(str(more), 30, START, hours=4, seed=7, workers=1)
@@ -187,3 +187,25 @@ def test_ingest_while_serving_shows_new_data(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     after = c.get("/api/overview?from=2026-05-20&to=2026-05-21").json()
     assert after["cached"] is False and after["totals"]["sessions"] > before
+
+
+def test_changed_store_answers_at_once_then_refreshes_in_background(tmp_path: Path) -> None:
+    path = make_store(tmp_path, n=40, hours=4)
+    with TestClient(create_app(str(path))) as c:  # lifespan: warms the default overview
+        deadline = time.monotonic() + 10
+        while (r := c.get("/api/overview").json())["cached"] is False and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r["cached"] is True and r["stale"] is False  # computed by the warm-up
+        more = tmp_path / "more"
+        generate_sessions(str(more), 30, START, hours=4, seed=7, workers=1)
+        with Store(path) as st:
+            ingest(str(more), st, workers=1)
+        stale = c.get("/api/overview").json()
+        assert stale["stale"] is True and stale["refreshing"] is True
+        assert stale["totals"] == r["totals"]
+        while (fresh := c.get("/api/overview").json())["stale"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fresh["stale"] is False
+        assert fresh["totals"]["sessions"] > r["totals"]["sessions"]

@@ -35,7 +35,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ class Dashboard:
     """State of one running dashboard: where the store is and the response cache."""
 
     def __init__(self, store: str | None = None, engine: str | None = None,
-                 dsn: str | None = None, poll: float = 10.0) -> None:
+                 dsn: str | None = None, poll: float = 10.0, background: bool = True) -> None:
         from agentkpi import config
 
         self.engine = config.get("engine", engine)
@@ -76,32 +78,18 @@ class Dashboard:
         self.poll = poll
         self._cache: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
+        self.background = background
+        self._pending: set[str] = set()
+        # one background reader at a time: refreshes never pile up on the store
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentkpi-refresh")
 
-    # ------------------------------------------------------------------ data
-    def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
-        """Compute (or reuse) the JSON for ``key``; stale-but-served when the store is busy."""
-        version = data.store_version(self.store) if self.engine == "duckdb" else None
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and version is not None and hit[0] == version:
-            return JSONResponse({**hit[1], "stale": False, "cached": True})
+    def _compute(self, key: str, compute: Callable[[Any], dict[str, Any]],
+                 version: Any) -> dict[str, Any]:
+        """Open the store read-only, compute, close; cache the payload under ``version``."""
         t0 = time.perf_counter()
-        try:
-            st = data.open_read_only(self.store, self.engine, self.dsn)
-        except StoreError as exc:
-            if hit is not None:
-                log.warning("store busy, serving last good response for %s: %s", key, exc)
-                return JSONResponse({**hit[1], "stale": True, "cached": True,
-                                     "error": str(exc)})
-            status = 404 if "no store at" in str(exc) else 503
-            return JSONResponse({"error": str(exc), "stale": True}, status_code=status,
-                                headers={"Retry-After": "2"} if status == 503 else None)
+        st = data.open_read_only(self.store, self.engine, self.dsn)
         try:
             payload = compute(st)
-        except UsageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
         finally:
             st.close()
         payload = {**payload, "generated_at": _now(),
@@ -114,6 +102,57 @@ class Dashboard:
                 self._cache.move_to_end(key)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
+        return payload
+
+    def refresh_later(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> None:
+        """Recompute ``key`` in the background (at most one pending refresh per key)."""
+        with self._lock:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+
+        def run() -> None:
+            try:
+                self._compute(key, compute, data.store_version(self.store))
+            except Exception as exc:  # noqa: BLE001 - a busy store: the next poll retries
+                log.info("background refresh of %s failed: %s", key, exc)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._refresher.submit(run)
+
+    def warm_up(self) -> None:
+        """Compute the default overview in the background so the first visit is instant."""
+        if self.store and data.store_version(self.store) is not None:
+            self.refresh_later("/api/overview?", lambda st: data.overview(st))
+
+    # ------------------------------------------------------------------ data
+    def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+        """Compute (or reuse) the JSON for ``key``; stale-but-served when the store is busy."""
+        version = data.store_version(self.store) if self.engine == "duckdb" else None
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and version is not None and hit[0] == version:
+            return JSONResponse({**hit[1], "stale": False, "cached": True})
+        if hit is not None and version is not None and self.background:
+            # stale-while-revalidate: answer now with the last result, refresh behind it
+            self.refresh_later(key, compute)
+            return JSONResponse({**hit[1], "stale": True, "refreshing": True, "cached": True})
+        try:
+            payload = self._compute(key, compute, version)
+        except StoreError as exc:
+            if hit is not None:
+                log.warning("store busy, serving last good response for %s: %s", key, exc)
+                return JSONResponse({**hit[1], "stale": True, "cached": True,
+                                     "error": str(exc)})
+            status = 404 if "no store at" in str(exc) else 503
+            return JSONResponse({"error": str(exc), "stale": True}, status_code=status,
+                                headers={"Retry-After": "2"} if status == 503 else None)
+        except UsageError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
         return JSONResponse({**payload, "stale": False, "cached": False})
 
 
@@ -261,8 +300,13 @@ def page_session(request: Request) -> Response:
 
 
 def create_app(store: str | None = None, engine: str | None = None, dsn: str | None = None,
-               poll: float = 10.0) -> Starlette:
-    """The ASGI app over ``store`` (a DuckDB path; or engine/dsn for ClickHouse)."""
+               poll: float = 10.0, background: bool = True) -> Starlette:
+    """The ASGI app over ``store`` (a DuckDB path; or engine/dsn for ClickHouse).
+
+    ``background``: after the store changed, answer at once with the previous result
+    (``"stale": true, "refreshing": true``) and recompute behind it; the page's next
+    poll gets the fresh one. Off: every changed-store request computes synchronously.
+    """
     routes = [
         Route("/", page_overview),
         Route("/breakdown/{dim}", page_breakdown),
@@ -276,8 +320,17 @@ def create_app(store: str | None = None, engine: str | None = None, dsn: str | N
         Route("/api/health", api_health),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes)
-    app.state.dashboard = Dashboard(store, engine, dsn, poll)
+    dash = Dashboard(store, engine, dsn, poll, background)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if background:
+            dash.warm_up()
+        yield
+        dash._refresher.shutdown(wait=False, cancel_futures=True)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.dashboard = dash
     return app
 
 

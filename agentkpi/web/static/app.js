@@ -92,13 +92,17 @@
     }).catch(function (e) {
       showError("cannot reach the dashboard server: " + e);
       $("status").textContent = "offline";
-    }).then(function () { timer = setTimeout(function () { load(false); }, poll); });
+    }).then(function () {
+      // a result being recomputed behind a stale one: look again soon
+      timer = setTimeout(function () { load(false); }, last && last.refreshing ? Math.min(poll, 1000) : poll);
+    });
   }
 
   function status(d) {
     var s = $("status");
     s.classList.toggle("stale", !!d.stale);
-    s.textContent = d.stale ? "stale \u2014 store busy (" + (d.error || "") .slice(0, 80) + ")"
+    s.textContent = d.refreshing ? "updating\u2026 (showing " + (d.generated_at || "").replace("T", " ") + ")"
+      : d.stale ? "stale \u2014 store busy (" + (d.error || "").slice(0, 80) + ")"
       : "updated " + (d.generated_at || "").replace("T", " ") + (d.query_ms !== undefined ? " \u00b7 " + d.query_ms + " ms" : "");
     body.dataset.stale = d.stale ? "1" : "0";
   }
