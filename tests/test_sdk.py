@@ -410,3 +410,32 @@ def test_deleting_the_log_directory_while_recording_loses_nothing_later(
     rec.close()
     events, _ = read_events(log)
     assert [e["data"]["value"] for e in events] == [2]
+
+
+def test_flush_while_the_writer_is_still_starting_is_safe(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: a flush racing the lazy writer start must not start a second
+    writer (two consumers would split events and lose flush markers)."""
+    for it in range(20):
+        rec = Recorder(tmp_path / str(it), durability="os")
+        barrier = threading.Barrier(12)
+        ok: list[bool] = []
+
+        def worker(k: int, rec: Recorder = rec, barrier: threading.Barrier = barrier,
+                   ok: list[bool] = ok) -> None:
+            barrier.wait()
+            for i in range(50):
+                rec.record("metric", session_id=f"t{k}", value=i)
+            ok.append(rec.flush(10))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+        with caplog.at_level(logging.WARNING, logger="agentkpi"):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        rec.close()
+        events, bad = read_events(tmp_path / str(it))
+        assert ok == [True] * 12 and bad == 0
+        assert len(events) == 600
+    assert "restarting" not in caplog.text

@@ -142,6 +142,7 @@ class Recorder:
         self._record_errors = 0    # under self._lock
         self._flushes = 0
         self._writer_cpu = 0.0
+        self._writer_exited = False
         self._last_error: str | None = None
         self._last_logged = 0.0
 
@@ -230,6 +231,12 @@ class Recorder:
             t.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._writer_exited = True
+
+    def _loop(self) -> None:
         q = self._q
         while True:
             self._wake.wait(self.flush_interval)
@@ -247,11 +254,20 @@ class Recorder:
 
     def _drain(self) -> None:
         """Format up to ``batch_max`` queued events into one buffer per (day,
-        segment room) and write each with one ``os.write``; then release flushers.
-
-        The common case (known session id / event type, no attributes) is
-        formatted inline here - it is the writer's whole per-event cost.
+        segment room) and write each with one ``os.write``; then release flushers
+        (also if something unexpected raised, so ``flush()`` never hangs).
         """
+        markers: list[_Flush] = []
+        try:
+            self._drain_batch(markers)
+        finally:
+            for m in markers:
+                self._flushes += 1
+                m.done.set()
+
+    def _drain_batch(self, markers: list[_Flush]) -> None:
+        # The common case (known session id / event type, no attributes) is
+        # formatted inline: this loop is the writer's whole per-event cost.
         q = self._q
         pop = q.popleft
         log = self._log
@@ -268,7 +284,6 @@ class Recorder:
         buf = bytearray()
         count = 0          # events in buf
         room = log.room()
-        markers: list[_Flush] = []
         n = 0
         day = -1
         limit = self.batch_max
@@ -324,15 +339,12 @@ class Recorder:
         self._taken += n
         if count:
             self._write(log, day, buf, count)
-        for m in markers:
-            self._flushes += 1
-            m.done.set()
 
     def _write(self, log: EventLogWriter, day: int, buf: bytearray, count: int) -> None:
         try:
             log.write(day, buf)
             self._written += count
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - OSError mostly; never kill the writer
             # count what did not make it (lines written before the failure stay)
             self._write_errors += 1
             self._lost += count
@@ -349,10 +361,13 @@ class Recorder:
                 return True
             if self._pid != os.getpid():
                 return False
-            if not self._thread.is_alive() and not self._closed:
+            if self._writer_exited and not self._closed:
+                # (only a writer that ran and ended; one still starting is not dead)
                 logger.warning("agentkpi: the writer thread had stopped; restarting it")
                 with self._lock:
-                    self._thread = None
+                    if self._writer_exited:
+                        self._writer_exited = False
+                        self._thread = None
                 self._start()
             marker = _Flush(True)
             self._q.extend((marker, None, None, None, None))
@@ -427,6 +442,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._thread = None
         self._log = None
+        self._writer_exited = False
         self._pid = os.getpid()
 
 
