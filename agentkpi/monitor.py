@@ -98,9 +98,9 @@ class RecorderMetricHandler:
         self.session_id = session_id
 
     def handle_metric(self, metric_name: str, value: float, metadata: dict[str, Any]) -> None:
-        data = {k: v for k, v in metadata.items() if k != "timestamp"}
-        self.recorder.record("metric", session_id=self.session_id, name=metric_name,
-                             value=value, **data)
+        data = {k: v for k, v in metadata.items() if k not in ("timestamp", "session_id")}
+        data["name"], data["value"] = metric_name, value
+        self.recorder.record("metric", session_id=self.session_id, **data)
 
 
 @dataclass
