@@ -38,6 +38,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,7 @@ def csvs(target: Path) -> dict[str, bytes]:
 
 def timed(fn: Any, *args: Any) -> tuple[Any, float]:
     t0 = time.perf_counter()
-    if getattr(fn, "__name__", "") == "write_batch":
-        out = fn(*args[:3], replace_sessions=args[3], fresh=args[4])
-    else:
-        out = fn(*args)
+    out = fn(*args)
     return out, time.perf_counter() - t0
 
 
@@ -181,8 +179,8 @@ def main() -> None:
             r["rollup_warm_s"] = rollup(st, work / f"out_{name}_warm", a.hours)
             print(f"[{name}] incremental ...", flush=True)
             sess, evs, ledger, _q = batches[len(batches) // 2]
-            _, r["reingest_1000_files_s"] = timed(
-                st.write_batch, sess, evs, ledger, True, False)
+            _, r["reingest_1000_files_s"] = timed(partial(
+                st.write_batch, sess, evs, ledger, replace_sessions=True, fresh=False))
             r["counts_after_reingest"] = st.counts()
             r["nothing_doubled"] = r["counts_after_reingest"] == r["counts"]
             if name == "clickhouse":
