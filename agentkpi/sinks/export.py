@@ -188,7 +188,7 @@ def reader(store: Any, what: str, start: datetime | None = None,
 
 #: DuckDB keeps the table blocks a scan reads in its buffer pool (up to 80% of RAM by
 #: default); an export reads every block once, so it runs with a small pool instead.
-EXPORT_MEMORY_LIMIT = "256MB"
+EXPORT_MEMORY_LIMIT = "64MB"
 
 
 @contextmanager
