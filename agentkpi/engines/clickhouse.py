@@ -347,7 +347,13 @@ class ClickHouseStore:
                     host=cfg["host"], port=cfg["port"], username=cfg["username"],
                     password=cfg["password"], secure=cfg["secure"], database="default")
         except Exception as exc:  # driver errors vary by transport
-            raise StoreError(f"cannot open ClickHouse store {_redact(dsn)}: {exc}") from None
+            hint = ""
+            if cfg["kind"] == "chdb":
+                hint = ("; chDB opens one data directory per process and locks it against "
+                        "other processes: close the other store or process using it, or "
+                        "use a ClickHouse server (clickhouse://...) for concurrent access")
+            raise StoreError(f"cannot open ClickHouse store {_redact(dsn)}: {exc}{hint}"
+                             ) from None
         for key, value in settings.items():
             self.client.set_client_setting(key, value)
         self._last_version = 0
@@ -427,11 +433,14 @@ class ClickHouseStore:
                     ids = pc.unique(sessions.column("session_id").drop_null()).to_pylist()
                     if ids:
                         preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
-                if preds and self._has_events():
+                pred = " OR ".join(preds)
+                # A mutation costs seconds even when it matches nothing (new files of an
+                # hourly run): look first, through the primary index, and skip it then.
+                if preds and int(self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0):
                     # lightweight DELETE: rows are masked at once, dropped by merges
                     table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
                              else "events")
-                    self._cmd(f"DELETE FROM {table} WHERE {' OR '.join(preds)}")
+                    self._cmd(f"DELETE FROM {table} WHERE {pred}")
             if events.num_rows:
                 self.client.insert_arrow("events", _not_null(events, "session_id", ""))
             if sessions.num_rows:
@@ -443,9 +452,6 @@ class ClickHouseStore:
         except Exception as exc:
             raise StoreError(f"writing to ClickHouse store {_redact(self.dsn)} failed: "
                              f"{exc}") from None
-
-    def _has_events(self) -> bool:
-        return bool(int(self.client.command("SELECT count() FROM events LIMIT 1") or 0))
 
     def _upsert_sessions(self, sessions: pa.Table, version: int) -> None:
         # One row per session id (a session may arrive from several files in one
