@@ -123,9 +123,13 @@ class Dashboard:
         self._refresher.submit(run)
 
     def warm_up(self) -> None:
-        """Compute the default overview in the background so the first visit is instant."""
-        if self.store and data.store_version(self.store) is not None:
-            self.refresh_later("/api/overview?", lambda st: data.overview(st))
+        """Compute the default views in the background so the first visits are instant."""
+        if not self.store or data.store_version(self.store) is None:
+            return
+        self.refresh_later("/api/overview?", lambda st: data.overview(st))
+        for dim in data.DIMENSIONS:
+            self.refresh_later(f"/api/breakdown/{dim}?",
+                               lambda st, dim=dim: data.breakdown(st, dim))
 
     # ------------------------------------------------------------------ data
     def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
