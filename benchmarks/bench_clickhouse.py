@@ -21,7 +21,8 @@ Steps (same process, same parsed data for both engines):
 4. incremental: one batch of 1,000 already-stored session files re-written with
    ``fresh=False, replace_sessions=True`` (what a re-upload of grown sessions
    costs: DuckDB DELETE + INSERT in a transaction; ClickHouse lightweight
-   DELETE + insert), then counts are checked (nothing doubled).
+   DELETE + insert), then counts are checked (nothing doubled); then a batch of
+   1,000 brand-new sessions (``append_hour`` into WORKDIR), the hourly cron case.
 5. ClickHouse replacement trade-off: the same events copied into a
    ``ReplacingMergeTree`` and the 48-hour KPI query run through ``FINAL``
    (the alternative design) vs the plain MergeTree the engine uses.
@@ -161,6 +162,13 @@ def main() -> None:
                format=fmt)
     print(f"  {n_files} files, {n_events} events, parse {parse_s:.1f}s", flush=True)
 
+    # the hourly cron case: 1,000 brand-new sessions (append_hour, in WORKDIR, not SOURCE)
+    from agentkpi.generate import append_hour
+
+    append_hour(work / "new", START + timedelta(hours=a.hours), 1000, seed=1)
+    new_batch = pipeline._parse_chunk_local(fmt, [(str(p), "new") for p in
+                                                  sorted((work / "new").rglob("*.jsonl"))])
+
     engines = {
         "duckdb": lambda: Store(str(work / "duck.duckdb")),
         "clickhouse": lambda: ClickHouseStore(f"chdb://{work / 'chdb'}"),
@@ -183,6 +191,9 @@ def main() -> None:
                 st.write_batch, sess, evs, ledger, replace_sessions=True, fresh=False))
             r["counts_after_reingest"] = st.counts()
             r["nothing_doubled"] = r["counts_after_reingest"] == r["counts"]
+            sess, evs, ledger, _q = new_batch
+            _, r["ingest_1000_new_sessions_s"] = timed(partial(
+                st.write_batch, sess, evs, ledger, replace_sessions=True, fresh=False))
             if name == "clickhouse":
                 print("[clickhouse] FINAL trade-off ...", flush=True)
                 r.update(final_tradeoff(st, a.hours))
