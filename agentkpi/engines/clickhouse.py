@@ -372,6 +372,10 @@ class ClickHouseStore:
             self.client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{on}")
             self.client.database = self.database
             self.migrate()
+            # Versions only grow, even if this host's clock is behind the last writer's.
+            self._last_version = int(self._cmd(
+                "SELECT greatest((SELECT max(_version) FROM sessions_rmt), "
+                "(SELECT max(_version) FROM ingested_files))") or 0)
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:
