@@ -330,3 +330,27 @@ def test_cli_rollup_engine_clickhouse(tmp_path: Path) -> None:
     r3 = runner.invoke(main, ["status", "--engine", "clickhouse", "--dsn",
                               f"chdb://{tmp_path / 'ch'}"])
     assert r3.exit_code == 0, r3.output
+
+
+def test_parse_dsn_and_factory(tmp_path: Path) -> None:
+    from agentkpi.engines import open_store
+    from agentkpi.engines.clickhouse import parse_dsn
+    from agentkpi.errors import UsageError
+
+    http = parse_dsn("clickhouse://u:p%40ss@ch.example:9000/kpis?cluster=c1&max_threads=4")
+    assert (http["kind"], http["host"], http["port"], http["username"], http["password"],
+            http["database"], http["secure"]) == ("http", "ch.example", 9000, "u", "p@ss",
+                                                   "kpis", False)
+    assert http["settings"] == {"cluster": "c1", "max_threads": "4"}
+    assert parse_dsn("clickhouses://h")["port"] == 8443
+    assert parse_dsn("clickhouse://h")["database"] == "agentkpi"
+    assert parse_dsn("chdb://")["path"] == ""
+    assert parse_dsn("chdb:///var/x?database=d") | {"settings": None} == {
+        "kind": "chdb", "path": "/var/x", "database": "d", "settings": None}
+    with pytest.raises(UsageError):
+        parse_dsn("postgres://x")
+    st = open_store("clickhouse", f"chdb://{tmp_path / 'ch'}")
+    try:
+        assert st.engine == "clickhouse" and st.counts()["events"] == 0
+    finally:
+        st.close()
