@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import fsspec
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentkpi import sources
 from agentkpi.quality import Quality
@@ -248,3 +251,44 @@ def test_compressed_segments_name_the_plain_file_they_replace() -> None:
     assert eventlog.supersedes("/l/events-20260520T140000-1-0.jsonl") == []
     assert seed003.supersedes("/m/metrics_1.jsonl.gz") == ["/m/metrics_1.jsonl"]
     assert seed003.supersedes("/m/metrics_1.jsonl") == []
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(
+                         ["data", "type", "ts", "timestamp", "session_id", "event_type",
+                          "metric", "value", "success", "tool_name", "prompt_tokens", "seq",
+                          "user_id", "model_name", "x"]), inner, max_size=5), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(_json.map(lambda v: json.dumps(v).encode()) | st.binary(max_size=30),
+                      max_size=8),
+       name=st.sampled_from(["events-20260520T140000-1-0.jsonl", "metrics_1.jsonl",
+                             "metrics.jsonl", "events-20260520T140000-1-0.jsonl.gz",
+                             "metrics_1.jsonl.gz"]))
+def test_log_sources_never_raise_on_arbitrary_input(lines: list[bytes], name: str) -> None:
+    raw = b"\n".join(lines)
+    if name.endswith(".gz"):
+        raw = gzip.compress(raw) if lines and len(lines) % 2 else raw
+    for src in (eventlog, seed003, seed002):
+        q = Quality()
+        batch = src.parse_file(f"/x/{name}", raw, q)
+        batch.event_table()     # every column has the canonical type
+        batch.session_table()
+
+
+def test_numbers_too_large_for_the_store_are_counted_not_fatal(tmp_path: Path) -> None:
+    p = tmp_path / "events-20260520T140000-1-0.jsonl"
+    p.write_bytes(b'{"event_type":"llm_call","session_id":"s","seq":99999999999,'
+                  b'"ts":"2026-05-20T14:00:00Z","data":{"prompt_tokens":1e30,'
+                  b'"completion_tokens":123456789012345678901234567890}}\n'
+                  b'{"event_type":"session_end","session_id":"s","data":{"turns":1e20}}\n')
+    batch, q = _parse(eventlog, p)
+    table = batch.event_table()
+    assert table.column("prompt_tokens").to_pylist() == [None, None]
+    assert table.column("completion_tokens").to_pylist() == [None, None]
+    assert table.column("seq").to_pylist() == [1, 2]
+    assert batch.session_table().column("turns").to_pylist() == [None]
+    assert q.counts["number_unparseable"] == 3

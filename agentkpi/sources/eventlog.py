@@ -123,11 +123,25 @@ def add_event_row(batch: CanonicalBatch, *, session_id: str | None, seq: int, ts
     for col in ("prompt_tokens", "completion_tokens", "cache_read_tokens",
                 "cache_creation_tokens"):
         v = g(col)
-        row[col] = v if type(v) is int else to_int(v, q, where)
+        row[col] = v if type(v) is int and _I64_MIN <= v <= _I64_MAX else \
+            int64_or_none(v, q, where)
     for col in ("cost_usd", "latency_ms", "duration_ms", "wall_time_s"):
         v = g(col)
         row[col] = v if type(v) is float else to_float(v, q, where)
     batch.add_event(**row)
+
+
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+def int64_or_none(value: Any, q: Quality, where: str) -> int | None:
+    """:func:`to_int`, plus: a value outside BIGINT (e.g. ``1e30`` tokens) is
+    counted as unparseable instead of failing the whole file's Arrow table."""
+    v = to_int(value, q, where)
+    if v is not None and not _I64_MIN <= v <= _I64_MAX:
+        q.note("number_unparseable", where)
+        return None
+    return v
 
 
 class SessionRows:
@@ -177,7 +191,7 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
         ts = parse_ts(obj.get("ts"), q, where)
         data = obj.get("data")
         seq = obj.get("seq")
-        add_event_row(batch, session_id=sid, seq=seq if type(seq) is int and seq < 2**31
+        add_event_row(batch, session_id=sid, seq=seq if type(seq) is int and 0 <= seq < 2**31
                       else lineno, ts=ts, event_type=et, data=data, path=path, q=q,
                       where=where)
         if sid is None:
@@ -188,7 +202,9 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
                          agent=to_str(obj.get("agent")))
         elif et == "session_end":
             turns = data.get("turns") if isinstance(data, dict) else None
-            sessions.set(sid, end_ts=ts, turns=to_int(turns, q, where))
+            n_turns = int64_or_none(turns, q, where)
+            sessions.set(sid, end_ts=ts, turns=n_turns if n_turns is None or
+                         0 <= n_turns < 2**31 else None)
         else:
             sessions.get(sid)
     sessions.emit(batch)
