@@ -170,8 +170,9 @@ def main() -> int:
         f"({lo} .. {hi} UTC), DuckDB file {Path(a.store).stat().st_size / 2**20:.0f} MB, "
         "built with `agentkpi ingest --source /tmp/akbench/source-200000 --store "
         f"{a.store}`.", "",
-        "Range of the overview: 7 days, hourly (168 buckets; the data fills the last 2 of "
-        "them, so every one of the store's sessions is in range).", "",
+        f"Range of the overview: 7 days, hourly (168 buckets, `{week}`); the data covers "
+        f"{(hi - lo).total_seconds() / 3600:.0f} hours of it, so every session of the store "
+        "is in range.", "",
         "## JSON API latency (real uvicorn server, one client, ms)", "",
         "*Uncached*: response cache cleared before each request, so the store is opened "
         "read-only and the KPIs computed every time (what the first poll after an ingest "
