@@ -38,6 +38,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Directory of the event log written by the default Recorder."),
     Setting("durability", "AGENTKPI_DURABILITY", "batch", str,
             "Event-log durability: 'os', 'batch' (fsync per flushed batch) or 'always'."),
+    Setting("seed002_tz", "AGENTKPI_SEED002_TZ", "", str,
+            "IANA time zone of seed-002 metrics.jsonl naive timestamps (empty = UTC)."),
+    Setting("alert_rules", "AGENTKPI_ALERT_RULES", "", str,
+            "Alert rules file evaluated after every rollup (default: alerts.toml next to "
+            "the store, when present)."),
     Setting("threads", "AGENTKPI_THREADS", 0, int,
             "Worker processes for ingest (0 = number of CPUs)."),
 )

@@ -101,7 +101,8 @@ LIFECYCLE_EVENT_TYPES = frozenset({
     "ready", "processing", "assistant_stream_end", "assistant_message", "tool_log",
     "approval_required", "tool_state_change", "turn_complete", "shutdown", "interrupted",
     "compacted", "user_message", "undo", "tool_use", "error_occurred", "performance",
-    "agent_execution", "checkpoint", "hook", "command",
+    "agent_execution", "checkpoint", "hook", "command", "checkpoint_created",
+    "hook_triggered", "command_executed", "alert",
 })
 
 

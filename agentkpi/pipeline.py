@@ -78,6 +78,7 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
     batch = CanonicalBatch()
     ledger = []
     into = "into" in inspect.signature(src.parse_file).parameters
+    supersedes = getattr(src, "supersedes", None)
     for path, fp in paths:
         before_skips = len(q.skipped)
         try:
@@ -93,6 +94,7 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
                 batch.extend(src.parse_file(path, raw, q))
         skipped = len(q.skipped) > before_skips
         ledger.append({"path": path, "fingerprint": fp, "source": fmt,
+                       "supersedes": supersedes(path) if supersedes else [],
                        "status": "skipped" if skipped else "ok",
                        "reason": q.skipped[-1]["reason"] if skipped else None,
                        "n_sessions": batch.n_sessions - n_s, "n_events": batch.n_events - n_e})

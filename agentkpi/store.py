@@ -119,9 +119,12 @@ class Store:
         n_events). Events previously read from those paths are deleted; with
         ``replace_sessions`` (a file carries whole sessions) every event of the
         incoming sessions is deleted too, so a grown session is never doubled.
-        ``fresh`` skips the deletes (nothing can be there yet: cold ingest).
+        ``fresh`` skips the deletes (nothing can be there yet: cold ingest). A ledger
+        row may name paths it ``supersedes`` (a log segment that was compressed under a
+        new name): their rows and ledger entries go, so nothing is counted twice.
         """
         con = self.con
+        superseded = sorted({p for f in files for p in f.get("supersedes") or ()})
         ledger = pa.table({
             "path": [f["path"] for f in files],
             "fingerprint": [f["fingerprint"] for f in files],
@@ -151,6 +154,10 @@ class Store:
                     if known:
                         con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
                                     "FROM _in_sessions)")
+            if superseded:
+                con.execute("DELETE FROM events WHERE list_contains(?, file)", [superseded])
+                con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
+                            [superseded])
             if events.num_rows:
                 con.execute("INSERT INTO events SELECT * FROM _in_events")
             if sessions.num_rows:

@@ -97,8 +97,6 @@ def test_rollup_cli_on_an_sdk_log(tmp_path: Path) -> None:
     assert {k: row[k] for k in EXPECTED} == EXPECTED
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/store do not yet delete the rows of a "
-                   "segment superseded by its compressed twin (sources expose supersedes())")
 def test_rerun_after_rotation_does_not_double_count(tmp_path: Path) -> None:
     """A live segment ingested once, then rotated into ``.gz``, must not be counted twice.
 

@@ -26,6 +26,7 @@ from agentkpi.quality import Quality, parse_ts, to_bool, to_float, to_int, to_st
 NAME = "session_dataset"
 REPLACES_SESSIONS = True
 
+_I64 = 2**63 - 1
 _DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KNOWN_TYPES = frozenset(EVENT_TYPES) | LIFECYCLE_EVENT_TYPES
 _SESSION_FIELDS = {"session_id", "user_id", "session_start_time", "session_end_time",
@@ -220,7 +221,8 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
         a_model(v if type(v) is str_ and v else (None if v is None else to_str(v)))
         for key, app in zip(int_keys, ints):
             v = g(key)
-            app(v if v is None or type(v) is int else to_int(v, q, f"{path}: events[{seq}]"))
+            app(v if v is None or (type(v) is int and -_I64 <= v <= _I64)
+                else to_int(v, q, f"{path}: events[{seq}]"))
         for key, app in zip(float_keys, floats):
             v = g(key)
             if v is None or type(v) is float:
