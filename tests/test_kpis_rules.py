@@ -246,3 +246,14 @@ def test_unknown_event_types_and_null_data_never_fail(dataset: Path, hour_row) -
         "not an event", 42, None])
     row = hour_row(dataset, H)
     assert row["sessions"] == 1 and row["llm_calls"] == 2 and row["tokens_prompt"] == 0
+
+
+def test_numbers_beyond_64_bits_are_counted_not_fatal(dataset: Path, tmp_path: Path) -> None:
+    from agentkpi.pipeline import rollup
+
+    write_session(dataset, "s", "2026-05-20T14:00:00+00:00", [
+        ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=10**30, completion_tokens=1e30,
+           cache_read_tokens=4)])
+    r = rollup(str(tmp_path / "o"), source=str(dataset), store=str(tmp_path / "s.duckdb"), at=H)
+    assert r.rows[H]["tokens_prompt"] == 0 and r.rows[H]["tokens_cache_read"] == 4
+    assert r.ingest.quality.counts["number_unparseable"] == 2
