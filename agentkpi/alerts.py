@@ -245,11 +245,13 @@ def evaluate(rules: Sequence[Rule], store: Any, now: datetime | None = None,
         if not spans:
             continue
         kpi = BY_NAME[rule.metric]
-        den = kpi.den if kpi.agg == "ratio" else None
+        den = kpi.den if kpi.agg == "ratio" and not kpi.den.startswith("_") else None
         rows = data.run_kpis(store, spans[0][0], spans[-1][1],
-                             [rule.metric, *([den] if den else [])], grain=rule.grain,
-                             by=[rule.by] if rule.by else [], filters=dict(rule.where),
-                             where=data.dim_where(rule.by) if rule.by else ())
+                             [rule.metric, *([den] if den and den != rule.metric else [])],
+                             grain=rule.grain, by=[rule.by] if rule.by else [],
+                             filters=dict(rule.where))
+        if rule.by == "tool":  # events without a tool are not a tool
+            rows = [r for r in rows if r.get("tool") not in (None, "")]
         if den:  # a rate over nothing is "no data", not 0
             rows = [{**r, rule.metric: r[rule.metric] if r[den] else None} for r in rows]
         before = [k.split("|", 1)[1] for k in (firing_before or {})

@@ -191,16 +191,19 @@ def test_ingest_while_serving_shows_new_data(tmp_path: Path) -> None:
 
 def test_changed_store_answers_at_once_then_refreshes_in_background(tmp_path: Path) -> None:
     path = make_store(tmp_path, n=40, hours=4)
-    with TestClient(create_app(str(path))) as c:  # lifespan: warms the default overview
-        deadline = time.monotonic() + 10
-        while (r := c.get("/api/overview").json())["cached"] is False and \
-                time.monotonic() < deadline:
+    app = create_app(str(path))
+    with TestClient(app) as c:  # lifespan: warms the default overview and breakdowns
+        deadline = time.monotonic() + 20
+        while app.state.dashboard._pending and time.monotonic() < deadline:
             time.sleep(0.05)
+        r = c.get("/api/overview").json()
         assert r["cached"] is True and r["stale"] is False  # computed by the warm-up
         more = tmp_path / "more"
         generate_sessions(str(more), 30, START, hours=4, seed=7, workers=1)
-        with Store(path) as st:
-            ingest(str(more), st, workers=1)
+        w = subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(more),
+                            "--store", str(path), "-q", "--workers", "1"],
+                           capture_output=True, text=True, timeout=120)
+        assert w.returncode == 0, w.stderr
         stale = c.get("/api/overview").json()
         assert stale["stale"] is True and stale["refreshing"] is True
         assert stale["totals"] == r["totals"]

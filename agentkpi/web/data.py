@@ -217,16 +217,39 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- queries
-def dim_where(dim: str | None) -> list[str]:
-    """Predicates a breakdown by ``dim`` needs: events without a tool are not a tool."""
-    return ["e.tool IS NOT NULL AND e.tool <> ''"] if dim == "tool" else []
+NONE_LABEL = "(none)"  # a NULL dimension value in rows, links and filters
 
 
 def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
              grain: str | None = None, by: Sequence[str] = (),
              filters: dict[str, str] | None = None, tz: str = "UTC",
              where: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The one place the web layer computes KPIs (switch to agentkpi.query here)."""
+    """The one place the web layer (and plots, reports, alerts) computes KPIs.
+
+    Goes through :func:`agentkpi.query.query` (the same semantics as ``agentkpi
+    query``) when no raw ``where`` predicate is given, else straight to
+    ``store.run_kpis``; both are engine-neutral. Rows: ``bucket`` (naive UTC), one
+    key per ``by`` dimension, one per KPI.
+    """
+    if not where:
+        try:
+            from agentkpi.query import query
+        except ImportError:  # pragma: no cover - query layer absent
+            query = None  # type: ignore[assignment]
+        if query is not None:
+            flt = {k: (None if v == NONE_LABEL else v) for k, v in (filters or {}).items()}
+            if bad := [k for k in flt if k not in FILTER_EXPR]:
+                raise UsageError(f"unknown filter {bad[0]!r}; use one of "
+                                 f"{', '.join(FILTER_EXPR)}")
+            t = query(metrics=list(kpis), grain=grain, by=list(by), where=flt,
+                      start=start.replace(tzinfo=UTC),
+                      end=end.replace(tzinfo=UTC), tz=tz, store=store)
+            rows = t.to_pylist()
+            for r in rows:
+                b = r.get("bucket")
+                if isinstance(b, datetime) and b.tzinfo is not None:
+                    r["bucket"] = b.astimezone(UTC).replace(tzinfo=None)
+            return rows
     dims = [Dim(_PREFIX + d.name, d.expr, d.level)
             for d in (DIMENSIONS.get(b) or _INTERNAL_DIMS[b] for b in by)]
     preds = [*filters_to_where(filters or {}), *where]
@@ -296,10 +319,11 @@ def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime
     start, end, span = resolve_range(store, start, end, grain)
     filters = dict(filters or {})
     kpis = BREAKDOWN_KPIS[dim]
-    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz,
-                    where=dim_where(dim))
+    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
+    if dim == "tool":  # events without a tool are not a tool
+        rows = [r for r in rows if r["tool"] not in (None, "")]
     sort = sort if sort in (dim, *kpis) else kpis[0]
-    rows = [{dim: "" if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
+    rows = [{dim: NONE_LABEL if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
             for r in rows]
     rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=desc)
     if not desc:
@@ -321,6 +345,8 @@ def sessions(store: Any, start: datetime | None = None, end: datetime | None = N
     rows = run_kpis(store, start, end, SESSION_LIST_KPIS, by=["session", "user", "model"],
                     filters=filters, tz=tz)
     rows.sort(key=lambda r: (-(r["cost_usd"] or 0), r["session"]))
+    seen: set[str] = set()  # a session whose llm_calls used several models: its main row
+    rows = [r for r in rows if not (r["session"] in seen or seen.add(r["session"]))]
     out = [{"session_id": r["session"], "user": r["user"], "model": r["model"],
             **{k: r[k] for k in SESSION_LIST_KPIS}} for r in rows[:limit]]
     return {"page": "sessions", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,
