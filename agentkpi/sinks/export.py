@@ -139,11 +139,7 @@ def sessions_reader(store: Any, start: datetime | None = None, end: datetime | N
 def _cast(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
     if reader.schema.equals(schema):
         return reader
-    return pa.RecordBatchReader.from_batches(
-        schema, (b.cast(schema) if hasattr(b, "cast") else
-                 pa.RecordBatch.from_arrays([c.cast(f.type) for c, f in
-                                             zip(b.columns, schema, strict=True)],
-                                            schema=schema) for b in reader))
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
 
 
 KPI_TYPES = {"int": pa.int64(), "float": pa.float64(), "json": pa.string(),
