@@ -301,8 +301,9 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
         # run_kpis sorts by (bucket, dims) in its own grouping order; re-sort when that
         # order is not ours (top-N ranks, comparison rows, session-level dims moved last).
         rows = _order(rows, len(dims), ranks)
+    internal = {"bucket", *(f"dim{i}" for i in range(len(dims)))}
     out = [{"bucket": r["bucket"], **{b: r[f"dim{i}"] for i, b in enumerate(by)},
-            **{c: v for c, v in r.items() if c != "bucket" and not c.startswith("dim")}}
+            **{c: v for c, v in r.items() if c not in internal}}
            for r in rows]
     return _to_table(out, grain, by, metrics, compare, tz)
 
