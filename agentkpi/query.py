@@ -424,11 +424,13 @@ def _with_previous(row: dict[str, Any], prev: dict[str, Any] | None,
         cur = row[m]
         out[m] = cur
         k = BY_NAME[m]
-        before = prev[m] if prev is not None else None
+        # No row in the previous period = nothing happened then: the empty value (0, 0.0,
+        # "{}"), as a row missing now gets in _compare.
+        before = prev[m] if prev is not None else _empty_value(k)
         out[f"{m}_previous"] = before
         if not _numeric(k):
             continue
-        if before is None:
+        if before is None or cur is None:
             out[f"{m}_change"] = None
             out[f"{m}_change_pct"] = None
             continue

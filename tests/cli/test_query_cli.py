@@ -61,8 +61,8 @@ def test_query_by_tool_where_top_compare_csv(store: str) -> None:
                     "session", "--top", "1", "--from", "2026-05-11", "--to", "2026-05-18",
                     "--compare", "previous", "--format", "json")
     rows = json.loads(out)
-    assert rows[0] == {"session": "s3", "events": 3, "events_previous": None,
-                       "events_change": None, "events_change_pct": None}
+    assert rows[0] == {"session": "s3", "events": 3, "events_previous": 0,
+                       "events_change": 3, "events_change_pct": None}
     assert {r["session"] for r in rows} == {"s3", "(other)"}
 
 
