@@ -254,7 +254,9 @@ def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, 
 
     main, maps = build(d, q)
     names, rows = fetch(main)
-    dim_names = ["bucket", *(x.name for x in q.by)]
+    # build() groups event-level dimensions first: name the key columns in that order.
+    dim_names = ["bucket", *(x.name for x in q.by if x.level == "event"),
+                 *(x.name for x in q.by if x.level == "session")]
     raw = {tuple(r[: len(dim_names)]): dict(zip(names, r, strict=True)) for r in rows}
     map_values: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for name, sql in maps.items():
