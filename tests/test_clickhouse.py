@@ -167,8 +167,18 @@ def test_query_layer_on_both_engines(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- quantile
 
 
-def test_percentile_equals_duckdb_quantile_cont() -> None:
-    """The dialect's percentile is DuckDB's quantile_cont bit for bit (ints and floats)."""
+def _seed_percentile(values: list, p: float) -> float:
+    v = sorted(values)
+    k = (len(v) - 1) * p
+    f = int(k)
+    c = min(f + 1, len(v) - 1)
+    return float(v[f]) if f == c else float(v[f] + (v[c] - v[f]) * (k - f))
+
+
+def test_percentile_equals_the_seed_formula_on_both_engines() -> None:
+    """Both dialects' percentile is the seed's interpolation bit for bit (ints and floats)."""
+    from agentkpi.kpis.sql import DUCKDB
+
     import random
 
     import duckdb
@@ -188,8 +198,10 @@ def test_percentile_equals_duckdb_quantile_cont() -> None:
                                     rng.choice([2, 3, 6, 9])) for _ in range(n))
                 typ, chtyp = "DOUBLE", "Float64"
             p = rng.choice([0.05, 0.25, 0.5, 0.9, 0.95, 0.99])
-            want = con.execute(f"SELECT quantile_cont(x, {p!r}) FROM "
-                               f"(SELECT unnest(?::{typ}[]) AS x)", [vals]).fetchone()[0]
+            want = _seed_percentile(vals, p)
+            duck = con.execute(f"SELECT {DUCKDB.quantile_if('x', p, 'x >= 0')} FROM "
+                               f"(SELECT unnest(?::{typ}[]) AS x)", [vals]).fetchall()[0][0]
+            assert duck == want, (vals, p)
             expr = CLICKHOUSE.quantile_if("x", p, "x >= 0")
             native = CLICKHOUSE.quantile_native_if("x", p, "x >= 0")
             lit = ", ".join(repr(v) for v in vals)

@@ -56,15 +56,13 @@ from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
 class ClickHouseDialect:
     """The :class:`agentkpi.kpis.sql.Dialect` for ClickHouse.
 
-    Percentiles reproduce DuckDB's ``quantile_cont`` (numpy's linear method)
-    bit for bit: the values are collected and sorted (``groupArrayIf`` +
-    ``arraySort``) and interpolated exactly as DuckDB does,
-    ``fma(lo, 1 - d, hi * d)`` with ``RN = (n - 1) * p``, ``d = RN - floor(RN)``
-    (see :func:`_fma`). ClickHouse's ``quantileExactInclusive`` uses the same
-    method but computes ``lo + (hi - lo) * d`` with ``d`` from ``RN + 1``, which
-    differs in the last bit often enough to flip a 2-dp or 6-dp rounding (e.g.
-    a median of 0.0761025 printed as 0.076102 instead of DuckDB's 0.076103);
-    ``tests/test_clickhouse.py`` checks both against DuckDB.
+    Percentiles are the seed's (numpy's default) linear interpolation, bit for
+    bit, as in the DuckDB dialect: the values are collected and sorted
+    (``groupArrayIf`` + ``arraySort``) and interpolated as
+    ``lo + (hi - lo) * d`` with ``RN = (n - 1) * p``, ``d = RN - floor(RN)``.
+    ClickHouse's ``quantileExactInclusive`` uses the same method but derives
+    ``d`` differently, which is off in the last bit often enough to flip a
+    2-dp or 6-dp rounding; ``tests/test_clickhouse.py`` checks both.
     """
 
     name = "clickhouse"
@@ -97,7 +95,7 @@ class ClickHouseDialect:
         arr = (f"arraySort(groupArrayIf(toFloat64({expr}), {where}))" if where
                else f"arraySort(groupArray(toFloat64({expr})))")
         # Lambdas bind the sorted values (a), RN, lo/hi/d, so nothing is computed twice.
-        interp = (f"arrayMap((lo, hi, d) -> if(d = 0, lo, {_fma('lo', '(1.0 - d)', '(hi * d)')}), "
+        interp = ("arrayMap((lo, hi, d) -> if(d = 0, lo, lo + (hi - lo) * d), "
                   "[a[toInt64(floor(rn)) + 1]], [a[toInt64(ceil(rn)) + 1]], "
                   "[rn - floor(rn)])[1]")
         return (f"arrayMap(a -> if(length(a) = 0, NULL, arrayMap(rn -> {interp}, "
@@ -151,26 +149,6 @@ class ClickHouseDialect:
 
 
 CLICKHOUSE = ClickHouseDialect()
-
-
-def _fma(a: str, b: str, c: str) -> str:
-    """``a * b + c`` with one rounding (a fused multiply-add), in portable SQL.
-
-    DuckDB interpolates percentiles as ``lo * (1 - d) + hi * d``, which its
-    x86-64/arm64 builds compile to ``fma(lo, 1 - d, hi * d)``. ClickHouse has no
-    ``fma`` function, so it is emulated with error-free transformations: the
-    product's rounding error (Dekker/Veltkamp split) and the sum's (TwoSum)
-    are added back before the final rounding. Verified against DuckDB in
-    tests/test_clickhouse.py.
-    """
-    split = "134217729.0"
-    return (
-        f"arrayMap((x, y, c) -> arrayMap((p, xh, yh) -> arrayMap((xl, yl) -> "
-        "arrayMap((e, s) -> arrayMap(bb -> s + (((p - (s - bb)) + (c - bb)) + e), "
-        "[s - p])[1], [((xh * yh - p) + xh * yl + xl * yh) + xl * yl], [p + c])[1], "
-        "[x - xh], [y - yh])[1], "
-        f"[x * y], [{split} * x - ({split} * x - x)], [{split} * y - ({split} * y - y)])[1], "
-        f"[{a}], [{b}], [{c}])[1]")
 
 
 def _q(s: str) -> str:

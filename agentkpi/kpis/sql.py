@@ -59,8 +59,20 @@ class DuckDBDialect:
                 else f"count(DISTINCT {expr})")
 
     def quantile_if(self, expr: str, p: float, where: str) -> str:
-        q = f"quantile_cont({expr}, {p!r})"
-        return f"{q} FILTER (WHERE {where})" if where else q
+        # The seed's (numpy's default) linear interpolation, spelled out so the
+        # result is bit-identical to it: lo + (hi - lo) * frac. DuckDB's own
+        # quantile_cont computes lo*(1-frac) + hi*frac, which can differ in the
+        # last bit and so flip a value rounded at a tie.
+        agg = f"list(CAST({expr} AS DOUBLE))"
+        agg = f"{agg} FILTER (WHERE {where})" if where else agg
+        lo = "a[CAST(floor(rn) AS BIGINT) + 1]"
+        hi = "a[CAST(ceil(rn) AS BIGINT) + 1]"
+        # CAST: a bare 0.95 would be an exact DECIMAL in DuckDB; the seed multiplies floats.
+        interp = (f"list_transform([(len(a) - 1) * CAST({p!r} AS DOUBLE)], lambda rn: "
+                  f"CASE WHEN rn = floor(rn) THEN {lo} "
+                  f"ELSE {lo} + ({hi} - {lo}) * (rn - floor(rn)) END)[1]")
+        return (f"list_transform([list_sort({agg})], lambda a: CASE WHEN len(a) = 0 THEN NULL "
+                f"ELSE {interp} END)[1]")
 
     def seconds_between(self, later: str, earlier: str) -> str:
         return f"((epoch_us({later}) - epoch_us({earlier})) / 1000000.0)"
