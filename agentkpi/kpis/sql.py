@@ -189,12 +189,14 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     needs_session_join = bool(ss_dims) or any("s." in w for w in q.where)
     where = [f"e.ts >= {d.ts_literal(q.start)}", f"e.ts < {d.ts_literal(q.end)}", *q.where]
     join = " LEFT JOIN sessions s ON s.session_id = e.session_id" if needs_session_join else ""
-    ev_sel = "".join(f", {x.expr} AS {x.name}" for x in ev_dims)
-    ss_sel = "".join(f", {x.expr} AS {x.name}" for x in ss_dims)
+    # Dimensions get internal aliases (g_<name>) so that a dimension named like an
+    # events column ("model", "tool") can never be confused with that column.
+    ev_sel = "".join(f", {x.expr} AS g_{x.name}" for x in ev_dims)
+    ss_sel = "".join(f", {x.expr} AS g_{x.name}" for x in ss_dims)
     w = (f"SELECT e.*, {bucket} AS bucket{ev_sel}{ss_sel} FROM events e{join} "
          f"WHERE {' AND '.join(where)}")
-    ev_names = "".join(f", {x.name}" for x in ev_dims)
-    ss_names = "".join(f", {x.name}" for x in ss_dims)
+    ev_names = "".join(f", g_{x.name}" for x in ev_dims)
+    ss_names = "".join(f", g_{x.name}" for x in ss_dims)
     measures = ",\n    ".join(_measure_sql(d, m) for m in needed_measures(kpis))
     ps = (f"SELECT bucket{ev_names}{ss_names}, session_id,\n    {measures}\n"
           f"  FROM w GROUP BY bucket{ev_names}{ss_names}, session_id")
