@@ -22,6 +22,7 @@ from agentkpi.cli._common import (
 )
 from agentkpi.engines import open_store
 from agentkpi.kpis import CATALOGUE
+from agentkpi.kpis.catalogue import QUERY_KPIS
 from agentkpi.pipeline import IngestResult, RollupResult, ingest, rollup
 
 SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",
@@ -137,18 +138,24 @@ def ingest_cmd(source: str, fmt: str | None, workers: int | None, quiet: bool,
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True)
 def kpis_cmd(fmt: str) -> None:
-    """Print the KPI catalogue: name, unit, aggregation and meaning."""
-    rows = [{"name": k.name, "unit": k.unit, "aggregation": k.agg,
-             "additive": k.additive, "description": k.description} for k in CATALOGUE]
+    """Print the KPI catalogue: name, unit, aggregation and meaning.
+
+    The hourly set is the rollup CSV's columns, in order; the query set adds the
+    statistics `agentkpi query` can also compute (seed 001's aggregations).
+    """
+    rows = [{"name": k.name, "set": kpi_set, "unit": k.unit, "aggregation": k.agg,
+             "additive": k.additive, "description": k.description}
+            for kpi_set, kpis in (("hourly", CATALOGUE), ("query", QUERY_KPIS)) for k in kpis]
     if fmt == "json":
         out.print_json(json.dumps(rows))
     elif fmt == "markdown":
-        out.print("| KPI | unit | aggregation | description |\n|---|---|---|---|", markup=False)
+        out.print("| KPI | set | unit | aggregation | description |\n|---|---|---|---|---|",
+                  markup=False)
         for r in rows:
-            out.print(f"| `{r['name']}` | {r['unit']} | {r['aggregation']} | "
+            out.print(f"| `{r['name']}` | {r['set']} | {r['unit']} | {r['aggregation']} | "
                       f"{r['description']} |", markup=False)
     else:
-        print_table(rows, ["name", "unit", "aggregation", "description"],
+        print_table(rows, ["name", "set", "unit", "aggregation", "description"],
                     title=f"{len(rows)} KPIs")
 
 
