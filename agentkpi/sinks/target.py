@@ -14,6 +14,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 
@@ -82,13 +83,19 @@ def _write_fsspec(target: str, files: Mapping[str, bytes]) -> WriteResult:
     return WriteResult(written, unchanged)
 
 
+def _hub() -> tuple[Any, Any]:
+    """The Hugging Face Hub client and filesystem (the one remote edge of this module)."""
+    from huggingface_hub import HfApi, HfFileSystem
+
+    return HfApi(), HfFileSystem()
+
+
 def _write_hf(kind: str, repo: str, prefix: str, files: Mapping[str, bytes],
               message: str) -> WriteResult:
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd
 
     repo_type = {"datasets": "dataset", "spaces": "space", "models": "model"}[kind]
-    api = HfApi()
-    fs = fsspec.filesystem("hf")
+    api, fs = _hub()
     written, unchanged, ops = [], [], []
     for rel, data in sorted(files.items()):
         path_in_repo = f"{prefix}/{rel}" if prefix else rel
