@@ -386,7 +386,9 @@ def _fetch(store: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         finally:
             cur.close()
-    return store.sql(sql, params).to_pylist()
+    # other engines: store.sql(text, params) -> Arrow; ClickHouse binds %s placeholders
+    placeholder = "%s" if getattr(store, "engine", "") == "clickhouse" else "?"
+    return store.sql(sql.replace("?", placeholder), params).to_pylist()
 
 
 def meta(store: Any) -> dict[str, Any]:
