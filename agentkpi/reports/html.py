@@ -173,6 +173,15 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
             pen = True
         if len(xs) == 1 and d:
             d.append("h1")
+
+        def ok(i: int, vs: Sequence[Any] = vs) -> bool:
+            v = vs[i] if 0 <= i < len(vs) else None
+            return isinstance(v, (int, float)) and not math.isnan(v)
+
+        for j, t in enumerate(xs[: len(vs)]):  # a value between two gaps: a dot
+            if len(xs) > 1 and ok(j) and not ok(j - 1) and not ok(j + 1):
+                parts.append(f'<circle cx="{X(t):.1f}" cy="{Y(float(vs[j])):.1f}" r="2.2" '
+                             f'fill="{color}"/>')
         parts.append(f'<path d="{"".join(d)}" fill="none" stroke="{color}" stroke-width="1.8" '
                      f'stroke-linejoin="round" data-series="{e(name)}"/>')
         parts.append(f'<rect x="{lx:.0f}" y="{h - 14}" width="10" height="10" fill="{color}"/>')

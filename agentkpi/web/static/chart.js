@@ -93,6 +93,11 @@
       if (xs.length === 1 && d) d += "h1";
       el("path", {d: d, stroke: color, "class": "series", "data-series": s.name,
                   "data-points": String(s.values.length)}, svg);
+      s.values.forEach(function (v, j) {   // a value between two gaps: draw it as a dot
+        var ok = function (i) { var w = s.values[i]; return w !== null && w !== undefined && !isNaN(w); };
+        if (ok(j) && !(j > 0 && ok(j - 1)) && !(j < s.values.length - 1 && ok(j + 1)) && xs.length > 1)
+          el("circle", {cx: X(xs[j]).toFixed(1), cy: Y(+v).toFixed(1), r: 2.2, fill: color}, svg);
+      });
       el("rect", {x: lx, y: H - 14, width: 10, height: 10, fill: color}, svg);
       var lt = el("text", {x: lx + 14, y: H - 5, "class": "legend"}, svg);
       lt.textContent = s.name;
