@@ -12,6 +12,7 @@ Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duck
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +61,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, lock_timeout: float = 10.0) -> None:
         self.path = str(path) if path is not None else default_path()
         self.read_only = read_only
         if self.path != ":memory:" and not read_only:
@@ -68,14 +69,29 @@ class Store:
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"no store at {self.path}; run `agentkpi ingest` or "
                              "`agentkpi rollup` first, or pass --store PATH")
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}; is another process "
-                             "writing it? pass another --store PATH") from None
+        self.con = self._connect(lock_timeout)
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.migrate()
+
+    def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+        # DuckDB lets one process write a file and no other process open it
+        # meanwhile (even read-only). Short-lived readers (the dashboard opens the
+        # store per request) release it quickly, so wait a little before failing.
+        deadline = time.monotonic() + lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise StoreError(f"cannot open store {self.path}: {exc}; another process "
+                                     "is using it (stop it, or pass another --store PATH)"
+                                     ) from None
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open store {self.path}: {exc}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:

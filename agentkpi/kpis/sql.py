@@ -186,7 +186,8 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     ev_dims = [x for x in q.by if x.level == "event"]
     ss_dims = [x for x in q.by if x.level == "session"]
     bucket = d.bucket(q.grain, "e.ts", q.tz, q.week_start)
-    needs_session_join = bool(ss_dims) or any("s." in w for w in q.where)
+    needs_session_join = (bool(ss_dims) or any("s." in w for w in q.where)
+                          or any("s." in x.expr for x in ev_dims))
     where = [f"e.ts >= {d.ts_literal(q.start)}", f"e.ts < {d.ts_literal(q.end)}", *q.where]
     join = " LEFT JOIN sessions s ON s.session_id = e.session_id" if needs_session_join else ""
     # Dimensions get internal aliases (g_<name>) so that a dimension named like an
