@@ -61,7 +61,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 read_only: bool = False, lock_timeout: float = 10.0) -> None:
+                 read_only: bool = False, lock_timeout: float | None = None) -> None:
         self.path = str(path) if path is not None else default_path()
         self.read_only = read_only
         if self.path != ":memory:" and not read_only:
@@ -69,7 +69,9 @@ class Store:
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"no store at {self.path}; run `agentkpi ingest` or "
                              "`agentkpi rollup` first, or pass --store PATH")
-        self.con = self._connect(lock_timeout)
+        # Writers wait longer for a lock than readers (a dashboard answers "stale").
+        self.con = self._connect(lock_timeout if lock_timeout is not None
+                                 else (1.5 if read_only else 10.0))
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.migrate()

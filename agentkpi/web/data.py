@@ -85,26 +85,21 @@ DEFAULT_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=30),
 
 
 # --------------------------------------------------------------------------- stores
-def open_read_only(path: str | None = None, engine: str | None = None, dsn: str | None = None,
-                   *, retries: int = 10, delay: float = 0.05) -> Any:
-    """Open the store read-only, retrying briefly while a writer holds the file lock.
+def open_read_only(path: str | None = None, engine: str | None = None,
+                   dsn: str | None = None) -> Any:
+    """Open the store read-only; raise ``StoreError`` ("busy") if a writer holds it.
 
-    DuckDB lets one process write a file; readers in other processes fail to
-    open while it writes. Retries ``retries`` times with a growing delay
-    (about 1.5 s in all by default) then raises :class:`StoreError`.
+    DuckDB lets one process write a file; readers in other processes cannot open
+    it meanwhile. ``Store`` itself waits about 1.5 s for a read-only open.
     """
     from agentkpi.engines import open_store
 
-    last: Exception | None = None
-    for attempt in range(retries + 1):
-        try:
-            return open_store(engine, dsn, path, read_only=True)
-        except StoreError as exc:
-            if "no store at" in str(exc):
-                raise
-            last = exc
-            time.sleep(delay * (1 + attempt))
-    raise StoreError(f"store is busy (a writer holds its lock): {last}")
+    try:
+        return open_store(engine, dsn, path, read_only=True)
+    except StoreError as exc:
+        if "no store at" in str(exc):
+            raise
+        raise StoreError(f"store is busy (a writer holds its lock): {exc}") from None
 
 
 def store_version(path: str | None) -> tuple[int, int, int, int] | None:
