@@ -15,7 +15,7 @@ no window contains NULL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -58,7 +58,8 @@ EVENT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("hardware", pa.string(), "VARCHAR", "Hardware of a sandbox_create."),
     ("error_type", pa.string(), "VARCHAR", "Error class of an error event."),
     ("error_message", pa.string(), "VARCHAR", "Error message of an error event."),
-    ("agent", pa.string(), "VARCHAR", "Agent id that emitted the event (sub-agents, seed-003 agent_id)."),
+    ("agent", pa.string(), "VARCHAR", "Agent id that emitted the event (sub-agents, seed-003 "
+                                      "agent_id)."),
     ("data", pa.string(), "VARCHAR", "The raw event data as JSON text."),
     ("file", pa.string(), "VARCHAR", "File the event was read from; a changed file replaces "
                                      "exactly the rows it produced."),
@@ -109,7 +110,7 @@ LIFECYCLE_EVENT_TYPES = frozenset({
 def to_utc_naive(dt: datetime) -> datetime:
     """Aware -> UTC naive; naive values are taken to be UTC already."""
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -176,7 +176,7 @@ def parse_hour(text: str) -> datetime:
         raise UsageError(f"cannot read {text!r} as a time; use YYYY-MM-DDTHH (e.g. "
                          "2026-04-24T14) or YYYY-MM-DD") from None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.replace(minute=0, second=0, microsecond=0)
 
 
@@ -245,7 +245,7 @@ def rollup(target: str, *, source: str | None = None, store: Any = None,
             elif start is not None and end is not None:
                 hour_list = hours_between(parse_hour(start), parse_hour(end))
             else:
-                current = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+                current = (now or datetime.now(UTC)).astimezone(UTC)
                 top = current.replace(tzinfo=None, minute=0, second=0, microsecond=0)
                 hour_list = [top - timedelta(hours=i) for i in range(1, (hours or 1) + 1)]
             buckets = sorted(hour_list)

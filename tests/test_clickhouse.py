@@ -177,11 +177,11 @@ def _seed_percentile(values: list, p: float) -> float:
 
 def test_percentile_equals_the_seed_formula_on_both_engines() -> None:
     """Both dialects' percentile is the seed's interpolation bit for bit (ints and floats)."""
-    from agentkpi.kpis.sql import DUCKDB
-
     import random
 
     import duckdb
+
+    from agentkpi.kpis.sql import DUCKDB
 
     rng = random.Random(4)
     con = duckdb.connect()

@@ -4,7 +4,7 @@ on generated data, clean and dirty, for every hour (and the day-crossing ones)."
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from agentkpi.pipeline import rollup
 
 from .reference_seed import hourly_row
 
-START = datetime(2026, 5, 20, 20, tzinfo=timezone.utc)
+START = datetime(2026, 5, 20, 20, tzinfo=UTC)
 
 
 def _rows(root: Path) -> list[dict]:
@@ -39,7 +39,7 @@ def test_every_hour_equals_the_reference_row(tmp_path: Path, dirty: bool) -> Non
     rows = _rows(root)
     checked = 0
     for i in range(12):
-        lo = datetime(2026, 5, 20, 18, tzinfo=timezone.utc) + timedelta(hours=i)
+        lo = datetime(2026, 5, 20, 18, tzinfo=UTC) + timedelta(hours=i)
         key = lo.strftime("%Y-%m-%dT%H")
         expected = hourly_row(rows, lo, lo + timedelta(hours=1))
         got = r.rows.get(key)

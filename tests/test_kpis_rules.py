@@ -197,7 +197,8 @@ def test_feedback_jobs_cta_and_conversions(dataset: Path, hour_row) -> None:
 def test_sandboxes_split_by_hardware_prefix_case_insensitive(dataset: Path, hour_row) -> None:
     t = "2026-05-20T14:05:00+00:00"
     write_session(dataset, "s", "2026-05-20T14:00:00+00:00", [
-        ev(t, "sandbox_create", hardware="cpu-basic"), ev(t, "sandbox_create", hardware="CPU-Upgrade"),
+        ev(t, "sandbox_create", hardware="cpu-basic"),
+        ev(t, "sandbox_create", hardware="CPU-Upgrade"),
         ev(t, "sandbox_create", hardware="t4-small"), ev(t, "sandbox_create"),
         ev(t, "sandbox_create", hardware="cpu")])
     row = hour_row(dataset, H)

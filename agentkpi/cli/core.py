@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,14 +175,14 @@ def generate_cmd(out_dir: str, n: int, start: str | None, hours: int, seed: int,
     from agentkpi.pipeline import parse_hour
 
     begin = (parse_hour(start) if start else _hour_now() - timedelta(hours=hours))
-    res = generate_sessions(out_dir, n, begin.replace(tzinfo=timezone.utc), hours=hours,
+    res = generate_sessions(out_dir, n, begin.replace(tzinfo=UTC), hours=hours,
                             seed=seed, dirty=dirty, workers=2)
     console.print(f"generated {res.n_sessions} sessions, {res.n_events} events in "
                   f"{res.n_files} files under {out_dir}")
 
 
 def _hour_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
 
 
 @main.command("quickstart")
@@ -205,7 +205,7 @@ def quickstart_cmd(workdir: str, n: int) -> None:
     begin = end - timedelta(hours=48)
     if not (data / "sessions").exists():
         console.print(f"generating {n} demo sessions over 48 hours into {data} ...")
-        generate_sessions(str(data), n, begin.replace(tzinfo=timezone.utc), hours=48, seed=0,
+        generate_sessions(str(data), n, begin.replace(tzinfo=UTC), hours=48, seed=0,
                           workers=2)
     with Store(store_path) as st, progress_bar() as progress:
         r = rollup(str(target), source=str(data), store=st, progress=progress,

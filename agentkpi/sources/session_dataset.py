@@ -219,11 +219,11 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
         a_ok(v if v is None or type(v) is bool else to_bool(v, q, f"{path}: events[{seq}]"))
         v = g("model")
         a_model(v if type(v) is str_ and v else (None if v is None else to_str(v)))
-        for key, app in zip(int_keys, ints):
+        for key, app in zip(int_keys, ints, strict=False):
             v = g(key)
             app(v if v is None or (type(v) is int and -_I64 <= v <= _I64)
                 else to_int(v, q, f"{path}: events[{seq}]"))
-        for key, app in zip(float_keys, floats):
+        for key, app in zip(float_keys, floats, strict=False):
             v = g(key)
             if v is None or type(v) is float:
                 app(v)
@@ -231,7 +231,7 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                 app(float(v))
             else:
                 app(to_float(v, q, f"{path}: events[{seq}]"))
-        for key, app in zip(text_keys, texts):
+        for key, app in zip(text_keys, texts, strict=False):
             v = g(key)
             app(v if type(v) is str_ and v else (None if v is None else to_str(v)))
         if et == "error":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ def agentkpi(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gen")
-    generate_sessions(root, 400, datetime(2026, 5, 20, 0, tzinfo=timezone.utc), hours=48,
+    generate_sessions(root, 400, datetime(2026, 5, 20, 0, tzinfo=UTC), hours=48,
                       seed=3)
     return root
 
@@ -69,9 +69,9 @@ def test_hours_mode_rolls_up_trailing_completed_hours(tmp_path: Path) -> None:
     from agentkpi.pipeline import rollup
 
     root = tmp_path / "d"
-    generate_sessions(root, 50, datetime(2026, 5, 20, 10, tzinfo=timezone.utc), hours=2, seed=1)
+    generate_sessions(root, 50, datetime(2026, 5, 20, 10, tzinfo=UTC), hours=2, seed=1)
     r = rollup(str(tmp_path / "o"), source=str(root), store=str(tmp_path / "s.duckdb"),
-               hours=3, now=datetime(2026, 5, 20, 12, 30, tzinfo=timezone.utc))
+               hours=3, now=datetime(2026, 5, 20, 12, 30, tzinfo=UTC))
     assert r.buckets == ["2026-05-20T09", "2026-05-20T10", "2026-05-20T11"]
     assert r.empty == 1 and len(r.written) == 2
 
@@ -94,7 +94,7 @@ def test_usage_errors_exit_1_with_one_line_and_no_traceback(tmp_path: Path, args
 
 def test_strict_exits_2_on_dirty_data_and_lists_skipped_files(tmp_path: Path) -> None:
     root = tmp_path / "dirty"
-    generate_sessions(root, 60, datetime(2026, 5, 20, 0, tzinfo=timezone.utc), hours=2, seed=2,
+    generate_sessions(root, 60, datetime(2026, 5, 20, 0, tzinfo=UTC), hours=2, seed=2,
                       dirty=True)
     out = tmp_path / "o"
     loose = agentkpi("rollup", "--source", str(root), "--target", str(out), "--from",
