@@ -53,9 +53,12 @@ class IngestResult:
                 "sessions": self.sessions, "events": self.events, **self.quality.to_dict()}
 
 
-def _fingerprint(info: dict[str, Any] | None) -> str:
+def _fingerprint(info: dict[str, Any] | str | None) -> str:
+    """``size:mtime`` (or etag/blob id) of a listed file; a source may hand us a string."""
     if not info:
         return ""
+    if isinstance(info, str):
+        return info
     stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "etag", "ETag",
                                     "blob_id", "sha", "created") if info.get(k) is not None), "")
     return f"{info.get('size', '')}:{stamp}"
@@ -140,9 +143,14 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
     if not isinstance(listing, dict):
         listing = {p: _safe_info(fs, p) for p in listing}
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing))
-    known = store.fingerprints()
     todo = [(p, _fingerprint(info)) for p, info in listing.items()]
-    todo = [(p, fp) for p, fp in todo if not fp or known.get(p) != fp]
+    changed = getattr(store, "changed_files", None)
+    if changed is not None:
+        todo = changed(todo)
+    else:
+        known = store.fingerprints()
+        todo = [(p, fp) for p, fp in todo if not fp or known.get(p) != fp]
+    todo.sort()
     result.files_unchanged = result.files_seen - len(todo)
     fresh = store.counts()["events"] == 0
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]

@@ -129,6 +129,26 @@ class Store:
         rows = self.con.execute("SELECT path, fingerprint FROM ingested_files").fetchall()
         return dict(rows)
 
+    def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (path, fingerprint) pairs that are new or changed since their last ingest.
+
+        Done as one anti-join in DuckDB: hundreds of thousands of files in a
+        fraction of a second. An empty fingerprint (unknown) always counts as changed.
+        """
+        if not listing:
+            return []
+        paths, prints = zip(*listing, strict=True)
+        self.con.register("_listing", pa.table({"path": pa.array(paths, pa.string()),
+                                                "fingerprint": pa.array(prints, pa.string())}))
+        try:
+            rows = self.con.execute(
+                "SELECT l.path, l.fingerprint FROM _listing l LEFT JOIN ingested_files f "
+                "ON f.path = l.path WHERE l.fingerprint = '' OR f.fingerprint IS NULL "
+                "OR f.fingerprint <> l.fingerprint").fetchall()
+        finally:
+            self.con.unregister("_listing")
+        return [(p, fp) for p, fp in rows]
+
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
         """Replace what ``files`` produced before with ``sessions``/``events``, atomically.
