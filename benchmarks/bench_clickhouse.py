@@ -43,6 +43,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
+
 from agentkpi import pipeline, sources
 from agentkpi.engines.clickhouse import CLICKHOUSE, ClickHouseStore
 from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
@@ -54,14 +56,7 @@ DEFAULT_SOURCES = ("/tmp/akbench/source-200000", "/tmp/akch")
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import chdb
     import clickhouse_connect

@@ -38,6 +38,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _machine import cpu_model  # benchmarks/ is on sys.path
+
 HERE = Path(__file__).resolve().parent
 START = datetime(2026, 5, 20, tzinfo=UTC)
 
@@ -196,14 +198,7 @@ def compare(rows: dict[str, dict], target: Path) -> dict:
 # ----------------------------------------------------------------- machine
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("unknown")
     ram_gb = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -34,6 +34,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
+
 from agentkpi.store import Store  # noqa: E402
 from agentkpi.web import create_app  # noqa: E402
 
@@ -55,14 +57,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model("?")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU ({cpu}), "
             f"{mem:.0f} GB RAM, Python {platform.python_version()}")
