@@ -155,3 +155,15 @@ def test_golden_through_the_cli(tmp_path: Path) -> None:
     golden = (CONSTRUCTED / "CONSTRUCTED_hourly_2026-05-20_14.csv").read_text().splitlines()
     ours = (tmp_path / "o" / "hourly" / "2026-05-20" / "14.csv").read_text().splitlines()
     assert all(o.startswith(g) for o, g in zip(ours, golden, strict=True))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rollup", "--hours", "abc", "--target", "x"], "Invalid value for '--hours'"),
+    (["rollup"], "Missing option '--target'"),
+    (["no-such-command"], "No such command"),
+])
+def test_click_usage_errors_also_exit_1_in_one_line(args: list[str], message: str) -> None:
+    r = agentkpi(*args)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert message in r.stderr and "Traceback" not in r.stderr
