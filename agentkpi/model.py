@@ -116,15 +116,28 @@ def to_utc_naive(dt: datetime) -> datetime:
 
 @dataclass
 class CanonicalBatch:
-    """Column-wise builder of canonical rows; importers append, the store inserts.
+    """Builder of canonical rows; importers append, the store inserts Arrow tables.
 
-    Appending is a plain list append per column, so an importer costs one
-    Python call per event and the store receives Arrow tables.
+    Two ways in: :meth:`add_event` (keyword values, one call per event) or, for
+    hot loops, whole event tuples in ``EVENT_COLUMNS`` order appended to
+    :attr:`event_rows` (one list append per event; transposed to columns in C when
+    the columns are read).
     """
 
     def __post_init__(self) -> None:
         self.sessions: dict[str, list[Any]] = {n: [] for n, *_ in SESSION_COLUMNS}
-        self.events: dict[str, list[Any]] = {n: [] for n, *_ in EVENT_COLUMNS}
+        self._events: dict[str, list[Any]] = {n: [] for n, *_ in EVENT_COLUMNS}
+        self.event_rows: list[tuple[Any, ...]] = []
+
+    @property
+    def events(self) -> dict[str, list[Any]]:
+        """The event columns (pending :attr:`event_rows` folded in first)."""
+        if self.event_rows:
+            for column, values in zip(self._events.values(), zip(*self.event_rows, strict=True),
+                                      strict=True):
+                column.extend(values)
+            self.event_rows.clear()
+        return self._events
 
     def add_session(self, **values: Any) -> None:
         for name, column in self.sessions.items():
@@ -137,8 +150,9 @@ class CanonicalBatch:
     def extend(self, other: CanonicalBatch) -> None:
         for name, column in self.sessions.items():
             column.extend(other.sessions[name])
-        for name, column in self.events.items():
-            column.extend(other.events[name])
+        mine = self.events
+        for name, column in other.events.items():
+            mine[name].extend(column)
 
     @property
     def n_sessions(self) -> int:
@@ -146,7 +160,7 @@ class CanonicalBatch:
 
     @property
     def n_events(self) -> int:
-        return len(self.events["session_id"])
+        return len(self._events["session_id"]) + len(self.event_rows)
 
     def session_table(self) -> pa.Table:
         return pa.table(self.sessions, schema=SESSION_SCHEMA)

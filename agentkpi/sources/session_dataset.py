@@ -161,46 +161,39 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                q: Quality) -> None:
     """Append ``[{timestamp, event_type, data}, ...]`` as canonical event rows.
 
-    This is the ingest hot loop (millions of events), so column appends are bound
-    to locals and the common, clean value types take an inline fast path; anything
-    else goes through the counting coercions of :mod:`agentkpi.quality`.
+    This is the ingest hot loop (millions of events): each event becomes one
+    tuple in ``EVENT_COLUMNS`` order, clean values take an inline fast path, and
+    anything else goes through the counting coercions of :mod:`agentkpi.quality`.
     """
-    c = batch.events
-    a_sid, a_seq, a_ts, a_type = (c["session_id"].append, c["seq"].append, c["ts"].append,
-                                  c["event_type"].append)
-    a_tool, a_ok, a_model = c["tool"].append, c["success"].append, c["model"].append
-    ints = [c[n].append for n in ("prompt_tokens", "completion_tokens", "cache_read_tokens",
-                                  "cache_creation_tokens")]
-    int_keys = ("prompt_tokens", "completion_tokens", "cache_read_tokens",
-                "cache_creation_tokens")
-    floats = [c[n].append for n in ("cost_usd", "latency_ms", "duration_ms", "wall_time_s")]
-    float_keys = ("cost_usd", "latency_ms", "duration_ms", "wall_time_s")
-    texts = [c[n].append for n in ("flavor", "status", "rating", "source", "hardware")]
-    text_keys = ("flavor", "final_status", "rating", "source", "hardware")
-    a_etype, a_emsg, a_agent = (c["error_type"].append, c["error_message"].append,
-                                c["agent"].append)
-    a_data, a_file = c["data"].append, c["file"].append
+    add_row = batch.event_rows.append
     fromiso = datetime.fromisoformat
     dumps = orjson.dumps
     known = _KNOWN_TYPES
-    str_ = str
+    str_, int_, float_, bool_ = str, int, float, bool
+    lo, hi = -_I64, _I64
+
+    def text(v: Any) -> str | None:
+        return v if type(v) is str_ and v else (None if v is None else to_str(v))
+
+    def integer(v: Any, where: str) -> int | None:
+        return v if v is None or (type(v) is int_ and lo <= v <= hi) else to_int(v, q, where)
+
+    def number(v: Any, where: str) -> float | None:
+        if v is None or type(v) is float_:
+            return v
+        return float(v) if type(v) is int_ else to_float(v, q, where)
+
     for seq, ev in enumerate(events):
         if type(ev) is not dict:
             q.note("event_not_object", f"{path}: events[{seq}]")
             continue
         et = ev.get("event_type")
-        if type(et) is not str or not et:
+        if type(et) is not str_ or not et:
             et = to_str(et) or "unknown"
         if et not in known:
             q.note("event_type_unknown", f"{path}: events[{seq}]: {et!r}")
-        data = ev.get("data")
-        if type(data) is not dict:
-            data = {}
-        g = data.get
-        # timestamp -> naive UTC
         raw_ts = ev.get("timestamp")
-        ts = None
-        if type(raw_ts) is str and raw_ts:
+        if type(raw_ts) is str_ and raw_ts:
             try:
                 ts = fromiso(raw_ts)
                 off = ts.utcoffset()
@@ -211,39 +204,34 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                 ts = None
         else:
             ts = parse_ts(raw_ts, q, f"{path}: events[{seq}]")
-        a_sid(session_id)
-        a_seq(seq)
-        a_ts(ts)
-        a_type(et)
-        v = g("tool")
-        a_tool(v if type(v) is str_ and v else (None if v is None else to_str(v)))
-        v = g("success")
-        a_ok(v if v is None or type(v) is bool else to_bool(v, q, f"{path}: events[{seq}]"))
-        v = g("model")
-        a_model(v if type(v) is str_ and v else (None if v is None else to_str(v)))
-        for key, app in zip(int_keys, ints, strict=False):
-            v = g(key)
-            app(v if v is None or (type(v) is int and -_I64 <= v <= _I64)
-                else to_int(v, q, f"{path}: events[{seq}]"))
-        for key, app in zip(float_keys, floats, strict=False):
-            v = g(key)
-            if v is None or type(v) is float:
-                app(v)
-            elif type(v) is int:
-                app(float(v))
-            else:
-                app(to_float(v, q, f"{path}: events[{seq}]"))
-        for key, app in zip(text_keys, texts, strict=False):
-            v = g(key)
-            app(v if type(v) is str_ and v else (None if v is None else to_str(v)))
+        data = ev.get("data")
+        if type(data) is not dict or not data:
+            add_row((session_id, seq, ts, et) + _NO_FIELDS + (None, path))
+            continue
+        g = data.get
+        where = f"{path}: events[{seq}]"
+        ok = g("success")
+        if not (ok is None or type(ok) is bool_):
+            ok = to_bool(ok, q, where)
         if et == "error":
             err = g("error")
-            a_etype(to_str(g("error_type") or g("type")))
-            a_emsg(err if isinstance(err, str) else to_str(g("message")))
+            etype = to_str(g("error_type") or g("type"))
+            emsg = err if isinstance(err, str) else to_str(g("message"))
         else:
-            a_etype(None)
-            a_emsg(None)
-        v = g("agent_id") or g("agent")
-        a_agent(v if v is None or type(v) is str_ else to_str(v))
-        a_data(dumps(data).decode() if data else None)
-        a_file(path)
+            etype = emsg = None
+        agent = g("agent_id") or g("agent")
+        add_row((
+            session_id, seq, ts, et, text(g("tool")), ok, text(g("model")),
+            integer(g("prompt_tokens"), where), integer(g("completion_tokens"), where),
+            integer(g("cache_read_tokens"), where), integer(g("cache_creation_tokens"), where),
+            number(g("cost_usd"), where), number(g("latency_ms"), where),
+            number(g("duration_ms"), where), text(g("flavor")), text(g("final_status")),
+            number(g("wall_time_s"), where), text(g("rating")), text(g("source")),
+            text(g("hardware")), etype, emsg,
+            agent if agent is None or type(agent) is str_ else to_str(agent),
+            dumps(data).decode(), path,
+        ))
+
+
+#: The typed columns of an event without data (tool .. agent), all missing.
+_NO_FIELDS: tuple[None, ...] = (None,) * 19
