@@ -163,6 +163,13 @@ class Store:
         """
         con = self.con
         superseded = sorted({p for f in files for p in f.get("supersedes") or ()})
+        # A session filed twice in one batch (e.g. under two date folders): its events
+        # come from one file only, the last path, as a later batch would decide.
+        dedupe = ""
+        if replace_sessions and sessions.num_rows and sessions.num_rows != len(
+                set(sessions.column("session_id").to_pylist())):
+            dedupe = (" WHERE (session_id, file) IN (SELECT session_id, max(source_path) "
+                      "FROM _in_sessions GROUP BY session_id)")
         ledger = pa.table({
             "path": [f["path"] for f in files],
             "fingerprint": [f["fingerprint"] for f in files],
@@ -178,26 +185,28 @@ class Store:
         con.register("_in_files", ledger)
         try:
             con.execute("BEGIN")
+            # Deleting scans the events table, so only when something is there to
+            # replace: a file read before, or a session already stored. ``fresh``
+            # (cold ingest) skips the file check; the session check is one small join
+            # and also catches a session filed twice (two folders) across batches.
             if not fresh:
-                # Deleting scans the events table, so only when something is there to
-                # replace: a file read before, or a session already stored.
                 seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
                                    "USING (path)").fetchall()[0][0]
                 if seen:
                     con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
-                if replace_sessions and sessions.num_rows:
-                    known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
-                                        "_in_sessions) JOIN sessions USING (session_id)"
-                                        ).fetchall()[0][0]
-                    if known:
-                        con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
-                                    "FROM _in_sessions)")
+            if replace_sessions and sessions.num_rows:
+                known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
+                                    "_in_sessions) JOIN sessions USING (session_id)"
+                                    ).fetchall()[0][0]
+                if known:
+                    con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
+                                "FROM _in_sessions)")
             if superseded:
                 con.execute("DELETE FROM events WHERE list_contains(?, file)", [superseded])
                 con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
                             [superseded])
             if events.num_rows:
-                con.execute("INSERT INTO events SELECT * FROM _in_events")
+                con.execute(f"INSERT INTO events SELECT * FROM _in_events{dedupe}")
             if sessions.num_rows:
                 self._upsert_sessions()
             con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")

@@ -176,3 +176,30 @@ def test_unrecognised_source_layout_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="could not recognise"):
         rollup(str(tmp_path / "o"), source=str(tmp_path / "weird"),
                store=str(tmp_path / "s.duckdb"), at=H)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_session_filed_twice_in_one_run_counts_once(dataset: Path, tmp_path: Path,
+                                                       workers: int, monkeypatch) -> None:
+    from agentkpi import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK", 1)  # each file its own chunk
+    monkeypatch.setattr(pipeline, "WRITE_EVENTS", 1)  # and its own transaction
+    evs = [ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=7)]
+    write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs, day="2026-05-19")
+    write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs)
+    write_session(dataset, "other", "2026-05-20T14:00:00+00:00", evs)
+    r = rollup(str(tmp_path / "o"), source=str(dataset), store=str(tmp_path / "s.duckdb"),
+               at=H, workers=workers)
+    assert (r.rows[H]["sessions"], r.rows[H]["llm_calls"], r.rows[H]["tokens_prompt"]) == \
+        (2, 2, 14)
+
+
+def test_a_session_filed_twice_in_one_batch_counts_once(dataset: Path, tmp_path: Path) -> None:
+    evs = [ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=7)]
+    write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs, day="2026-05-19")
+    write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs + evs)
+    r = rollup(str(tmp_path / "o"), source=str(dataset), store=str(tmp_path / "s.duckdb"),
+               at=H, workers=1)
+    # the later folder's copy (two calls) wins, once
+    assert (r.rows[H]["sessions"], r.rows[H]["llm_calls"]) == (1, 2)
