@@ -21,6 +21,7 @@ from typing import Any
 import fsspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agentkpi import config, sources
 from agentkpi.errors import DataError, UsageError
@@ -172,6 +173,8 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
                 return
             sess = pa.concat_tables([p[0] for p in pending])
             evs = pa.concat_tables([p[1] for p in pending])
+            if replace:
+                evs = _one_file_per_session(sess, evs)
             ledger = [row for p in pending for row in p[2]]
             store.write_batch(sess, evs, ledger, replace_sessions=replace, fresh=fresh)
             for p in pending:
@@ -198,6 +201,26 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     return result
+
+
+def _one_file_per_session(sessions: pa.Table, events: pa.Table) -> pa.Table:
+    """Events of a session filed twice in one batch (two date folders) from one file only.
+
+    The last path wins, as it would if the files came in separate batches (paths are
+    ingested in sorted order and a later file replaces the session's rows).
+    """
+    ids = sessions.column("session_id")
+    if len(pc.unique(ids)) == len(ids):
+        return events
+    last: dict[str, str] = {}
+    for sid, path in zip(ids.to_pylist(), sessions.column("source_path").to_pylist(),
+                         strict=True):
+        if path is not None and (sid not in last or path > last[sid]):
+            last[sid] = path
+    keep = [last.get(sid, path) == path for sid, path in
+            zip(events.column("session_id").to_pylist(), events.column("file").to_pylist(),
+                strict=True)]
+    return events.filter(pa.array(keep))
 
 
 def _safe_info(fs: Any, path: str) -> dict[str, Any] | None:

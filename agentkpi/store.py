@@ -163,13 +163,7 @@ class Store:
         """
         con = self.con
         superseded = sorted({p for f in files for p in f.get("supersedes") or ()})
-        # A session filed twice in one batch (e.g. under two date folders): its events
-        # come from one file only, the last path, as a later batch would decide.
-        dedupe = ""
-        if replace_sessions and sessions.num_rows and sessions.num_rows != len(
-                set(sessions.column("session_id").to_pylist())):
-            dedupe = (" WHERE (session_id, file) IN (SELECT session_id, max(source_path) "
-                      "FROM _in_sessions GROUP BY session_id)")
+
         ledger = pa.table({
             "path": [f["path"] for f in files],
             "fingerprint": [f["fingerprint"] for f in files],
@@ -206,7 +200,7 @@ class Store:
                 con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
                             [superseded])
             if events.num_rows:
-                con.execute(f"INSERT INTO events SELECT * FROM _in_events{dedupe}")
+                con.execute("INSERT INTO events SELECT * FROM _in_events")
             if sessions.num_rows:
                 self._upsert_sessions()
             con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")

@@ -409,23 +409,27 @@ class ClickHouseStore:
             "ingested_at": pa.array([_now()] * len(files), pa.timestamp("us")),
             "_version": pa.array([version] * len(files), pa.uint64()),
         })
+        superseded = sorted({p for f in files for p in f.get("supersedes") or ()})
         try:
-            if not fresh:
-                preds = []
-                if files:
-                    preds.append(f"file IN ({', '.join(_q(f['path']) for f in files)})")
-                if replace_sessions and sessions.num_rows:
-                    ids = pc.unique(sessions.column("session_id").drop_null()).to_pylist()
-                    if ids:
-                        preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
-                pred = " OR ".join(preds)
-                # A mutation costs seconds even when it matches nothing (new files of an
-                # hourly run): look first, through the primary index, and skip it then.
-                if preds and int(self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0):
-                    # lightweight DELETE: rows are masked at once, dropped by merges
-                    table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
-                             else "events")
-                    self._cmd(f"DELETE FROM {table} WHERE {pred}")
+            preds = []
+            if files and not fresh:
+                preds.append(f"file IN ({', '.join(_q(f['path']) for f in files)})")
+            if superseded:
+                # a compressed log segment replaces its plain twin's rows
+                preds.append(f"file IN ({', '.join(_q(p) for p in superseded)})")
+            # the session check also runs on a cold ingest (a session filed twice)
+            if replace_sessions and sessions.num_rows:
+                ids = pc.unique(sessions.column("session_id").drop_null()).to_pylist()
+                if ids:
+                    preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
+            pred = " OR ".join(preds)
+            # A mutation costs seconds even when it matches nothing (new files of an
+            # hourly run): look first, through the primary index, and skip it then.
+            if preds and int(self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0):
+                # lightweight DELETE: rows are masked at once, dropped by merges
+                table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
+                         else "events")
+                self._cmd(f"DELETE FROM {table} WHERE {pred}")
             if events.num_rows:
                 self.client.insert_arrow("events", _not_null(events, "session_id", ""))
             if sessions.num_rows:
