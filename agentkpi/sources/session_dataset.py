@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -67,18 +68,27 @@ def list_files(fs: Any, root: str) -> dict[str, Any]:
     return out
 
 
+def _scan_day(day: str) -> list[tuple[str, str]]:
+    """(path, "size:mtime_ns") of every session file in one day folder."""
+    with os.scandir(day) as entries:
+        return [(e.path, f"{st.st_size}:{st.st_mtime_ns}") for e in entries
+                if e.name.endswith(".jsonl") and e.is_file() for st in (e.stat(),)]
+
+
 def _list_local(base: str) -> dict[str, str]:
     # os.scandir + one stat per file and nothing else per entry: the warm and
-    # incremental runs are mostly this listing. Values are ready-made
-    # fingerprints ("size:mtime_ns"); the order does not matter to ingest.
+    # incremental runs are mostly this listing. Large trees are scanned by one
+    # process per CPU (the per-entry work is Python, so threads would not help).
+    # Values are ready-made fingerprints; the order does not matter to ingest.
     with os.scandir(base) as days:
-        day_dirs = [d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name)]
-    found: list[tuple[str, os.stat_result]] = []
-    for day in day_dirs:
-        with os.scandir(day) as entries:
-            found.extend((e.path, e.stat()) for e in entries
-                         if e.name.endswith(".jsonl") and e.is_file())
-    return {path: f"{st.st_size}:{st.st_mtime_ns}" for path, st in found}
+        day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
+    cpus = os.cpu_count() or 1
+    if cpus > 1 and len(day_dirs) > 1 and len(os.listdir(day_dirs[-1])) >= 10_000:
+        with ProcessPoolExecutor(min(cpus, len(day_dirs))) as pool:
+            parts = list(pool.map(_scan_day, day_dirs))
+    else:
+        parts = [_scan_day(day) for day in day_dirs]
+    return {path: fp for part in parts for path, fp in part}
 
 
 def _decode_list(value: Any, field: str, q: Quality, where: str) -> list[Any]:
