@@ -154,6 +154,14 @@ class CanonicalBatch:
         for name, column in other.events.items():
             mine[name].extend(column)
 
+    def truncate(self, n_sessions: int, n_events: int) -> None:
+        """Drop rows appended after the batch had ``n_sessions``/``n_events`` rows."""
+        events = self.events
+        for column in self.sessions.values():
+            del column[n_sessions:]
+        for column in events.values():
+            del column[n_events:]
+
     @property
     def n_sessions(self) -> int:
         return len(self.sessions["session_id"])

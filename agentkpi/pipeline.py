@@ -108,10 +108,15 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
             raw = None
         n_s, n_e = batch.n_sessions, batch.n_events
         if raw is not None:
-            if into:
-                src.parse_file(path, raw, q, into=batch)
-            else:
-                batch.extend(src.parse_file(path, raw, q))
+            try:
+                if into:
+                    src.parse_file(path, raw, q, into=batch)
+                else:
+                    batch.extend(src.parse_file(path, raw, q))
+            except Exception as exc:  # an importer bug must not lose the other files
+                batch.truncate(n_s, n_e)
+                q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
+                       f"({type(exc).__name__}: {exc}); please report this file")
         skipped = len(q.skipped) > before_skips
         ledger.append({"path": path, "fingerprint": fp, "source": fmt,
                        "supersedes": supersedes(path) if supersedes else [],

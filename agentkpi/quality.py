@@ -21,6 +21,8 @@ ISSUE_KINDS: dict[str, str] = {
     "file_unreadable": "The file could not be read (I/O error); skipped.",
     "file_bad_json": "The file is not valid JSON (truncated or corrupt); skipped.",
     "file_not_object": "The file's row is not a JSON object; skipped.",
+    "file_unparseable": "The importer failed on the file (a bug to report); skipped, the "
+                        "rest of the run goes on.",
     "line_bad_json": "A line of a JSONL log is not valid JSON (e.g. a torn last line); skipped.",
     "field_bad_json": "A field holding JSON text (messages/events/tools) did not parse; "
                       "treated as empty.",

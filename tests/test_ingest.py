@@ -203,3 +203,25 @@ def test_a_session_filed_twice_in_one_batch_counts_once(dataset: Path, tmp_path:
                at=H, workers=1)
     # the later folder's copy (two calls) wins, once
     assert (r.rows[H]["sessions"], r.rows[H]["llm_calls"]) == (1, 2)
+
+
+def test_an_importer_failure_skips_that_file_only(dataset: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    from agentkpi.sources import session_dataset
+
+    real = session_dataset.add_row
+
+    def flaky(batch, row, path, q):  # fails half-way through one file
+        real(batch, row, path, q)
+        if row.get("session_id") == "boom":
+            raise RuntimeError("importer bug")
+
+    monkeypatch.setattr(session_dataset, "add_row", flaky)
+    evs = [ev("2026-05-20T14:01:00+00:00", "llm_call")]
+    write_session(dataset, "boom", "2026-05-20T14:00:00+00:00", evs)
+    write_session(dataset, "fine", "2026-05-20T14:00:00+00:00", evs)
+    r = rollup(str(tmp_path / "o"), source=str(dataset), store=str(tmp_path / "s.duckdb"),
+               at=H, workers=1)
+    assert (r.rows[H]["sessions"], r.rows[H]["llm_calls"]) == (1, 1)  # no partial rows
+    (skip,) = r.ingest.quality.skipped
+    assert skip["kind"] == "file_unparseable" and "importer bug" in skip["reason"]
