@@ -123,20 +123,20 @@ def to_float(value: Any, q: Quality, where: str = "") -> float | None:
     return None
 
 
-INT64_MAX = 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def to_int(value: Any, q: Quality, where: str = "") -> int | None:
     """Like :func:`to_float` but truncated to an integer (token counts).
 
-    Values outside the 64-bit range are counted as unparseable, not stored.
+    Values outside the 64-bit (BIGINT) range are counted as unparseable, not stored.
     """
-    if type(value) is int and -INT64_MAX <= value <= INT64_MAX:
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return value
     f = value if type(value) is int else to_float(value, q, where)
     if f is None:
         return None
-    if not -INT64_MAX <= f <= INT64_MAX:
+    if not INT64_MIN <= f <= INT64_MAX:
         q.note("number_unparseable", where)
         return None
     return int(f)

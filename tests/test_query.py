@@ -64,13 +64,17 @@ def build_fixture(root: Path) -> None:
     ], user_id="bob", model="m-a", project="p1")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    tmp = tmp_path_factory.mktemp("query")
+def fixture_store(tmp: Path) -> Store:
+    """The hand-counted fixture ingested into a store under ``tmp``, opened read-only."""
     build_fixture(tmp / "data")
     with Store(tmp / "s.duckdb") as st:
         ingest(str(tmp / "data"), st, workers=1)
-    st = Store(tmp / "s.duckdb", read_only=True)
+    return Store(tmp / "s.duckdb", read_only=True)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    st = fixture_store(tmp_path_factory.mktemp("query"))
     yield st
     st.close()
 

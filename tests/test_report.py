@@ -10,19 +10,14 @@ from pathlib import Path
 import pytest
 
 from agentkpi.errors import UsageError
-from agentkpi.pipeline import ingest
 from agentkpi.reports import FORMATS, build_report, render
 from agentkpi.store import Store
-from tests.test_query import build_fixture
+from tests.test_query import fixture_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    tmp = tmp_path_factory.mktemp("report")
-    build_fixture(tmp / "data")
-    with Store(tmp / "s.duckdb") as st:
-        ingest(str(tmp / "data"), st, workers=1)
-    st = Store(tmp / "s.duckdb", read_only=True)
+    st = fixture_store(tmp_path_factory.mktemp("report"))
     yield st
     st.close()
 

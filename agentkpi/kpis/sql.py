@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ class Dialect(Protocol):
     def count_if(self, where: str) -> str: ...
     def sum_if(self, expr: str, where: str, order: str = "") -> str: ...
     def min_if(self, expr: str, where: str) -> str: ...
+    def max_if(self, expr: str, where: str) -> str: ...
     def count_distinct_if(self, expr: str, where: str) -> str: ...
     def quantile_if(self, expr: str, p: float, where: str) -> str: ...
     def seconds_between(self, later: str, earlier: str) -> str: ...
@@ -118,38 +119,36 @@ class KpiQuery:
     week_start: int = 0
     by: Sequence[Dim] = ()
     where: Sequence[str] = ()  # portable predicates over events (e.) / sessions (s.)
-    session_where: Sequence[str] = field(default_factory=tuple)
+
+
+def _aggregate(d: Dialect, agg: str, expr: str, where: str, order: str = "",
+               p: float = 0.0) -> str | None:
+    """One aggregate in the dialect's spelling (measures and KPIs share it)."""
+    if agg == "sum":
+        return f"coalesce({d.sum_if(expr, where, order)}, 0)"
+    if agg in ("count", "count_if"):
+        return d.count_if(where)
+    if agg == "count_distinct":
+        return d.count_distinct_if(expr, where)
+    if agg == "percentile":
+        return d.quantile_if(expr, p, where)
+    if agg == "min":
+        return d.min_if(expr, where)
+    if agg == "max":
+        return d.max_if(expr, where)
+    return None  # ratio / diff / map: finished in Python or by their own query
 
 
 def _measure_sql(d: Dialect, m: Measure) -> str:
-    if m.agg == "count":
-        return f"{d.count_if(m.where)} AS {m.name}"
-    if m.agg == "sum":
-        return f"coalesce({d.sum_if(m.expr, m.where, m.order)}, 0) AS {m.name}"
-    if m.agg == "min":
-        return f"{d.min_if(m.expr, m.where)} AS {m.name}"
-    if m.agg == "count_distinct":
-        return f"{d.count_distinct_if(m.expr, m.where)} AS {m.name}"
-    raise ValueError(f"unknown measure aggregation {m.agg!r}")
+    sql = _aggregate(d, m.agg, m.expr, m.where, m.order)
+    if sql is None:
+        raise ValueError(f"unknown measure aggregation {m.agg!r}")
+    return f"{sql} AS {m.name}"
 
 
 def _kpi_sql(d: Dialect, k: Kpi) -> str | None:
-    if k.agg == "sum":
-        return f"coalesce({d.sum_if(k.expr, k.where, k.order)}, 0) AS {k.name}"
-    if k.agg == "count_if":
-        return f"{d.count_if(k.where)} AS {k.name}"
-    if k.agg == "count_distinct":
-        return f"{d.count_distinct_if(k.expr, k.where)} AS {k.name}"
-    if k.agg == "percentile":
-        return f"{d.quantile_if(k.expr, k.p, k.where)} AS {k.name}"
-    if k.agg == "min":
-        return f"{d.min_if(k.expr, k.where)} AS {k.name}"
-    if k.agg == "max":
-        max_if = getattr(d, "max_if", None)
-        if max_if is None:  # a dialect without max_if: max(x) = -min(-x) (numbers only)
-            return f"-({d.min_if(f'-({k.expr})', k.where)}) AS {k.name}"
-        return f"{max_if(k.expr, k.where)} AS {k.name}"
-    return None  # ratio / diff / map: finished in Python or by their own query
+    sql = _aggregate(d, k.agg, k.expr, k.where, k.order, k.p)
+    return None if sql is None else f"{sql} AS {k.name}"
 
 
 def needed_kpis(names: Sequence[str]) -> list[Kpi]:

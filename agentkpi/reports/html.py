@@ -27,7 +27,9 @@ from typing import Any
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
-DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+#: The KPI charts of the dashboard overview, the HTML report and the PNG plots
+#: (title, unit, series): one definition so they stay "the same charts".
+OVERVIEW_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Sessions and users", "count", ("sessions", "users")),
     ("Cost", "USD", ("cost_usd",)),
     ("Tokens by kind", "tokens", ("tokens_prompt", "tokens_completion", "tokens_cache_read",
@@ -36,6 +38,9 @@ DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Tool success rate", "ratio", ("tool_success_rate",)),
     ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
     ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
+)
+DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    *OVERVIEW_CHARTS,
     # keys of agentkpi.reports.build_report's time_series
     ("Tokens", "tokens", ("tokens_total",)),
     ("Events, LLM calls and errors", "count", ("events", "llm_calls", "errors")),

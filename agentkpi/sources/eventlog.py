@@ -20,6 +20,7 @@ see docs/sdk.md "Ingesting a live log").
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -123,25 +124,11 @@ def add_event_row(batch: CanonicalBatch, *, session_id: str | None, seq: int, ts
     for col in ("prompt_tokens", "completion_tokens", "cache_read_tokens",
                 "cache_creation_tokens"):
         v = g(col)
-        row[col] = v if type(v) is int and _I64_MIN <= v <= _I64_MAX else \
-            int64_or_none(v, q, where)
+        row[col] = to_int(v, q, where)
     for col in ("cost_usd", "latency_ms", "duration_ms", "wall_time_s"):
         v = g(col)
         row[col] = v if type(v) is float else to_float(v, q, where)
     batch.add_event(**row)
-
-
-_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-
-
-def int64_or_none(value: Any, q: Quality, where: str) -> int | None:
-    """:func:`to_int`, plus: a value outside BIGINT (e.g. ``1e30`` tokens) is
-    counted as unparseable instead of failing the whole file's Arrow table."""
-    v = to_int(value, q, where)
-    if v is not None and not _I64_MIN <= v <= _I64_MAX:
-        q.note("number_unparseable", where)
-        return None
-    return v
 
 
 class SessionRows:
@@ -169,21 +156,33 @@ class SessionRows:
             batch.add_session(**row)
 
 
-def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
-    batch = CanonicalBatch()
+def readable_lines(path: str, raw: bytes, q: Quality, what: str
+                   ) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(line number, object, "path:line") of every good line of a JSONL log file.
+
+    Decompresses ``.gz``/``.zst``; a compressed file that yields nothing is
+    skipped and reported (``what`` names it in the reason), a truncated one keeps
+    its readable part; bad lines are counted as ``line_bad_json``.
+    """
     plain, complete = decompress(path, raw)
     if not complete:
         if not plain:
-            q.skip(path, "file_bad_json", "compressed segment is corrupt or truncated and "
-                                          "nothing could be read; delete or restore it")
-            return batch
-        q.note("line_bad_json", f"{path}: truncated compressed segment (readable part kept)")
-    sessions = SessionRows(NAME, path)
+            q.skip(path, "file_bad_json", f"{what} is corrupt or truncated and nothing "
+                                          "could be read; delete or restore it")
+            return
+        q.note("line_bad_json", f"{path}: truncated {what} (readable part kept)")
     for lineno, obj in iter_lines(plain):
         where = f"{path}:{lineno}"
         if obj is None:
             q.note("line_bad_json", where)
             continue
+        yield lineno, obj, where
+
+
+def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+    batch = CanonicalBatch()
+    sessions = SessionRows(NAME, path)
+    for lineno, obj, where in readable_lines(path, raw, q, "compressed segment"):
         et = to_str(obj.get("event_type")) or "unknown"
         if et not in KNOWN_TYPES:
             q.note("event_type_unknown", f"{where}: {et!r}")
@@ -202,7 +201,7 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
                          agent=to_str(obj.get("agent")))
         elif et == "session_end":
             turns = data.get("turns") if isinstance(data, dict) else None
-            n_turns = int64_or_none(turns, q, where)
+            n_turns = to_int(turns, q, where)
             sessions.set(sid, end_ts=ts, turns=n_turns if n_turns is None or
                          0 <= n_turns < 2**31 else None)
         else:

@@ -27,8 +27,7 @@ from typing import Any
 
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_bool, to_str
-from agentkpi.sdk.eventlog import iter_lines
-from agentkpi.sources.eventlog import add_event_row
+from agentkpi.sources.eventlog import add_event_row, readable_lines
 
 NAME = "seed002"
 REPLACES_SESSIONS = True   # a file is a whole (synthetic) session
@@ -94,11 +93,7 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     first = last = None
     model = None
     n = 0
-    for lineno, obj in iter_lines(raw):
-        where = f"{path}:{lineno}"
-        if obj is None:
-            q.note("line_bad_json", where)
-            continue
+    for _, obj, where in readable_lines(path, raw, q, "metrics file"):
         name = to_str(obj.get("metric"))
         ts = _ts(obj.get("timestamp"), tz, q, where)
         data: dict[str, Any] = {"name": name, "value": obj.get("value")}

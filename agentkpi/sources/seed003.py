@@ -32,8 +32,7 @@ from typing import Any
 
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_str
-from agentkpi.sdk.eventlog import decompress, iter_lines
-from agentkpi.sources.eventlog import KNOWN_TYPES, SessionRows, add_event_row
+from agentkpi.sources.eventlog import KNOWN_TYPES, SessionRows, add_event_row, readable_lines
 
 NAME = "seed003"
 REPLACES_SESSIONS = False
@@ -67,19 +66,8 @@ def supersedes(path: str) -> list[str]:
 
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     batch = CanonicalBatch()
-    plain, complete = decompress(path, raw)
-    if not complete:
-        if not plain:
-            q.skip(path, "file_bad_json", "gzip file is corrupt or truncated and nothing "
-                                          "could be read; delete or restore it")
-            return batch
-        q.note("line_bad_json", f"{path}: truncated gzip (readable part kept)")
     sessions = SessionRows(NAME, path)
-    for lineno, obj in iter_lines(plain):
-        where = f"{path}:{lineno}"
-        if obj is None:
-            q.note("line_bad_json", where)
-            continue
+    for lineno, obj, where in readable_lines(path, raw, q, "gzip file"):
         kind = to_str(obj.get("type")) or "unknown"
         et = TYPE_MAP.get(kind, kind)
         if et not in KNOWN_TYPES:

@@ -22,12 +22,20 @@ from typing import Any
 import orjson
 
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_bool, to_float, to_int, to_str
+from agentkpi.quality import (
+    INT64_MAX,
+    INT64_MIN,
+    Quality,
+    parse_ts,
+    to_bool,
+    to_float,
+    to_int,
+    to_str,
+)
 
 NAME = "session_dataset"
 REPLACES_SESSIONS = True
 
-_I64 = 2**63 - 1
 _DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KNOWN_TYPES = frozenset(EVENT_TYPES) | LIFECYCLE_EVENT_TYPES
 _SESSION_FIELDS = {"session_id", "user_id", "session_start_time", "session_end_time",
@@ -180,7 +188,7 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
     dumps = orjson.dumps
     known = _KNOWN_TYPES
     str_, int_, float_, bool_ = str, int, float, bool
-    lo, hi = -_I64, _I64
+    lo, hi = INT64_MIN, INT64_MAX
 
     def text(v: Any) -> str | None:
         return v if type(v) is str_ and v else (None if v is None else to_str(v))

@@ -22,6 +22,7 @@ from typing import Any
 from agentkpi.errors import StoreError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery
+from agentkpi.reports.html import OVERVIEW_CHARTS
 
 #: Group-by dimensions of the breakdown pages: name -> (SQL expression, level, label).
 DIMENSIONS: dict[str, Dim] = {
@@ -46,17 +47,6 @@ FILTER_EXPR: dict[str, str] = {
     "session": "e.session_id",
 }
 
-#: KPIs of the overview time series, grouped into charts (title, unit, series).
-OVERVIEW_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Sessions and users", "count", ("sessions", "users")),
-    ("Cost", "USD", ("cost_usd",)),
-    ("Tokens by kind", "tokens", ("tokens_prompt", "tokens_completion", "tokens_cache_read",
-                                  "tokens_cache_creation")),
-    ("Cache-hit ratio", "ratio", ("cache_hit_ratio",)),
-    ("Tool success rate", "ratio", ("tool_success_rate",)),
-    ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
-    ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
-)
 OVERVIEW_KPIS: tuple[str, ...] = tuple(dict.fromkeys(
     [k for _, _, ks in OVERVIEW_CHARTS for k in ks]
     + ["llm_calls", "tool_calls_total", "tool_calls_failed", "errored_sessions",
