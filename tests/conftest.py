@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,73 @@ from typing import Any
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared() -> Path:
+    """``../shared`` beside the checkout (for a git worktree: beside its main checkout).
+
+    ``$AGENTKPI_SHARED`` overrides. A missing folder fails the tests that need it.
+    """
+    if os.environ.get("AGENTKPI_SHARED"):
+        return Path(os.environ["AGENTKPI_SHARED"])
+    beside = ROOT.parent / "shared"
+    git = ROOT / ".git"
+    if not beside.exists() and git.is_file():  # "gitdir: <main>/.git/worktrees/<name>"
+        gitdir = Path(git.read_text().split("gitdir:", 1)[-1].strip())
+        common = gitdir / "commondir"
+        main_git = (gitdir / common.read_text().strip()).resolve() if common.exists() else gitdir
+        if (main_git.parent.parent / "shared").exists():
+            return main_git.parent.parent / "shared"
+    return beside
+
+
+SHARED = _shared()
 CONSTRUCTED = SHARED / "data" / "constructed"
+
+# A skipped test is a failed test: CI must not go green while testing less (a missing browser,
+# a missing extra, a missing data folder). Set AGENTKPI_ALLOW_SKIPS=1 for a local partial run.
+ALLOW_SKIPS = os.environ.get("AGENTKPI_ALLOW_SKIPS", "") not in ("", "0")
+_SKIP_HELP = "skips fail the suite (set AGENTKPI_ALLOW_SKIPS=1 to allow them locally)"
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    lr = report.longrepr
+    return str(lr[2]) if isinstance(lr, tuple) and len(lr) == 3 else str(lr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not ALLOW_SKIPS:
+        if hasattr(report, "wasxfail"):  # an expected failure hides a broken number too
+            reason = f"xfail (not allowed): {report.wasxfail or 'no reason given'}"
+            del report.wasxfail
+        else:
+            reason = f"SKIPPED (not allowed): {_skip_reason(report)}"
+        report.outcome = "failed"
+        report.longrepr = f"{reason}; {_SKIP_HELP}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not ALLOW_SKIPS:
+        report.outcome = "failed"
+        report.longrepr = f"module skipped (not allowed): {_skip_reason(report)}; {_SKIP_HELP}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Belt and braces: any skip or xfail that reached the summary fails the run."""
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(tr, "stats", {}) if tr else {}
+    n = len(stats.get("skipped", [])) + len(stats.get("xfailed", []))
+    if n and not ALLOW_SKIPS and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if tr:
+            tr.write_line(f"error: {n} test(s) skipped or xfailed; {_SKIP_HELP}", red=True)
 
 
 def write_session(root: Path, session_id: str, start: str, events: list[dict[str, Any]] | Any,

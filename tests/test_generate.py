@@ -13,8 +13,9 @@ import pytest
 
 from agentkpi.generate import INJECTION_KINDS, append_hour, generate_sessions
 
+from .conftest import CONSTRUCTED
+
 REPO = Path(__file__).resolve().parents[1]
-CONSTRUCTED = Path("/work/shared/data/constructed")
 START = datetime(2026, 5, 20, tzinfo=UTC)
 
 _spec = importlib.util.spec_from_file_location("baseline_seed",
@@ -174,7 +175,6 @@ def _golden_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.skipif(not CONSTRUCTED.exists(), reason="shared constructed data not present")
 def test_baseline_matches_golden_hour(tmp_path: Path) -> None:
     root = _golden_dir(tmp_path)
     hour = datetime(2026, 5, 20, 14, tzinfo=UTC)

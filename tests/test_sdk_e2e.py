@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from agentkpi import pipeline
 from agentkpi.sdk import Recorder
 from agentkpi.sdk.eventlog import list_segments
 
-pipeline = pytest.importorskip("agentkpi.pipeline")
+from .conftest import CONSTRUCTED
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,8 +119,6 @@ def test_rerun_after_rotation_does_not_double_count(tmp_path: Path) -> None:
     row = read_row(out / "hourly" / "2026-05-20" / "14.csv")
     assert {k: row[k] for k in EXPECTED} == EXPECTED
 
-
-CONSTRUCTED = Path(__file__).resolve().parents[2] / "shared" / "data" / "constructed"
 
 
 def test_seed003_metric_files_roll_up_into_tool_and_error_kpis(tmp_path: Path) -> None:

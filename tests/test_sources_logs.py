@@ -20,7 +20,8 @@ from agentkpi.quality import Quality
 from agentkpi.sdk import Recorder
 from agentkpi.sources import eventlog, seed002, seed003
 
-CONSTRUCTED = Path(__file__).resolve().parents[2] / "shared" / "data" / "constructed"
+from .conftest import CONSTRUCTED
+
 SEED003_FILE = CONSTRUCTED / "CONSTRUCTED_shannon_metrics_20250731_231502.jsonl"
 SEED002_FILE = CONSTRUCTED / "CONSTRUCTED_afterimage_metrics.jsonl"
 FS = fsspec.filesystem("file")

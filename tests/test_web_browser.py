@@ -1,7 +1,8 @@
 """The dashboard pages in a real headless Chromium against a real uvicorn server.
 
-Needs Debian's chromium at /usr/bin/chromium (``apt-get install -y chromium``);
-Playwright drives it and never downloads a browser.
+Needs Debian's chromium at /usr/bin/chromium (``apt-get install -y chromium``; ``.ci/run``
+installs it and fails without it); Playwright drives it and never downloads a browser. A missing
+browser fails these tests, it never skips them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,7 @@ import pytest
 from tests.test_web_api import make_store
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is absent: apt-get install -y chromium"),
-]
+pytestmark = [pytest.mark.browser]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -57,6 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is absent: apt-get install -y chromium"
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

@@ -51,9 +51,5 @@ def main() -> None:
 
 COMMAND_MODULES = ("core", "query", "report", "export", "serve", "plot", "alerts")
 
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"agentkpi.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"agentkpi.cli.{_name}":
-            raise
+for _name in COMMAND_MODULES:  # a missing command module is an error, never a smaller CLI
+    importlib.import_module(f"agentkpi.cli.{_name}")
