@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 GPUS = {"cpu-basic": 0, "cpu-upgrade": 0, "t4-small": 1, "t4-medium": 1, "l4x1": 1, "l4x4": 4,
@@ -63,9 +65,31 @@ def decode(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
-def session_stats(row: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any] | None:
+Keep = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+def read_rows(root: Path) -> list[dict[str, Any]]:
+    """The session rows of a ``root/sessions/<day>/<id>.jsonl`` dataset, one per file.
+
+    A session filed twice counts once: the last path (in sorted order) wins.
+    """
+    out: dict[Any, dict[str, Any]] = {}
+    for p in sorted((root / "sessions").rglob("*.jsonl")):
+        line = p.read_bytes().strip().split(b"\n")[0] if p.stat().st_size else b""
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            out[row.get("session_id") or str(p)] = row
+    return list(out.values())
+
+
+def session_stats(row: dict[str, Any], start: datetime, end: datetime,
+                  keep: Keep | None = None) -> dict[str, Any] | None:
     evs = [e for e in decode(row.get("events")) if isinstance(e, dict)]
-    win = [e for e in evs if (t := ts(e.get("timestamp"))) is not None and start <= t < end]
+    win = [e for e in evs if (t := ts(e.get("timestamp"))) is not None and start <= t < end
+           and (keep is None or keep(e, row))]
     if not win:
         return None
     msgs = decode(row.get("messages"))
@@ -122,8 +146,14 @@ def session_stats(row: dict[str, Any], start: datetime, end: datetime) -> dict[s
     return s
 
 
-def hourly_row(rows: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Any] | None:
-    per = [x for r in rows if (x := session_stats(r, start, end)) is not None]
+def hourly_row(rows: list[dict[str, Any]], start: datetime, end: datetime,
+               keep: Keep | None = None) -> dict[str, Any] | None:
+    """The row over the events in ``[start, end)`` (any span: an hour, a day, a range).
+
+    ``keep(event, row)`` keeps only some events (an event-level filter such as a tool);
+    pass fewer ``rows`` for a session-level one (a user).
+    """
+    per = [x for r in rows if (x := session_stats(r, start, end, keep)) is not None]
     if not per:
         return None
     n = len(per)

@@ -3,7 +3,6 @@ on generated data, clean and dirty, for every hour (and the day-crossing ones)."
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,22 +11,9 @@ import pytest
 from agentkpi.generate import generate_sessions
 from agentkpi.pipeline import rollup
 
-from .reference_seed import hourly_row
+from .reference_seed import hourly_row, read_rows
 
 START = datetime(2026, 5, 20, 20, tzinfo=UTC)
-
-
-def _rows(root: Path) -> list[dict]:
-    out = []
-    for p in sorted((root / "sessions").rglob("*.jsonl")):
-        line = p.read_bytes().strip().split(b"\n")[0] if p.stat().st_size else b""
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
 
 
 @pytest.mark.parametrize("dirty", [False, True], ids=["clean", "dirty"])
@@ -36,7 +22,7 @@ def test_every_hour_equals_the_reference_row(tmp_path: Path, dirty: bool) -> Non
     generate_sessions(root, 300, START, hours=8, seed=7, dirty=dirty)
     r = rollup(str(tmp_path / "o"), source=str(root), store=str(tmp_path / "s.duckdb"),
                start="2026-05-20T18", end="2026-05-21T06", workers=1)
-    rows = _rows(root)
+    rows = read_rows(root)
     checked = 0
     for i in range(12):
         lo = datetime(2026, 5, 20, 18, tzinfo=UTC) + timedelta(hours=i)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 import struct
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from agentkpi.cli import main
-from agentkpi.plots import write_plots
+from agentkpi.plots import UNIT_LABEL, write_plots
 from agentkpi.reports.html import render_html, svg_line_chart
 from agentkpi.store import Store
 from agentkpi.web import data
-from tests.test_web_api import make_store
+from tests.test_web_api import dataset_dir, make_store
+
+from .reference_seed import hourly_row, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +45,64 @@ def test_plot_command_writes_one_readable_png_per_chart(store_path: Path, tmp_pa
                             "overview.png"])
     for p in out.iterdir():
         w, h = _png_size(p)
-        assert w >= 900 and h >= 390 and p.stat().st_size > 15_000, p  # drawn, not blank
+        assert w >= 900 and h >= 390, p
+
+
+@pytest.fixture()
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every matplotlib Figure saved (a spy: the real savefig still writes the PNG)."""
+    from matplotlib.figure import Figure
+
+    figs: list[Any] = []
+    real = Figure.savefig
+
+    def spy(self: Any, *a: Any, **kw: Any) -> Any:
+        figs.append(self)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figs
+
+
+def test_plot_lines_are_the_reference_kpis_of_each_hour(store_path: Path, tmp_path: Path,
+                                                        drawn: list[Any]) -> None:
+    """What is drawn (x, y, labels, units) equals the independent reference, hour by hour."""
+    r = CliRunner().invoke(main, ["plot", "--out", str(tmp_path), "--store", str(store_path),
+                                  "--from", "2026-05-20T06", "--to", "2026-05-20T18"])
+    assert r.exit_code == 0, r.output
+    rows = read_rows(dataset_dir())
+    hours = [datetime(2026, 5, 20, h) for h in range(6, 18)]
+    ref = [hourly_row(rows, h.replace(tzinfo=UTC), h.replace(tzinfo=UTC) + timedelta(hours=1))
+           for h in hours]
+    assert all(ref)
+    *charts, overview = drawn
+    assert len(charts) == 7 and len(overview.axes) == 8  # 7 charts + one hidden cell
+    seen = set()
+    for fig in charts:
+        (ax,) = fig.axes
+        title, unit = ax.get_title(loc="left").rsplit(" (", 1)
+        assert ax.get_ylabel() == UNIT_LABEL.get(unit[:-1], unit[:-1]) and title
+        assert "2026-05-20 06:00:00 \u2192 2026-05-20 18:00:00 UTC" in ax.get_xlabel()
+        assert ax.lines
+        for line in ax.lines:
+            kpi = line.get_label()
+            assert list(line.get_xdata()) == hours, kpi
+            assert list(line.get_ydata()) == [float(w[kpi]) for w in ref], kpi  # type: ignore
+            seen.add(kpi)
+    assert {"sessions", "users", "cost_usd", "tokens_prompt", "tokens_completion",
+            "cache_hit_ratio", "tool_success_rate", "failure_rate", "regenerate_rate",
+            "time_to_first_action_s_p95"} <= seen
+    on_page = {(ax.get_title(loc="left"), line.get_label()): list(line.get_ydata())
+               for ax in overview.axes if ax.get_visible() for line in ax.lines}
+    assert on_page == {(ax.get_title(loc="left"), line.get_label()): list(line.get_ydata())
+                       for fig in charts for ax in fig.axes for line in ax.lines}
 
 
 def test_plots_of_an_empty_range_still_have_axes(store_path: Path, tmp_path: Path) -> None:
     with Store(store_path, read_only=True) as st:
         rep = data.overview(st, data.parse_time("2030-01-01"), data.parse_time("2030-01-02"))
     paths = write_plots(rep, tmp_path)
-    assert len(paths) == 8 and all(p.stat().st_size > 5_000 for p in paths)
+    assert len(paths) == 8 and all(_png_size(p)[0] >= 900 for p in paths)
 
 
 def test_html_report_is_self_contained_with_every_chart_and_table(store_path: Path,

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,22 @@ from agentkpi.pipeline import ingest
 from agentkpi.store import Store
 from agentkpi.web import create_app
 
+from .reference_seed import hourly_row, read_rows
+
 N_SESSIONS = 300
 START = datetime(2026, 5, 20, tzinfo=UTC)
 
 
 _BUILT: dict[tuple[int, int, int], Path] = {}
+
+
+def dataset_dir(n: int = N_SESSIONS, hours: int = 48, seed: int = 0) -> Path:
+    """The generated dataset behind :func:`make_store` (built by it)."""
+    return _BUILT[(n, hours, seed)].parent / "data"
+
+
+def _utc(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).replace(tzinfo=UTC)
 
 
 def make_store(root: Path, n: int = N_SESSIONS, hours: int = 48, seed: int = 0) -> Path:
@@ -67,7 +78,9 @@ def test_overview_default_range_covers_the_data_with_hourly_series(client: TestC
         for k in chart["kpis"]:
             assert k in d["series"][0] and d["kpis"][k]["unit"]
     assert sum(r["sessions"] for r in d["series"]) >= N_SESSIONS
-    assert d["totals"]["cost_usd"] > 0 and 0 < d["totals"]["tool_success_rate"] <= 1
+    # the numbers themselves: the independent reference over the same range
+    want = hourly_row(read_rows(dataset_dir()), _utc(d["from"]), _utc(d["to"]))
+    assert want is not None and d["totals"] == {k: want[k] for k in d["kpis"]}
 
 
 def test_overview_range_and_grain_change_the_series(client: TestClient) -> None:
@@ -75,11 +88,12 @@ def test_overview_range_and_grain_change_the_series(client: TestClient) -> None:
     assert [r["bucket"][11:13] for r in d["series"]] == ["06", "07", "08", "09", "10", "11"]
     day = client.get("/api/overview?from=2026-05-20&to=2026-05-22&grain=day").json()
     assert [r["bucket"] for r in day["series"]] == ["2026-05-20T00:00:00", "2026-05-21T00:00:00"]
-    hourly = client.get("/api/overview?from=2026-05-20&to=2026-05-22").json()
-    # additive KPIs: the hourly buckets of a day sum to that day's bucket
-    assert sum(r["cost_usd"] for r in hourly["series"][:24]) == pytest.approx(
-        day["series"][0]["cost_usd"], abs=0.01)
-    assert day["totals"] == hourly["totals"]
+    rows = read_rows(dataset_dir())
+    for point in day["series"]:  # each day's bucket is that day's reference row
+        lo = _utc(point["bucket"])
+        want = hourly_row(rows, lo, lo + timedelta(days=1))
+        assert want is not None and {k: point[k] for k in day["kpis"]} == {
+            k: want[k] for k in day["kpis"]}
 
 
 def test_breakdown_rows_match_the_filtered_overview(client: TestClient) -> None:
