@@ -34,6 +34,9 @@ ISSUE_KINDS: dict[str, str] = {
     "bool_unparseable": "A boolean field held an unrecognised value; treated as missing.",
     "session_id_missing": "A row had no session_id; the file name was used instead.",
     "event_type_unknown": "An event type outside the documented vocabulary (kept as is).",
+    "span_id_invalid": "An OpenTelemetry span without a valid trace or span id; skipped.",
+    "tokens_inconsistent": "OTel input tokens smaller than the cache tokens they include; "
+                           "input kept as the prompt tokens.",
 }
 
 

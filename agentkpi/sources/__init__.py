@@ -34,7 +34,7 @@ SOURCES: list[ModuleType] = [session_dataset]
 def _register_optional() -> None:
     import importlib
 
-    for name in ("eventlog", "seed003", "seed002"):
+    for name in ("eventlog", "seed003", "seed002", "otel"):
         try:
             SOURCES.append(importlib.import_module(f"agentkpi.sources.{name}"))
         except ModuleNotFoundError as exc:  # module not written yet

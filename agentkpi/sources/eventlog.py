@@ -8,6 +8,10 @@ several segments, so session rows are partial and upserted by the store
 agent and the start time, ``session_end`` the end time (and ``turns`` when the
 SDK counted user messages).
 
+Records of type ``otlp_traces`` (raw OTLP requests accepted by ``agentkpi collect``)
+are turned into rows by the OTel importer, model calls deduplicated within the
+segment (the collector itself deduplicates per trace; docs/otel.md).
+
 A live segment may end in a torn line while it is being written; that line is
 skipped and counted (``line_bad_json``) and read whole on the next ingest.
 
@@ -28,11 +32,15 @@ import orjson
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_bool, to_float, to_int, to_str
 from agentkpi.sdk.eventlog import SEGMENT_RE, decompress, iter_lines
+from agentkpi.sources import otel
 
 NAME = "eventlog"
 REPLACES_SESSIONS = False
 
 KNOWN_TYPES = frozenset(EVENT_TYPES) | LIFECYCLE_EVENT_TYPES
+#: A raw OTLP/HTTP trace request as ``agentkpi collect`` appends it (docs/otel.md);
+#: its spans become canonical rows through :mod:`agentkpi.sources.otel`.
+OTLP_RECORD = "otlp_traces"
 
 
 def _names(fs: Any, root: str) -> list[str]:
@@ -182,8 +190,12 @@ def readable_lines(path: str, raw: bytes, q: Quality, what: str
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     batch = CanonicalBatch()
     sessions = SessionRows(NAME, path)
+    spans: list[Any] = []  # raw OTLP requests appended by ``agentkpi collect``
     for lineno, obj, where in readable_lines(path, raw, q, "compressed segment"):
         et = to_str(obj.get("event_type")) or "unknown"
+        if et == OTLP_RECORD:
+            spans.extend(otel.spans_from_log_record(obj.get("data"), q, where))
+            continue
         if et not in KNOWN_TYPES:
             q.note("event_type_unknown", f"{where}: {et!r}")
         sid = to_str(obj.get("session_id"))
@@ -207,4 +219,6 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
         else:
             sessions.get(sid)
     sessions.emit(batch)
+    if spans:
+        otel.derive(spans, batch, q, path)
     return batch
