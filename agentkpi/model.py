@@ -6,6 +6,35 @@ event with the typed columns KPIs need pulled out of ``data`` (the raw
 ``agentkpi.sources`` produces exactly these columns through
 :class:`CanonicalBatch`; every KPI in ``agentkpi.kpis`` is defined on them.
 
+**Token convention** (the same for every source; importers convert on import):
+
+* ``prompt_tokens``: input tokens *not* read from and *not* written to the
+  prompt cache (Anthropic's ``input_tokens``; OpenAI, Codex, Gemini and
+  OpenTelemetry report input *including* cached tokens, so their importers
+  subtract the cache buckets);
+* ``cache_read_tokens``: input tokens read from the cache;
+* ``cache_creation_tokens``: input tokens written to the cache, all TTLs;
+  ``cache_creation_1h_tokens`` is the part written with a 1-hour TTL (NULL when
+  the source has no split);
+* ``completion_tokens``: output tokens *including* reasoning/thinking tokens
+  (they are billed as output); ``reasoning_tokens`` is the reasoning part,
+  informational only, never added again.
+
+The four buckets prompt / cache_read / cache_creation / completion are
+exclusive: their sum is every token the call was billed for.
+
+**Costs**: an importer sets ``cost_usd`` only when the source carried a cost
+(else ``None``, never 0). Ingest then runs one pricing step
+(:mod:`agentkpi.pricing`) over every llm_call: a source cost is kept
+(``cost_source = 'source'``); tokens without a cost are priced from the dated
+offline table (``cost_source = 'priced'``, ``price_version`` stored); an
+unknown model keeps ``cost_usd = NULL`` and its tokens are *unpriced*.
+
+**Event keys**: an event with a non-NULL ``event_key`` is the same event
+wherever it is read (another file of the same tree, a synced copy on another
+machine, a re-read of a grown file); the store keeps one row per key (see
+:meth:`agentkpi.store.Store.write_batch`).
+
 Times are stored as naive ``TIMESTAMP`` values in UTC (microseconds). An
 event whose timestamp is missing or unparseable is still stored, with
 ``ts = NULL``, and counted as a data-quality issue; KPIs never see it because
@@ -21,7 +50,7 @@ from typing import Any
 import pyarrow as pa
 
 # (name, arrow type, SQL type, description)
-SESSION_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
+SESSION_COLUMNS_V1: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("session_id", pa.string(), "VARCHAR", "Session identifier (unique within the store)."),
     ("user_id", pa.string(), "VARCHAR", "User who ran the session; NULL when the source has none."),
     ("start_ts", pa.timestamp("us"), "TIMESTAMP", "Session start, UTC."),
@@ -35,7 +64,13 @@ SESSION_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("extra", pa.string(), "VARCHAR", "Other session fields as JSON text (kept, not interpreted)."),
 )
 
-EVENT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
+#: Session columns added by schema migration 2 (appended, so old stores keep their order).
+SESSION_COLUMNS_V2: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("machine", pa.string(), "VARCHAR", "Machine the session was imported from "
+                                        "(`agentkpi ingest --machine`, default the host name)."),
+)
+
+EVENT_COLUMNS_V1: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("session_id", pa.string(), "VARCHAR", "Session the event belongs to."),
     ("seq", pa.int32(), "INTEGER", "Position of the event in its session as recorded."),
     ("ts", pa.timestamp("us"), "TIMESTAMP", "Event time, UTC; NULL when missing or unparseable."),
@@ -43,11 +78,14 @@ EVENT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("tool", pa.string(), "VARCHAR", "Tool name (tool_call, tool_output, tool_use)."),
     ("success", pa.bool_(), "BOOLEAN", "Outcome of a tool_output / job; NULL when not reported."),
     ("model", pa.string(), "VARCHAR", "Model of an llm_call."),
-    ("prompt_tokens", pa.int64(), "BIGINT", "Prompt (input) tokens of an llm_call."),
-    ("completion_tokens", pa.int64(), "BIGINT", "Completion (output) tokens of an llm_call."),
+    ("prompt_tokens", pa.int64(), "BIGINT", "Input tokens of an llm_call not read from or "
+                                            "written to the prompt cache."),
+    ("completion_tokens", pa.int64(), "BIGINT", "Output tokens of an llm_call, reasoning "
+                                                "included."),
     ("cache_read_tokens", pa.int64(), "BIGINT", "Prompt tokens served from cache."),
     ("cache_creation_tokens", pa.int64(), "BIGINT", "Prompt tokens written to cache."),
-    ("cost_usd", pa.float64(), "DOUBLE", "Cost of an llm_call in USD."),
+    ("cost_usd", pa.float64(), "DOUBLE", "Cost of an llm_call in USD; NULL when neither the "
+                                         "source nor the price table gives one."),
     ("latency_ms", pa.float64(), "DOUBLE", "Latency of an llm_call in milliseconds."),
     ("duration_ms", pa.float64(), "DOUBLE", "Duration of a tool run / operation in milliseconds."),
     ("flavor", pa.string(), "VARCHAR", "Hardware flavor of a job (hf_job_*)."),
@@ -64,6 +102,28 @@ EVENT_COLUMNS: tuple[tuple[str, pa.DataType, str, str], ...] = (
     ("file", pa.string(), "VARCHAR", "File the event was read from; a changed file replaces "
                                      "exactly the rows it produced."),
 )
+
+#: Event columns added by schema migration 2 (appended: an old store gets them by
+#: ``ALTER TABLE ... ADD COLUMN``, a new one has the same order).
+EVENT_COLUMNS_V2: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("tool_call_id", pa.string(), "VARCHAR", "Id pairing a tool_call with its tool_output."),
+    ("mcp_server", pa.string(), "VARCHAR", "MCP server of an MCP tool (`mcp__<server>__<tool>`)."),
+    ("parent_id", pa.string(), "VARCHAR", "Id of the tool call / span that started the subagent "
+                                          "this event belongs to; NULL for the main agent."),
+    ("reasoning_tokens", pa.int64(), "BIGINT", "Reasoning/thinking tokens of an llm_call "
+                                               "(already part of completion_tokens)."),
+    ("cache_creation_1h_tokens", pa.int64(), "BIGINT", "The part of cache_creation_tokens "
+                                                       "written with a 1-hour TTL."),
+    ("cost_source", pa.string(), "VARCHAR", "'source' when the source carried the cost, "
+                                            "'priced' when computed from the price table, NULL "
+                                            "when unpriced."),
+    ("price_version", pa.string(), "VARCHAR", "Price table version a 'priced' cost came from."),
+    ("event_key", pa.string(), "VARCHAR", "Source-wide identity of the event (e.g. an API "
+                                          "response id): the store keeps one row per key."),
+)
+
+SESSION_COLUMNS = SESSION_COLUMNS_V1 + SESSION_COLUMNS_V2
+EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2
 
 SESSION_SCHEMA = pa.schema([(n, t) for n, t, _, _ in SESSION_COLUMNS])
 EVENT_SCHEMA = pa.schema([(n, t) for n, t, _, _ in EVENT_COLUMNS])
@@ -121,7 +181,8 @@ class CanonicalBatch:
     Two ways in: :meth:`add_event` (keyword values, one call per event) or, for
     hot loops, whole event tuples in ``EVENT_COLUMNS`` order appended to
     :attr:`event_rows` (one list append per event; transposed to columns in C when
-    the columns are read).
+    the columns are read). A tuple may stop after ``EVENT_COLUMNS_V1`` (the later
+    columns are then NULL); all tuples of a batch have the same length.
     """
 
     def __post_init__(self) -> None:
@@ -133,10 +194,19 @@ class CanonicalBatch:
     def events(self) -> dict[str, list[Any]]:
         """The event columns (pending :attr:`event_rows` folded in first)."""
         if self.event_rows:
-            for column, values in zip(self._events.values(), zip(*self.event_rows, strict=True),
-                                      strict=True):
+            rows = self.event_rows
+            widths = set(map(len, rows))
+            if len(widths) != 1 or next(iter(widths)) not in (len(EVENT_COLUMNS_V1),
+                                                              len(EVENT_COLUMNS)):
+                raise ValueError(f"event tuples of {sorted(widths)} values; expected "
+                                 f"{len(EVENT_COLUMNS_V1)} or {len(EVENT_COLUMNS)}")
+            columns = list(zip(*rows, strict=True))
+            for column, values in zip(self._events.values(), columns, strict=False):
                 column.extend(values)
-            self.event_rows.clear()
+            missing = [None] * len(rows)
+            for column in list(self._events.values())[len(columns):]:
+                column.extend(missing)
+            rows.clear()
         return self._events
 
     def add_session(self, **values: Any) -> None:

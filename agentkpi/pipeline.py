@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentkpi import config, sources
+from agentkpi import config, pricing, sources
 from agentkpi.errors import DataError, UsageError
 from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
 from agentkpi.model import CanonicalBatch
@@ -47,11 +48,24 @@ class IngestResult:
     sessions: int = 0
     events: int = 0
     quality: Quality = field(default_factory=Quality)
+    machine: str | None = None
+    ran_at: datetime | None = None
+    #: Machines of the sessions in the store after the run.
+    machines_seen: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "format": self.format, "files_seen": self.files_seen,
                 "files_read": self.files_read, "files_unchanged": self.files_unchanged,
-                "sessions": self.sessions, "events": self.events, **self.quality.to_dict()}
+                "sessions": self.sessions, "events": self.events, "machine": self.machine,
+                "ran_at": self.ran_at.isoformat() if self.ran_at else None,
+                "machines_seen": self.machines_seen, "price_version": pricing.PRICE_VERSION,
+                **self.quality.to_dict()}
+
+    def audit_rows(self) -> list[dict[str, Any]]:
+        """The run's import-audit counters as rows of the store's ``import_audit``."""
+        return [{"run_at": self.ran_at, "source": self.source, "format": self.format,
+                 "machine": self.machine, "kind": kind, "n": n}
+                for kind, n in sorted(self.quality.audit.items())]
 
 
 def _fingerprint(info: dict[str, Any] | str | None) -> str:
@@ -123,7 +137,9 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                        "status": "skipped" if skipped else "ok",
                        "reason": q.skipped[-1]["reason"] if skipped else None,
                        "n_sessions": batch.n_sessions - n_s, "n_events": batch.n_events - n_e})
-    return batch.session_table(), batch.event_table(), ledger, q
+    # The one pricing step every source goes through (source cost wins; tokens
+    # without a cost are priced; unknown models stay NULL and are counted unpriced).
+    return batch.session_table(), pricing.price_events(batch.event_table(), q), ledger, q
 
 
 def _local_fs() -> Any:
@@ -134,9 +150,18 @@ def _parse_chunk_local(fmt: str, paths: list[tuple[str, str]]) -> Any:
     return _parse_chunk(fmt, _local_fs(), paths)
 
 
+def default_machine() -> str:
+    """The machine name sessions are tagged with when ``--machine`` is not given."""
+    return socket.gethostname() or "unknown"
+
+
 def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | None = None,
-           progress: Progress | None = None) -> IngestResult:
-    """Bring the store up to date with ``source`` (a directory or fsspec URL)."""
+           progress: Progress | None = None, machine: str | None = None) -> IngestResult:
+    """Bring the store up to date with ``source`` (a directory or fsspec URL).
+
+    ``machine`` (default: the host name) is stored on the sessions read, unless the
+    source names a machine itself.
+    """
     try:
         fs, root = fsspec.core.url_to_fs(source)
     except (ValueError, ImportError) as exc:
@@ -148,7 +173,10 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
     listing = src.list_files(fs, root)
     if not isinstance(listing, dict):
         listing = {p: _safe_info(fs, p) for p in listing}
-    result = IngestResult(source=source, format=src.NAME, files_seen=len(listing))
+    result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
+                          machine=machine or default_machine(),
+                          ran_at=datetime.now(UTC).replace(tzinfo=None))
+    merged_before = getattr(store, "merged_by_key", 0)
     todo = [(p, _fingerprint(info)) for p, info in listing.items()]
     changed = getattr(store, "changed_files", None)
     if changed is not None:
@@ -176,7 +204,7 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
             nonlocal done
             if not pending:
                 return
-            sess = pa.concat_tables([p[0] for p in pending])
+            sess = _with_machine(pa.concat_tables([p[0] for p in pending]), result.machine)
             evs = pa.concat_tables([p[1] for p in pending])
             if replace:
                 evs = _one_file_per_session(sess, evs)
@@ -205,7 +233,27 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
             consume(pool.map(_parse_chunk_local, [src.NAME] * len(chunks), chunks))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+    result.quality.count_audit("duplicate_events_merged",
+                               getattr(store, "merged_by_key", 0) - merged_before)
+    record = getattr(store, "record_audit", None)
+    if record is not None:
+        record(result.audit_rows())
+    try:
+        result.machines_seen = sorted(
+            m for m in store.sql("SELECT DISTINCT machine FROM sessions").column(0).to_pylist()
+            if m is not None)
+    except Exception:  # a store without the column (never after migration 2)
+        result.machines_seen = []
     return result
+
+
+def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
+    """Sessions whose source named no machine get the run's ``machine``."""
+    if machine is None or "machine" not in sessions.column_names:
+        return sessions
+    i = sessions.schema.get_field_index("machine")
+    return sessions.set_column(i, "machine", pc.fill_null(sessions.column("machine"),
+                                                          pa.scalar(machine, pa.string())))
 
 
 def _one_file_per_session(sessions: pa.Table, events: pa.Table) -> pa.Table:
@@ -288,7 +336,7 @@ def rollup(target: str, *, source: str | None = None, store: Any = None,
            hours: int | None = None, at: str | None = None, start: str | None = None,
            end: str | None = None, daily: str | None = None, fmt: str | None = None,
            strict: bool = False, now: datetime | None = None, workers: int | None = None,
-           progress: Progress | None = None) -> RollupResult:
+           progress: Progress | None = None, machine: str | None = None) -> RollupResult:
     """Ingest ``source`` (if given) and write the hourly (or daily) KPI CSVs to ``target``.
 
     Exactly one of: ``hours`` (trailing completed hours, default 1), ``at`` (one
@@ -305,7 +353,8 @@ def rollup(target: str, *, source: str | None = None, store: Any = None,
     result = RollupResult()
     try:
         if source is not None:
-            result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress)
+            result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
+                                   machine=machine)
         if daily is not None:
             day = parse_hour(daily).replace(hour=0)
             buckets = [day]

@@ -37,7 +37,43 @@ ISSUE_KINDS: dict[str, str] = {
     "span_id_invalid": "An OpenTelemetry span without a valid trace or span id; skipped.",
     "tokens_inconsistent": "OTel input tokens smaller than the cache tokens they include; "
                            "input kept as the prompt tokens.",
+    "model_unpriced": "An llm_call with tokens but no cost whose model is not in the price "
+                      "table; cost left NULL (never $0), tokens counted as unpriced_tokens.",
+    "line_malformed": "A transcript line is not a JSON object or misses what its type needs; "
+                      "skipped (the audit says why).",
 }
+
+#: Import-audit counters: what an ingest read and why some lines did not become rows.
+#: Importers add to them with :meth:`Quality.count_audit`; the run report lists them per
+#: source and the store keeps them (table ``import_audit``).
+AUDIT_KINDS: dict[str, str] = {
+    "files": "Transcript files read in this run.",
+    "lines_read": "Lines (records) read from those files.",
+    "usage_lines_merged": "Lines repeating the usage of an API response already counted "
+                          "(one line per content block, partial streaming snapshots); merged "
+                          "into one llm_call.",
+    "replays_merged": "Responses seen again in another file or under another request id "
+                      "(sidechain replays, synced copies, resumed/forked sessions); counted once.",
+    "counters_ignored": "Re-emitted cumulative token counters that did not advance; ignored.",
+    "malformed_skipped": "Malformed lines skipped (reasons under malformed:<reason>).",
+    "synthetic_skipped": "Lines that are not model calls (e.g. Claude Code `<synthetic>` "
+                         "error messages); not counted as calls.",
+    "unpriced_tokens": "Tokens of llm_calls that have no cost (model not in the price table).",
+    "priced_calls": "llm_calls whose cost was computed from the price table.",
+    "source_cost_calls": "llm_calls whose cost came from the source.",
+    "duplicate_events_merged": "Rows with the same event_key already in the store (another "
+                               "file, another machine's copy); one row kept.",
+}
+
+#: Columns of the store's ``import_audit`` table (one row per run and counter).
+AUDIT_COLUMNS: tuple[tuple[str, None, str, str], ...] = (
+    ("run_at", None, "TIMESTAMP", "When the ingest ran (UTC)."),
+    ("source", None, "VARCHAR", "The --source of the run."),
+    ("format", None, "VARCHAR", "Importer name."),
+    ("machine", None, "VARCHAR", "The --machine of the run."),
+    ("kind", None, "VARCHAR", "Audit counter (AUDIT_KINDS, or malformed:<reason>)."),
+    ("n", None, "BIGINT", "Its value."),
+)
 
 
 @dataclass
@@ -47,6 +83,21 @@ class Quality:
     counts: Counter[str] = field(default_factory=Counter)
     skipped: list[dict[str, str]] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)
+    audit: Counter[str] = field(default_factory=Counter)
+
+    def count_audit(self, kind: str, n: int = 1) -> None:
+        """Add ``n`` to the import-audit counter ``kind`` (see :data:`AUDIT_KINDS`).
+
+        ``malformed:<reason>`` counters give the reasons of ``malformed_skipped``.
+        """
+        if n:
+            self.audit[kind] += n
+
+    def malformed(self, reason: str, where: str = "") -> None:
+        """A line skipped as malformed: counted under its reason and as an issue."""
+        self.audit["malformed_skipped"] += 1
+        self.audit[f"malformed:{reason}"] += 1
+        self.note("line_bad_json" if reason == "bad_json" else "line_malformed", where)
 
     def note(self, kind: str, where: str = "") -> None:
         self.counts[kind] += 1
@@ -60,13 +111,16 @@ class Quality:
     def merge(self, other: Quality) -> None:
         self.counts.update(other.counts)
         self.skipped.extend(other.skipped)
+        self.audit.update(other.audit)
         for k, v in other.examples.items():
             self.examples.setdefault(k, v)
 
     @property
     def data_errors(self) -> int:
-        """Issues that mean data was lost or guessed (unknown event types are not errors)."""
-        return sum(n for k, n in self.counts.items() if k != "event_type_unknown")
+        """Issues that mean data was lost or guessed (unknown event types and unpriced
+        models are not errors: nothing is lost, the cost stays NULL)."""
+        return sum(n for k, n in self.counts.items()
+                   if k not in ("event_type_unknown", "model_unpriced"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +128,7 @@ class Quality:
             "issue_kinds": {k: ISSUE_KINDS.get(k, "") for k in sorted(self.counts)},
             "examples": dict(sorted(self.examples.items())),
             "skipped_files": sorted(self.skipped, key=lambda s: s["path"]),
+            "audit": dict(sorted(self.audit.items())),
         }
 
 

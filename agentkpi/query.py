@@ -87,6 +87,10 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     Dimension("model", "coalesce(e.model, s.model)", "session",
               "Model of an llm_call, else the session's main model."),
     Dimension("project", "s.project", "session", "Project of the session."),
+    Dimension("machine", "s.machine", "session",
+              "Machine the session was imported from (`ingest --machine`)."),
+    Dimension("mcp_server", "e.mcp_server", "event",
+              "MCP server of MCP tool events (`mcp__<server>__<tool>`)."),
     Dimension("event_type", "e.event_type", "event", "Event type."),
     Dimension("error_type", "e.error_type", "event", "Error class of error events."),
 )}

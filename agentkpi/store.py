@@ -24,7 +24,14 @@ import pyarrow as pa
 from agentkpi import config
 from agentkpi.errors import StoreError
 from agentkpi.kpis.sql import DUCKDB, KpiQuery, run
-from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
+from agentkpi.model import (
+    EVENT_COLUMNS_V1,
+    EVENT_COLUMNS_V2,
+    SESSION_COLUMNS,
+    SESSION_COLUMNS_V1,
+    SESSION_COLUMNS_V2,
+)
+from agentkpi.quality import AUDIT_COLUMNS
 
 
 def _columns_sql(columns: Sequence[tuple[str, Any, str, str]]) -> str:
@@ -34,16 +41,29 @@ def _columns_sql(columns: Sequence[tuple[str, Any, str, str]]) -> str:
 #: (version, description, statements). Append only; never edit a released one.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "canonical sessions/events tables and the ingest ledger", (
-        f"CREATE TABLE sessions (\n    {_columns_sql(SESSION_COLUMNS)},\n"
+        f"CREATE TABLE sessions (\n    {_columns_sql(SESSION_COLUMNS_V1)},\n"
         "    PRIMARY KEY (session_id))",
-        f"CREATE TABLE events (\n    {_columns_sql(EVENT_COLUMNS)})",
+        f"CREATE TABLE events (\n    {_columns_sql(EVENT_COLUMNS_V1)})",
         "CREATE TABLE ingested_files (path VARCHAR PRIMARY KEY, fingerprint VARCHAR, "
         "source VARCHAR, status VARCHAR, reason VARCHAR, n_sessions INTEGER, "
         "n_events INTEGER, ingested_at TIMESTAMP)",
     )),
+    (2, "real-world transcripts: event keys, tool-call ids, MCP server, subagent parent, "
+        "reasoning and 1-hour cache tokens, cost source and price version, session machine, "
+        "import audit", (
+        *(f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {sql}"
+          for name, _, sql, _ in EVENT_COLUMNS_V2),
+        *(f"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS {name} {sql}"
+          for name, _, sql, _ in SESSION_COLUMNS_V2),
+        f"CREATE TABLE IF NOT EXISTS import_audit ({_columns_sql(AUDIT_COLUMNS)})",
+    )),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+#: All billed tokens of an event (the four exclusive buckets), NULLs as 0.
+TOKENS_SQL = ("(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
+              "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0))")
 
 
 def default_path() -> str:
@@ -64,6 +84,8 @@ class Store:
                  read_only: bool = False, lock_timeout: float | None = None) -> None:
         self.path = str(path) if path is not None else default_path()
         self.read_only = read_only
+        #: Rows removed because their event_key was already stored (for the import audit).
+        self.merged_by_key = 0
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -200,7 +222,8 @@ class Store:
                 con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
                             [superseded])
             if events.num_rows:
-                con.execute("INSERT INTO events SELECT * FROM _in_events")
+                con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
+                self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions()
             con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")
@@ -211,6 +234,71 @@ class Store:
         finally:
             for name in ("_in_sessions", "_in_events", "_in_files"):
                 con.unregister(name)
+
+    def _resolve_event_keys(self, events: pa.Table) -> int:
+        """Keep one row per ``event_key`` among the incoming keys; returns rows removed.
+
+        The same event read from two files (a sidechain replay, a resumed copy, two
+        synced copies of a tree on two machines) is one event. The row kept is the
+        one with the most tokens (a later streaming snapshot), then one of the main
+        agent (``parent_id`` NULL) over a replay inside a subagent, then the first by
+        (file, seq): deterministic whatever the order files arrive in.
+        """
+        if "event_key" not in events.column_names or events.column("event_key").null_count \
+                == events.num_rows:
+            return 0
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT event_key FROM "
+                    "_in_events WHERE event_key IS NOT NULL")
+        try:
+            removed = con.execute(f"""
+                DELETE FROM events WHERE rowid IN (
+                    SELECT rowid FROM (
+                        SELECT rowid, row_number() OVER (PARTITION BY event_key ORDER BY
+                            {TOKENS_SQL} DESC, parent_id IS NULL DESC, file, seq) AS rank
+                        FROM events WHERE event_key IN (SELECT event_key FROM _keys))
+                    WHERE rank > 1)""").fetchall()
+        finally:
+            con.execute("DROP TABLE IF EXISTS _keys")
+        return int(removed[0][0]) if removed else 0
+
+    def rewrite_llm_calls(self, start: datetime, end: datetime,
+                          transform: Any) -> tuple[int, int]:
+        """Replace the llm_calls in ``[start, end)`` without a source cost by ``transform(rows)``.
+
+        ``transform`` gets and returns an Arrow table of those event rows (same
+        columns). One transaction. Returns (rows read, rows whose cost changed).
+        """
+        con = self.con
+        pred = ("event_type = 'llm_call' AND ts >= ? AND ts < ? AND "
+                "(cost_source = 'priced' OR cost_usd IS NULL)")
+        try:
+            con.execute("BEGIN")
+            old = con.sql(f"SELECT * FROM events WHERE {pred}", params=[start, end]
+                          ).to_arrow_table()
+            new = transform(old)
+            changed = sum(a != b for a, b in zip(old.column("cost_usd").to_pylist(),
+                                                 new.column("cost_usd").to_pylist(),
+                                                 strict=True))
+            if changed:
+                con.execute(f"DELETE FROM events WHERE {pred}", [start, end])
+                con.register("_repriced", new)
+                con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
+                con.unregister("_repriced")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"repricing in store {self.path} failed: {exc}") from None
+        return old.num_rows, int(changed)
+
+    def record_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append import-audit rows (``AUDIT_COLUMNS``) of one ingest run."""
+        if not rows:
+            return
+        names = [n for n, *_ in AUDIT_COLUMNS]
+        self.con.executemany(
+            f"INSERT INTO import_audit ({', '.join(names)}) VALUES "
+            f"({', '.join('?' for _ in names)})", [[r.get(n) for n in names] for r in rows])
 
     def _upsert_sessions(self) -> None:
         # One row per session id (a session may arrive from several files in one

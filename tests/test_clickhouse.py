@@ -301,7 +301,7 @@ def test_replace_sessions_moves_events(tmp_path: Path) -> None:
 def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
     dsn = f"chdb://{tmp_path / 'ch'}"
     with ClickHouseStore(dsn) as st:
-        assert st.schema_version() == 1
+        assert st.schema_version() == 2
         assert st.migrate() == []
     with ClickHouseStore(dsn, read_only=True) as st:
         assert st.counts() == {"sessions": 0, "events": 0, "files": 0}
@@ -313,6 +313,45 @@ def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
         assert "ReplicatedReplacingMergeTree" in script and "cityHash64(session_id)" in script
         for stmt in filter(None, (x.strip() for x in script.split(";\n"))):
             assert st.fetch(f"SELECT formatQuery({_lit(stmt)})")[1][0][0]
+
+
+def test_version_1_store_migrates_and_event_keys_merge(tmp_path: Path) -> None:
+    from agentkpi.engines.clickhouse import migrations, schema_migrations_ddl
+    from agentkpi.model import CanonicalBatch
+
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    with ClickHouseStore(dsn) as st:  # rebuild the store as schema version 1 had it
+        for table in ("events", "sessions", "sessions_rmt", "ingested_files",
+                      "schema_migrations", "import_audit"):
+            st.command(f"DROP {'VIEW' if table == 'sessions' else 'TABLE'} IF EXISTS {table}")
+        st.command(schema_migrations_ddl())
+        for stmt in migrations()[0][2]:
+            st.command(stmt)
+        st.command("INSERT INTO schema_migrations VALUES (1, 'v1', now64())")
+        st.command("INSERT INTO events (session_id, seq, event_type, prompt_tokens, file) "
+                   "VALUES ('old', 0, 'llm_call', 12, 'a')")
+    with ClickHouseStore(dsn) as st:
+        assert st.schema_version() == 2
+        names = set(st.sql("SELECT * FROM events LIMIT 0").column_names)
+        assert {"event_key", "mcp_server", "cost_source", "price_version"} <= names
+        assert "machine" in st.sql("SELECT * FROM sessions LIMIT 0").column_names
+        for file, out in (("/m1/a.jsonl", 25), ("/m2/a.jsonl", 173), ("/m1/a.jsonl", 25)):
+            b = CanonicalBatch()
+            b.add_session(session_id="s", machine=file[1:3])
+            b.add_event(session_id="s", seq=3, event_type="llm_call", prompt_tokens=10,
+                        completion_tokens=out, event_key="msg_1", file=file)
+            st.write_batch(b.session_table(), b.event_table(),
+                           [{"path": file, "fingerprint": "x", "source": "t", "status": "ok"}],
+                           replace_sessions=False)
+        rows = st.sql("SELECT file, completion_tokens FROM events WHERE event_key = 'msg_1'"
+                      ).to_pylist()
+        assert rows == [{"file": "/m2/a.jsonl", "completion_tokens": 173}]
+        assert st.merged_by_key == 2
+        assert st.sql("SELECT sum(prompt_tokens) FROM events").column(0)[0].as_py() == 22
+        st.record_audit([{"run_at": datetime(2026, 1, 1), "source": "x", "format": "t",
+                          "machine": "m1", "kind": "lines_read", "n": 5}])
+        assert st.sql("SELECT kind, n FROM import_audit").to_pylist() == [
+            {"kind": "lines_read", "n": 5}]
 
 
 def _lit(s: str) -> str:
@@ -365,3 +404,27 @@ def test_parse_dsn_and_factory(tmp_path: Path) -> None:
         assert st.engine == "clickhouse" and st.counts()["events"] == 0
     finally:
         st.close()
+
+
+def test_reprice_on_clickhouse(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from agentkpi import pricing
+    from agentkpi.model import CanonicalBatch
+
+    with ClickHouseStore(f"chdb://{tmp_path / 'ch'}") as st:
+        b = CanonicalBatch()
+        t = datetime(2026, 2, 10, 12)
+        for seq, cost in ((0, None), (1, 0.5)):
+            b.add_event(session_id="s", seq=seq, ts=t, event_type="llm_call",
+                        model="claude-opus-4-6", prompt_tokens=1000, completion_tokens=100,
+                        cost_usd=cost, file="f")
+        ev = pricing.price_events(b.event_table())
+        ev = ev.set_column(ev.schema.get_field_index("cost_usd"), "cost_usd",
+                           pa.array([9.0, 0.5], pa.float64()))
+        st.write_batch(b.session_table(), ev, [], replace_sessions=False)
+        r = pricing.reprice(st, datetime(2026, 2, 10), datetime(2026, 2, 11))
+        assert r["calls"] == 1 and r["changed"] == 1
+        rows = st.sql("SELECT seq, cost_usd, cost_source FROM events ORDER BY seq").to_pylist()
+        assert [x["cost_source"] for x in rows] == ["priced", "source"]
+        assert rows[0]["cost_usd"] == pytest.approx(0.0075) and rows[1]["cost_usd"] == 0.5

@@ -65,7 +65,7 @@ def test_seed003_constructed_file_maps_onto_canonical_rows(seed003_dir: Path) ->
         "end_ts": datetime(2025, 7, 31, 23, 21, 47, 330512),
         "model": "claude-3-5-sonnet-20241022", "turns": None,
         "project": "/home/nick/code/shannon-mcp", "agent": None, "source": "seed003",
-        "source_path": str(path), "extra": None}]
+        "source_path": str(path), "extra": None, "machine": None}]
     s = "sess_7f3a91c2"
     assert _events(batch) == [
         (s, 0, datetime(2025, 7, 31, 23, 15, 2, 118734), "session_start", None, None, None,

@@ -33,6 +33,9 @@ def _print_ingest(r: IngestResult) -> None:
     q = r.quality
     console.print(f"ingest  {r.format}: {r.files_read} file(s) read, {r.files_unchanged} "
                   f"unchanged, {r.sessions} session row(s), {r.events} event(s)")
+    if q.audit:
+        audit = ", ".join(f"{k}={n:,}" for k, n in sorted(q.audit.items()))
+        console.print(f"audit: {audit}", markup=False)
     if q.counts:
         issues = ", ".join(f"{k}={n}" for k, n in sorted(q.counts.items()))
         console.print(f"data issues: {issues}")
@@ -68,6 +71,8 @@ def _print_rollup(r: RollupResult) -> None:
               help="One whole UTC day into daily/YYYY-MM-DD.csv.")
 @click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect).")
 @click.option("--strict", is_flag=True, help="Exit 2 if the input had any data error.")
+@click.option("--machine", metavar="NAME", help="Machine the data comes from, stored on its "
+              "sessions (the `machine` dimension) [default: this host's name].")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Parallel parser processes [default: CPUs].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
@@ -76,8 +81,8 @@ def _print_rollup(r: RollupResult) -> None:
 @handle_errors
 def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | None,
                start: str | None, end: str | None, daily: str | None, fmt: str | None,
-               strict: bool, workers: int | None, quiet: bool, store: str | None,
-               engine: str, dsn: str | None) -> None:
+               strict: bool, machine: str | None, workers: int | None, quiet: bool,
+               store: str | None, engine: str, dsn: str | None) -> None:
     """Roll KPIs up into DST/hourly/YYYY-MM-DD/HH.csv (seed-compatible).
 
     \b
@@ -95,7 +100,7 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
         with progress_bar(not quiet) as progress:
             r = rollup(target, source=source, store=st, hours=hours, at=at, start=start,
                        end=end, daily=daily, fmt=fmt, strict=strict, workers=workers,
-                       progress=progress)
+                       progress=progress, machine=machine)
     finally:
         st.close()
     if not quiet:
@@ -117,21 +122,59 @@ def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str
 @main.command("ingest")
 @click.option("--source", metavar="SRC", required=True, help="Directory or fsspec URL.")
 @click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect).")
+@click.option("--machine", metavar="NAME", help="Machine the data comes from, stored on its "
+              "sessions (the `machine` dimension) [default: this host's name].")
 @click.option("--workers", type=click.IntRange(min=1), default=None)
 @click.option("--quiet", "-q", is_flag=True)
 @store_option
 @engine_options
 @handle_errors
-def ingest_cmd(source: str, fmt: str | None, workers: int | None, quiet: bool,
+def ingest_cmd(source: str, fmt: str | None, machine: str | None, workers: int | None,
+               quiet: bool,
                store: str | None, engine: str, dsn: str | None) -> None:
     """Bring the store up to date with SRC (only new or changed files are read)."""
     st = open_store(engine, dsn, store)
     try:
         with progress_bar(not quiet) as progress:
-            r = ingest(source, st, fmt=fmt, workers=workers, progress=progress)
+            r = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
+                       machine=machine)
     finally:
         st.close()
     _print_ingest(r)
+
+
+@main.command("reprice")
+@click.option("--from", "start", metavar="A", help="First UTC hour or day to reprice "
+              "(inclusive), YYYY-MM-DD[THH] [default: the earliest event].")
+@click.option("--to", "end", metavar="B", help="End (exclusive), YYYY-MM-DD[THH] "
+              "[default: after the latest event].")
+@store_option
+@engine_options
+@handle_errors
+def reprice_cmd(start: str | None, end: str | None, store: str | None, engine: str,
+                dsn: str | None) -> None:
+    """Recompute stored llm_call costs with the installed price table.
+
+    Costs computed from the table ('priced') are computed again, calls of models the
+    table did not know get another chance; costs the source carried are kept.
+    """
+    from agentkpi.pipeline import parse_hour
+    from agentkpi.pricing import reprice
+
+    st = open_store(engine, dsn, store)
+    try:
+        lo, hi = st.time_range()
+        a = parse_hour(start) if start else lo
+        b = parse_hour(end) if end else (hi + timedelta(hours=1) if hi else None)
+        if a is None or b is None:
+            console.print("reprice: the store has no timed events; nothing to do")
+            return
+        r = reprice(st, a, b)
+    finally:
+        st.close()
+    console.print(f"reprice [{a:%Y-%m-%dT%H}, {b:%Y-%m-%dT%H}) with {r['price_version']}: "
+                  f"{r['calls']:,} call(s) without a source cost, {r['changed']:,} cost(s) "
+                  f"changed, {r['unpriced_tokens']:,} token(s) still unpriced")
 
 
 @main.command("kpis")

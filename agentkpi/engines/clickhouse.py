@@ -48,7 +48,17 @@ import pyarrow.compute as pc
 
 from agentkpi.errors import StoreError, UsageError
 from agentkpi.kpis.sql import KpiQuery, run
-from agentkpi.model import EVENT_COLUMNS, SESSION_COLUMNS
+from agentkpi.model import (
+    EVENT_COLUMNS,
+    EVENT_COLUMNS_V1,
+    EVENT_COLUMNS_V2,
+    EVENT_SCHEMA,
+    SESSION_COLUMNS,
+    SESSION_COLUMNS_V1,
+    SESSION_COLUMNS_V2,
+)
+from agentkpi.quality import AUDIT_COLUMNS
+from agentkpi.store import TOKENS_SQL
 
 # ----------------------------------------------------------------------------- dialect
 
@@ -191,13 +201,13 @@ def _ddl_v1(cluster: str | None = None) -> tuple[str, ...]:
     the ledger) so all versions and all events of a session live on one shard:
     ``FINAL`` and the events/sessions join are then shard-local and exact.
     """
-    view = (f"AS SELECT {', '.join(SESSION_NAMES)} FROM sessions_rmt FINAL")
+    view = (f"AS SELECT {', '.join(n for n, *_ in SESSION_COLUMNS_V1)} FROM sessions_rmt FINAL")
     if cluster is None:
         return (
-            f"CREATE TABLE IF NOT EXISTS sessions_rmt (\n    {_ch_columns(SESSION_COLUMNS)},\n"
+            f"CREATE TABLE IF NOT EXISTS sessions_rmt (\n    {_ch_columns(SESSION_COLUMNS_V1)},\n"
             "    _version UInt64)\nENGINE = ReplacingMergeTree(_version) ORDER BY session_id",
             f"CREATE VIEW IF NOT EXISTS sessions {view}",
-            f"CREATE TABLE IF NOT EXISTS events (\n    {_ch_columns(EVENT_COLUMNS)})\n"
+            f"CREATE TABLE IF NOT EXISTS events (\n    {_ch_columns(EVENT_COLUMNS_V1)})\n"
             f"ENGINE = MergeTree {_EVENTS_LAYOUT}",
             f"CREATE TABLE IF NOT EXISTS ingested_files ({_LEDGER_COLUMNS})\n"
             "ENGINE = ReplacingMergeTree(_version) ORDER BY path",
@@ -214,18 +224,48 @@ def _ddl_v1(cluster: str | None = None) -> tuple[str, ...]:
 
     return (
         f"CREATE TABLE IF NOT EXISTS sessions_rmt_local {on} (\n"
-        f"    {_ch_columns(SESSION_COLUMNS)},\n    _version UInt64)\n"
+        f"    {_ch_columns(SESSION_COLUMNS_V1)},\n    _version UInt64)\n"
         f"ENGINE = ReplicatedReplacingMergeTree({zk('sessions_rmt_local')}, _version)\n"
         "ORDER BY session_id",
         dist("sessions_rmt", "session_id"),
         f"CREATE VIEW IF NOT EXISTS sessions {on} {view}",
-        f"CREATE TABLE IF NOT EXISTS events_local {on} (\n    {_ch_columns(EVENT_COLUMNS)})\n"
+        f"CREATE TABLE IF NOT EXISTS events_local {on} (\n    {_ch_columns(EVENT_COLUMNS_V1)})\n"
         f"ENGINE = ReplicatedMergeTree({zk('events_local')})\n{_EVENTS_LAYOUT}",
         dist("events", "session_id"),
         f"CREATE TABLE IF NOT EXISTS ingested_files_local {on} ({_LEDGER_COLUMNS})\n"
         f"ENGINE = ReplicatedReplacingMergeTree({zk('ingested_files_local')}, _version)\n"
         "ORDER BY path",
         dist("ingested_files", "path"),
+    )
+
+
+def _ddl_v2(cluster: str | None = None) -> tuple[str, ...]:
+    """Schema v2: the real-world transcript columns (appended), and the import audit."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
+    # On a cluster both the local tables and the Distributed tables over them change.
+    events = ("events_local", "events") if cluster else ("events",)
+    sessions = ("sessions_rmt_local", "sessions_rmt") if cluster else ("sessions_rmt",)
+    audit_cols = _ch_columns(AUDIT_COLUMNS)
+    if cluster is None:
+        audit = (f"CREATE TABLE IF NOT EXISTS import_audit ({audit_cols})\n"
+                 "ENGINE = MergeTree ORDER BY tuple()",)
+    else:
+        audit = (
+            f"CREATE TABLE IF NOT EXISTS import_audit_local{on} ({audit_cols})\n"
+            "ENGINE = ReplicatedMergeTree("
+            "'/clickhouse/tables/{shard}/{database}/import_audit_local', '{replica}')\n"
+            "ORDER BY tuple()",
+            f"CREATE TABLE IF NOT EXISTS import_audit{on} AS import_audit_local\n"
+            f"ENGINE = Distributed({cluster}, currentDatabase(), import_audit_local, rand())",
+        )
+    return (
+        *(f"ALTER TABLE {t}{on} ADD COLUMN IF NOT EXISTS {n} Nullable({_CH_TYPES[sql]})"
+          for t in events for n, _, sql, _ in EVENT_COLUMNS_V2),
+        *(f"ALTER TABLE {t}{on} ADD COLUMN IF NOT EXISTS {n} Nullable({_CH_TYPES[sql]})"
+          for t in sessions for n, _, sql, _ in SESSION_COLUMNS_V2),
+        f"CREATE OR REPLACE VIEW sessions{on} AS SELECT {', '.join(SESSION_NAMES)} "
+        "FROM sessions_rmt FINAL",
+        *audit,
     )
 
 
@@ -237,6 +277,9 @@ def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, .
     """
     return (
         (1, "canonical sessions/events tables and the ingest ledger", _ddl_v1(cluster)),
+        (2, "real-world transcripts: event keys, tool-call ids, MCP server, subagent parent, "
+            "reasoning and 1-hour cache tokens, cost source and price version, session "
+            "machine, import audit", _ddl_v2(cluster)),
     )
 
 
@@ -338,6 +381,8 @@ class ClickHouseStore:
         for key, value in settings.items():
             self.client.set_client_setting(key, value)
         self._last_version = 0
+        #: Rows removed because their event_key was already stored (for the import audit).
+        self.merged_by_key = 0
         if read_only:
             exists = self.client.command(
                 f"SELECT count() FROM system.tables WHERE database = {_q(self.database)} "
@@ -432,6 +477,7 @@ class ClickHouseStore:
                 self._cmd(f"DELETE FROM {table} WHERE {pred}")
             if events.num_rows:
                 self.client.insert_arrow("events", _not_null(events, "session_id", ""))
+                self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
             if files:
@@ -441,6 +487,59 @@ class ClickHouseStore:
         except Exception as exc:
             raise StoreError(f"writing to ClickHouse store {_redact(self.dsn)} failed: "
                              f"{exc}") from None
+
+    def _resolve_event_keys(self, events: pa.Table) -> int:
+        """One row per incoming ``event_key`` (same rule as the DuckDB store)."""
+        keys = pc.unique(events.column("event_key").drop_null())
+        if not len(keys):
+            return 0
+        stage = f"_stage_keys_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} (event_key String) ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, pa.table({"event_key": keys}))
+            losers = self.client.query(
+                "SELECT event_key, file, seq FROM (SELECT event_key, file, seq, row_number() "
+                f"OVER (PARTITION BY event_key ORDER BY {TOKENS_SQL} DESC, "
+                "parent_id IS NULL DESC, file, seq) AS rank FROM events "
+                f"WHERE event_key IN (SELECT event_key FROM {stage})) WHERE rank > 1"
+            ).result_rows
+        finally:
+            self._cmd(f"DROP TABLE IF EXISTS {stage}")
+        if not losers:
+            return 0
+        table = f"events_local ON CLUSTER {self.cluster}" if self.cluster else "events"
+        for i in range(0, len(losers), 10_000):
+            rows = ", ".join(f"({_q(k)}, {_q(f) if f is not None else 'NULL'}, {int(n)})"
+                             for k, f, n in losers[i:i + 10_000])
+            self._cmd(f"DELETE FROM {table} WHERE (event_key, file, seq) IN ({rows})")
+        return len(losers)
+
+    def rewrite_llm_calls(self, start: datetime, end: datetime,
+                          transform: Any) -> tuple[int, int]:
+        """Same contract as :meth:`agentkpi.store.Store.rewrite_llm_calls` (not atomic:
+        the new rows are written before the old ones are deleted by their version)."""
+        pred = ("event_type = 'llm_call' AND ts >= toDateTime64({a}, 6, 'UTC') AND "
+                "ts < toDateTime64({b}, 6, 'UTC') AND "
+                "(cost_source = 'priced' OR cost_usd IS NULL)").format(
+                    a=_q(start.isoformat(sep=" ")), b=_q(end.isoformat(sep=" ")))
+        old = self.client.query_arrow(f"SELECT * FROM events WHERE {pred}")
+        old = pa.table({n: old.column(n).cast(f.type) for n, f in
+                        zip(EVENT_NAMES, EVENT_SCHEMA, strict=True)}, schema=EVENT_SCHEMA)
+        new = transform(old)
+        changed = sum(a != b for a, b in zip(old.column("cost_usd").to_pylist(),
+                                             new.column("cost_usd").to_pylist(), strict=True))
+        if changed:
+            table = f"events_local ON CLUSTER {self.cluster}" if self.cluster else "events"
+            self._cmd(f"DELETE FROM {table} WHERE {pred}")
+            self.client.insert_arrow("events", _not_null(new, "session_id", ""))
+        return old.num_rows, int(changed)
+
+    def record_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append import-audit rows (``AUDIT_COLUMNS``) of one ingest run."""
+        if rows:
+            names = [n for n, *_ in AUDIT_COLUMNS]
+            self.client.insert("import_audit", [[r.get(n) for n in names] for r in rows],
+                               column_names=names)
 
     def _upsert_sessions(self, sessions: pa.Table, version: int) -> None:
         # One row per session id (a session may arrive from several files in one

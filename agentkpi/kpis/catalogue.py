@@ -113,6 +113,9 @@ MEASURES: tuple[Measure, ...] = (
     Measure("tokens_cache_read", "sum", "event_type = 'llm_call'", "cache_read_tokens"),
     Measure("tokens_cache_creation", "sum", "event_type = 'llm_call'", "cache_creation_tokens"),
     Measure("cost_usd", "sum", "event_type = 'llm_call'", "cost_usd", order="seq"),
+    Measure("unpriced_tokens", "sum", "event_type = 'llm_call' AND cost_usd IS NULL",
+            "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
+            "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0)"),
     Measure("tool_outputs", "count", "event_type = 'tool_output'"),
     Measure("tool_outputs_ok", "count", "event_type = 'tool_output' AND success"),
     Measure("errors", "count", "event_type = 'error'"),
@@ -283,6 +286,9 @@ QUERY_KPIS: tuple[Kpi, ...] = (
          "reported separately).", "tokens", expr="tokens_prompt + tokens_completion"),
     _ratio("tokens_per_session", "tokens_total / sessions.", "tokens_total", "sessions",
            digits=2),
+    _sum("unpriced_tokens", "Tokens (all four buckets) of llm_calls without a cost: the "
+         "source carried none and the price table does not know the model. Never priced "
+         "at $0; see `agentkpi reprice`.", "tokens"),
     _sum("duration_count", "Events with a duration (operations; session lifecycle events "
          "left out).", "events", expr="durations"),
     _k("duration_ms_total", "Sum of operation durations.", "ms", "sum",

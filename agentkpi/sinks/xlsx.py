@@ -76,7 +76,9 @@ def read(path: str | os.PathLike[str]) -> dict[str, list[tuple[Any, ...]]]:
 
 def to_table(sheets: dict[str, list[tuple[Any, ...]]], schema: pa.Schema) -> pa.Table:
     """Rows of every sheet (headers dropped) as a table of ``schema``."""
-    rows = [r for body in sheets.values() for r in body[1:]]
+    # a row's trailing empty cells may be left out when read back: pad to the schema
+    width = len(schema)
+    rows = [r + (None,) * (width - len(r)) for body in sheets.values() for r in body[1:]]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     return pa.table({f.name: pa.array(list(c), type=f.type) for f, c in
                      zip(schema, cols, strict=True)}, schema=schema)

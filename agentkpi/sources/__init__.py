@@ -14,6 +14,21 @@ A source is a module with three plain callables (no class hierarchy):
     lines/values are counted on ``q``; a file that cannot be parsed at all is
     reported with ``q.skip(path, kind, reason)`` and yields an empty batch.
 
+What importers put in rows (docs/sources.md): the token convention of
+:mod:`agentkpi.model` (four exclusive buckets; subtract cache tokens from an
+inclusive input count; reasoning inside completion); ``cost_usd=None`` when the
+source has no cost (ingest prices it); an ``event_key`` when the event has an
+identity across files and machines (an API response id, a tool-call id), so
+the store keeps it once.
+
+The import audit: on the ``q`` they are given, importers count what they read
+and why a line did not become a row, e.g. ``q.count_audit("files")``,
+``q.count_audit("lines_read", n)``, ``q.count_audit("usage_lines_merged")``,
+``q.count_audit("counters_ignored")`` and ``q.malformed("bad_json", where)``
+for a skipped line (kinds: :data:`agentkpi.quality.AUDIT_KINDS`). Ingest adds
+the pricing and store counters, prints them, writes them to the run report
+and the store's ``import_audit`` table.
+
 Ingest is per file: a file whose (path, size, mtime/etag) is unchanged is not
 read again; a changed file replaces exactly the event rows it produced before
 (``events.file``), and session rows are upserted. Register a new source by
