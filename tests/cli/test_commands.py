@@ -12,7 +12,7 @@ from agentkpi.cli import main
 
 # Written out here, not read from the CLI: removing a command (or its module) must fail a test.
 COMMANDS = {"alerts", "config", "export", "generate", "ingest", "kpis", "plot", "query",
-            "quickstart", "report", "rollup", "serve", "status"}
+            "quickstart", "reprice", "report", "rollup", "serve", "status"}
 SUBCOMMANDS = {"alerts": {"check"}}
 
 
