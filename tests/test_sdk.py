@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -342,20 +341,16 @@ def test_invalid_configuration_is_refused_with_the_fix() -> None:
         Recorder("x", compression="lz4")
 
 
-def test_llm_call_is_cheap_on_the_calling_thread(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path, durability="os", queue_size=1_000_000)
-    s = rec.session()
-    samples = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        for _ in range(1000):
-            s.llm_call(model="m", prompt_tokens=1, completion_tokens=2, cost_usd=0.1,
-                       latency_ms=3.0)
-        samples.append((time.perf_counter() - t0) / 1000)
+def test_many_llm_calls_from_the_caller_are_all_written(tmp_path: Path) -> None:
+    """A burst of calls is queued and written in full. What a call costs the calling thread
+    is a benchmark (benchmarks/bench_sdk.py, figures in BENCHMARKS.md), not a test."""
+    rec = Recorder(tmp_path, durability="os", queue_size=100_000)
+    s = rec.session(session_id="q")
+    for _ in range(5000):
+        s.llm_call(model="m", prompt_tokens=1, completion_tokens=2, cost_usd=0.1)
     rec.close()
-    samples.sort()
-    # generous bound for a loaded CI box; benchmarks/bench_sdk.py measures precisely
-    assert samples[len(samples) // 2] < 50e-6
+    events, bad = read_events(tmp_path)
+    assert bad == 0 and sum(e["event_type"] == "llm_call" for e in events) == 5000
 
 
 def test_user_messages_are_counted_into_turns(tmp_path: Path) -> None:
