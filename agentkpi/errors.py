@@ -17,6 +17,14 @@ class UsageError(AgentKpiError):
     """The caller asked for something malformed (bad flag, bad range, bad name)."""
 
 
+class TimeInputError(UsageError):
+    """A time, range or time zone given by the caller could not be read.
+
+    Raised only by :mod:`agentkpi.times`; a usage error, so the CLI exits 1 with
+    one line and the web API answers 400 with a JSON error.
+    """
+
+
 class SourceError(AgentKpiError):
     """A source could not be opened or listed at all (not a single bad file)."""
 

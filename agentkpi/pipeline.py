@@ -32,6 +32,7 @@ from agentkpi.quality import Quality
 from agentkpi.sinks import csv_hourly
 from agentkpi.sinks.target import write_files
 from agentkpi.store import Store
+from agentkpi.times import parse_hour
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1000  # files per parse task
@@ -284,21 +285,6 @@ def _safe_info(fs: Any, path: str) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------- rollup
-
-def parse_hour(text: str) -> datetime:
-    """``YYYY-MM-DDTHH``, ``YYYY-MM-DD`` or full ISO -> naive UTC start of hour."""
-    try:
-        s = text.strip()
-        if len(s) == 13 and s[10] == "T":
-            s += ":00"
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        raise UsageError(f"cannot read {text!r} as a time; use YYYY-MM-DDTHH (e.g. "
-                         "2026-04-24T14) or YYYY-MM-DD") from None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt.replace(minute=0, second=0, microsecond=0)
-
 
 @dataclass
 class RollupResult:

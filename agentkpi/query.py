@@ -45,13 +45,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from agentkpi.errors import UsageError
 from agentkpi.kpis.catalogue import BY_NAME, Kpi
 from agentkpi.kpis.sql import DUCKDB, GRAINS, Dialect, Dim, KpiQuery
+from agentkpi.times import parse_range
+from agentkpi.times import zone as time_zone
 
 __all__ = ["DIMENSIONS", "METRICS", "OTHER", "Dimension", "metric_names", "query",
            "resolve_dimension"]
@@ -122,14 +124,6 @@ def resolve_dimension(name: str, dialect: Dialect = DUCKDB) -> Dimension:
 
 # ----------------------------------------------------------------------------- parsing
 
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {tz!r}; use an IANA name such as UTC, "
-                         "Europe/Paris or America/New_York") from None
-
-
 def _week_start(value: str | int) -> int:
     if isinstance(value, int) and 0 <= value <= 6:
         return value
@@ -144,29 +138,6 @@ def _grain(value: str | None) -> str | None:
     if value not in GRAINS:
         raise UsageError(f"unknown grain {value!r}; choose from {', '.join(GRAINS)} or none")
     return value
-
-
-def parse_time(value: str | date | datetime, zone: ZoneInfo, what: str = "time") -> datetime:
-    """A date / hour / ISO time / datetime read in ``zone`` -> naive UTC."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        s = value.strip()
-        if len(s) == 13 and s[10] in "T ":
-            s += ":00"
-        try:
-            dt = datetime.fromisoformat(s)
-        except ValueError:
-            raise UsageError(f"cannot read {what} {value!r}; use YYYY-MM-DD, YYYY-MM-DDTHH "
-                             "or an ISO time such as 2026-05-20T14:30:00+02:00") from None
-    else:
-        raise UsageError(f"{what} must be a date, datetime or string, not "
-                         f"{type(value).__name__}")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=zone)
-    return dt.astimezone(UTC).replace(tzinfo=None)
 
 
 def _literal(dialect: Any, value: Any) -> str:
@@ -255,17 +226,13 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
     if len(set(by)) != len(by):
         raise UsageError("a dimension is listed twice: " + ", ".join(by))
     grain = _grain(grain)
-    zone = _zone(tz)
+    zone = time_zone(tz)
     wstart = _week_start(week_start)
     if top is not None and (not isinstance(top, int) or top < 1):
         raise UsageError(f"top must be a positive integer, not {top!r}")
     if compare not in (None, "previous"):
         raise UsageError(f"unknown comparison {compare!r}; use 'previous'")
-    start_utc = parse_time(start, zone, "start") if start is not None else None
-    end_utc = parse_time(end, zone, "end") if end is not None else None
-    if start_utc is not None and end_utc is not None and end_utc <= start_utc:
-        raise UsageError(f"empty range: start {start} is not before end {end}; the range is "
-                         "[start, end)")
+    start_utc, end_utc = parse_range(start, end, zone)
 
     st, owned = _open(store)
     try:
@@ -483,7 +450,7 @@ def columns(metrics: Sequence[str], compare: str | None) -> list[tuple[str, pa.D
 
 def _to_table(rows: list[dict[str, Any]], grain: str | None, by: Sequence[str],
               metrics: Sequence[str], compare: str | None, tz: str) -> pa.Table:
-    zone = ZoneInfo(tz)
+    zone = time_zone(tz)
     fields: list[tuple[str, pa.DataType]] = []
     data: dict[str, list[Any]] = {}
     if grain is not None:

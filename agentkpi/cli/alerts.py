@@ -34,15 +34,17 @@ def check_cmd(rules: str | None, now: str | None, dry_run: bool, fmt: str, exit_
     """Evaluate every rule; notify rules that start firing or resolve (once each)."""
     from agentkpi.alerts import check, find_rules_file
     from agentkpi.errors import UsageError
-    from agentkpi.web.data import open_read_only, parse_time
+    from agentkpi.times import parse_time
+    from agentkpi.web.data import open_read_only
 
+    at = parse_time(now, "UTC", "--now")
     path = rules or find_rules_file(store)
     if path is None:
         raise UsageError("no alert rules: pass --rules FILE, set AGENTKPI_ALERT_RULES or put "
                          "alerts.toml next to the store (see docs/alerts.md)")
     st = open_read_only(store, engine, dsn)
     try:
-        res = check(path, st, parse_time(now), dry_run=dry_run)
+        res = check(path, st, at, dry_run=dry_run)
     finally:
         st.close()
     if fmt == "json":

@@ -215,9 +215,9 @@ def generate_cmd(out_dir: str, n: int, start: str | None, hours: int, seed: int,
                  dirty: bool) -> None:
     """Write a deterministic, realistic demo session dataset."""
     from agentkpi.generate import generate_sessions
-    from agentkpi.pipeline import parse_hour
+    from agentkpi.times import parse_hour
 
-    begin = (parse_hour(start) if start else _hour_now() - timedelta(hours=hours))
+    begin = (parse_hour(start, what="--start") if start else _hour_now() - timedelta(hours=hours))
     res = generate_sessions(out_dir, n, begin.replace(tzinfo=UTC), hours=hours,
                             seed=seed, dirty=dirty, workers=2)
     console.print(f"generated {res.n_sessions} sessions, {res.n_events} events in "

@@ -32,16 +32,10 @@ def export_cmd(what: str, fmt: str | None, out_path: str, start: str | None, end
     Rows stream from the store, so memory stays flat. Spreadsheet formats (csv,
     xlsx) neutralise cells that would run as formulas. Schemas: docs/exports.md.
     """
-    from agentkpi.errors import UsageError
-    from agentkpi.query import _zone, parse_time
     from agentkpi.sinks.export import export
+    from agentkpi.times import parse_range
 
-    zone = _zone(tz)
-    lo = parse_time(start, zone, "--from") if start else None
-    hi = parse_time(end, zone, "--to") if end else None
-    if lo is not None and hi is not None and hi <= lo:
-        raise UsageError(f"empty range: --from {start} is not before --to {end}; the range "
-                         "is [from, to)")
+    lo, hi = parse_range(start, end, tz, ("--from", "--to"))
     st = open_store(engine, dsn, store, read_only=True)
     try:
         r = export(st, what, out_path, fmt, lo, hi)

@@ -29,11 +29,12 @@ def plot_cmd(out_dir: str, start: str | None, end: str | None, grain: str, tz: s
     """
     from agentkpi.engines import open_store
     from agentkpi.plots import plot_store
-    from agentkpi.web.data import parse_time
+    from agentkpi.times import parse_range
 
+    lo, hi = parse_range(start, end, tz, ("--from", "--to"))
     st = open_store(engine, dsn, store, read_only=True)
     try:
-        paths = plot_store(st, out_dir, parse_time(start, tz), parse_time(end, tz), grain=grain)
+        paths = plot_store(st, out_dir, lo, hi, grain=grain)
     finally:
         st.close()
     for p in paths:

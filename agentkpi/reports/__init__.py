@@ -17,12 +17,14 @@ import csv
 import html
 import io
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agentkpi.errors import UsageError
-from agentkpi.query import _zone, parse_time, query
+from agentkpi.query import query
+from agentkpi.times import local_iso, parse_time
+from agentkpi.times import zone as time_zone
 
 FORMATS = ("markdown", "html", "csv", "json")
 
@@ -72,9 +74,9 @@ def build_report(store: Any, start: str | date | datetime | None = None,
                  end: str | date | datetime | None = None, tz: str = "UTC",
                  top: int = TOP) -> dict[str, Any]:
     """Summarise ``[start, end)`` (default: everything in the store) into a JSON-safe dict."""
-    zone = _zone(tz)
-    lo = parse_time(start, zone, "start") if start is not None else None
-    hi = parse_time(end, zone, "end") if end is not None else None
+    zone = time_zone(tz)
+    lo = parse_time(start, zone, "start")
+    hi = parse_time(end, zone, "end")
     if lo is None or hi is None:
         first, last = store.time_range()
         if lo is None:
@@ -101,8 +103,8 @@ def build_report(store: Any, start: str | date | datetime | None = None,
         return report
 
     def q(metrics: tuple[str, ...], **kw: Any) -> Any:
-        return query(metrics=list(metrics), start=lo.replace(tzinfo=ZoneInfo("UTC")),
-                     end=hi.replace(tzinfo=ZoneInfo("UTC")), tz=tz, store=store, **kw)
+        return query(metrics=list(metrics), start=lo.replace(tzinfo=UTC),
+                     end=hi.replace(tzinfo=UTC), tz=tz, store=store, **kw)
 
     total = _rows(q(scalars, grain=None))
     row = total[0] if total else zero
@@ -130,9 +132,7 @@ _FLOATS = frozenset({"failure_rate", "tool_success_rate", "success_rate", "token
 
 
 def _local(dt: datetime | None, zone: ZoneInfo) -> str | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).isoformat()
+    return local_iso(dt, zone)
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -48,6 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from agentkpi import times
 from agentkpi.errors import StoreError, UsageError
 from agentkpi.web import data
 
@@ -183,8 +184,14 @@ def _key(request: Request) -> str:
 
 
 def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """An API route: usage errors (bad ``tz``, time, name) are a 400 with a JSON error.
+
+    ``tz`` is checked on every route, also those that do not use it, so a bad zone
+    never passes unnoticed.
+    """
     def wrapped(request: Request) -> Response:
         try:
+            times.zone(request.query_params.get("tz"))
             return f(request)
         except UsageError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)

@@ -14,7 +14,6 @@ Every function returns plain JSON-ready dicts: they *are* the contract of the
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from agentkpi.errors import StoreError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery
 from agentkpi.reports.html import OVERVIEW_CHARTS
+from agentkpi.times import parse_time
 
 #: Group-by dimensions of the breakdown pages: name -> (SQL expression, level, label).
 DIMENSIONS: dict[str, Dim] = {
@@ -102,27 +102,6 @@ def store_version(path: str | None) -> tuple[int, int, int, int] | None:
 
 
 # --------------------------------------------------------------------------- params
-def parse_time(value: str | None, tz: str = "UTC") -> datetime | None:
-    """``YYYY-MM-DD``, ``YYYY-MM-DDTHH`` or ISO 8601 -> naive UTC (None when empty)."""
-    if not value:
-        return None
-    v = value.strip().replace(" ", "T")
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}", v):
-        v += ":00"
-    try:
-        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"bad time {value!r}: use YYYY-MM-DD, YYYY-MM-DDTHH or ISO 8601"
-                         ) from None
-    if dt.tzinfo is None and tz != "UTC":
-        from zoneinfo import ZoneInfo
-
-        dt = dt.replace(tzinfo=ZoneInfo(tz))
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
-
-
 def _literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
