@@ -20,7 +20,6 @@ from agentkpi.errors import TimeInputError, UsageError
 from agentkpi.web import create_app
 from tests.test_web_api import make_store
 
-
 # ----------------------------------------------------------------------------- the parser
 
 @pytest.mark.parametrize(("value", "tz", "expected"), [
