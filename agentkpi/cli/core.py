@@ -158,14 +158,16 @@ def reprice_cmd(start: str | None, end: str | None, store: str | None, engine: s
     Costs computed from the table ('priced') are computed again, calls of models the
     table did not know get another chance; costs the source carried are kept.
     """
-    from agentkpi.pipeline import parse_hour
     from agentkpi.pricing import reprice
+    from agentkpi.times import parse_hour
 
+    first = parse_hour(start, what="--from") if start else None
+    last = parse_hour(end, what="--to") if end else None
     st = open_store(engine, dsn, store)
     try:
         lo, hi = st.time_range()
-        a = parse_hour(start) if start else lo
-        b = parse_hour(end) if end else (hi + timedelta(hours=1) if hi else None)
+        a = first or lo
+        b = last or (hi + timedelta(hours=1) if hi else None)
         if a is None or b is None:
             console.print("reprice: the store has no timed events; nothing to do")
             return
