@@ -164,8 +164,10 @@ def _pct(name: str, description: str, unit: str, expr: str, p: float, where: str
               digits=digits, kind="float")
 
 
-def _ratio(name: str, description: str, num: str, den: str, digits: int = 4) -> Kpi:
-    return _k(name, description, "ratio", "ratio", num=num, den=den, digits=digits,
+def _ratio(name: str, description: str, num: str, den: str, digits: int = 4,
+           unit: str = "ratio") -> Kpi:
+    """``num / den``; ``unit`` is what the quotient measures ('ratio' for a share)."""
+    return _k(name, description, unit, "ratio", num=num, den=den, digits=digits,
               kind="float")
 
 
@@ -183,7 +185,7 @@ CATALOGUE: tuple[Kpi, ...] = (
     _sum("tokens_cache_creation", "Prompt tokens written to cache.", "tokens"),
     _sum("cost_usd", "Sum of llm_call cost_usd.", "USD", kind="float", digits=4),
     _ratio("cost_per_session_mean", "cost_usd / sessions (unrounded cost).",
-           "_cost_usd_raw", "sessions", digits=6),
+           "_cost_usd_raw", "sessions", digits=6, unit="USD"),
     _pct("cost_per_session_p50", "Median per-session cost, all sessions (zeros included).",
          "USD", "cost_usd", 0.5, digits=6),
     _pct("cost_per_session_p95", "95th percentile per-session cost, all sessions.",
@@ -281,11 +283,12 @@ def _ev(name: str, description: str, unit: str, agg: str, **kw: object) -> Kpi:
 QUERY_KPIS: tuple[Kpi, ...] = (
     _sum("events", "Events in the bucket (every type; seed 001's metric count).", "events"),
     _sum("errors", "error events.", "events"),
-    _ratio("errors_per_session", "errors / sessions.", "errors", "sessions"),
+    _ratio("errors_per_session", "errors / sessions.", "errors", "sessions",
+           unit="errors/session"),
     _sum("tokens_total", "Prompt + completion tokens of llm_call events (cache tokens are "
          "reported separately).", "tokens", expr="tokens_prompt + tokens_completion"),
     _ratio("tokens_per_session", "tokens_total / sessions.", "tokens_total", "sessions",
-           digits=2),
+           digits=2, unit="tokens"),
     _sum("unpriced_tokens", "Tokens (all four buckets) of llm_calls without a cost: the "
          "source carried none and the price table does not know the model. Never priced "
          "at $0; see `agentkpi reprice`.", "tokens"),
@@ -294,7 +297,7 @@ QUERY_KPIS: tuple[Kpi, ...] = (
     _k("duration_ms_total", "Sum of operation durations.", "ms", "sum",
        expr="duration_ms_sum", kind="float", digits=3, additive=True),
     _ratio("duration_ms_avg", "duration_ms_total / duration_count.", "duration_ms_total",
-           "duration_count", digits=3),
+           "duration_count", digits=3, unit="ms"),
     _ev("duration_ms_min", "Shortest operation duration (0.0 when none).", "ms", "min",
         expr="duration_ms", where=DURATION_EVENT, kind="float", digits=3),
     _ev("duration_ms_max", "Longest operation duration (0.0 when none).", "ms", "max",

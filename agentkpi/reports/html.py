@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from agentkpi.kpis.display import format_value
+
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
 #: The KPI charts of the dashboard overview, the HTML report and the PNG plots
@@ -71,26 +73,8 @@ th{background:#f3f4f6}th:first-child,td:first-child{text-align:left}
 
 
 def fmt(v: Any, unit: str = "") -> str:
-    """Human-readable number: ratios as %, USD with $, large counts with k/M/G."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "\u2013"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    a = abs(v)
-    if unit == "ratio":
-        return f"{v * 100:.1f}%" if 0 < a < 0.1 else f"{v * 100:.0f}%"
-    if unit == "USD":
-        return f"${v / 1000:.1f}k" if a >= 1000 else f"${v:.0f}" if a >= 10 else f"${v:.2f}"
-    for div, suffix in ((1e9, "G"), (1e6, "M")):
-        if a >= div:
-            return f"{v / div:.1f}{suffix}"
-    if a >= 1e4:
-        return f"{v / 1e3:.0f}k"
-    if a >= 1e3:
-        return f"{v / 1e3:.1f}k"
-    if float(v).is_integer():
-        return str(int(v))
-    return f"{v:.3f}" if a < 1 else f"{v:.1f}"
+    """Human-readable value by unit (one formatter: :func:`agentkpi.kpis.display.format_value`)."""
+    return format_value(v, unit)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:

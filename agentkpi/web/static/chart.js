@@ -28,17 +28,48 @@
     return ticks;
   }
 
-  function fmt(v, unit) {
-    if (v === null || v === undefined || isNaN(v)) return "\u2013";
+  // Mirrors agentkpi.kpis.display.format_value (a test holds the two to the same outputs).
+  var DURATION_UNITS = {ms: 0.001, s: 1};
+  function fmtCount(v) {
     var a = Math.abs(v);
-    if (unit === "ratio") return (v * 100).toFixed(a < 0.1 && a > 0 ? 1 : 0) + "%";
-    if (unit === "USD") return "$" + (a >= 1000 ? (v / 1000).toFixed(1) + "k" : a >= 10 ? v.toFixed(0) : v.toFixed(2));
     if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
     if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
     if (a >= 1e4) return (v / 1e3).toFixed(0) + "k";
     if (a >= 1e3) return (v / 1e3).toFixed(1) + "k";
     if (Math.round(v) === v) return String(v);
     return v.toFixed(a < 1 ? 3 : 1);
+  }
+  function fmtDuration(sec) {
+    var a = Math.abs(sec);
+    if (a < 1) {
+      var ms = sec * 1000;
+      return (Math.abs(ms) >= 10 || Math.round(ms) === ms ? ms.toFixed(0) : ms.toFixed(1)) + " ms";
+    }
+    if (a < 60) return sec.toFixed(1) + " s";
+    if (a < 3600) return (sec / 60).toFixed(1) + " min";
+    return (sec / 3600).toFixed(1) + " h";
+  }
+  function fmtUsd(v) {
+    var a = Math.abs(v);
+    if (a === 0) return "$0";
+    if (a >= 1e6) return "$" + (v / 1e6).toFixed(1) + "M";
+    if (a >= 1e4) return "$" + (v / 1e3).toFixed(1) + "k";
+    if (a >= 100) return "$" + Math.round(v).toLocaleString("en-US");
+    if (a >= 0.01) return "$" + v.toFixed(2);
+    if (a >= 0.0001) return "$" + v.toFixed(4);
+    return "$" + v.toFixed(6);
+  }
+  function fmt(v, unit) {
+    if (v === null || v === undefined) return "\u2013";
+    if (typeof v !== "number") return String(v);
+    if (!isFinite(v)) return "\u2013";
+    if (unit === "ratio") {
+      var a = Math.abs(v);
+      return (v * 100).toFixed(a < 0.1 && a > 0 ? 1 : 0) + "%";
+    }
+    if (unit === "USD") return fmtUsd(v);
+    if (DURATION_UNITS.hasOwnProperty(unit)) return fmtDuration(v * DURATION_UNITS[unit]);
+    return fmtCount(v);
   }
 
   function parseTime(s) { return Date.parse(s.length <= 19 ? s + "Z" : s); }
