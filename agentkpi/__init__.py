@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AgentKpiError": "agentkpi.errors",
     "Store": "agentkpi.store",
+    "open_store": "agentkpi.store",
     "CATALOGUE": "agentkpi.kpis",
     "rollup": "agentkpi.pipeline",
     "ingest": "agentkpi.pipeline",

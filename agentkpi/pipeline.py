@@ -26,12 +26,12 @@ import pyarrow.compute as pc
 
 from agentkpi import config, pricing, sources
 from agentkpi.errors import DataError, UsageError
-from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
+from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery, run
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
 from agentkpi.sinks import csv_hourly
 from agentkpi.sinks.target import write_files
-from agentkpi.store import Store
+from agentkpi.store import Store, open_store
 from agentkpi.times import parse_hour
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -156,7 +156,7 @@ def default_machine() -> str:
     return socket.gethostname() or "unknown"
 
 
-def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | None = None,
+def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | None = None,
            progress: Progress | None = None, machine: str | None = None) -> IngestResult:
     """Bring the store up to date with ``source`` (a directory or fsspec URL).
 
@@ -177,15 +177,9 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
                           machine=machine or default_machine(),
                           ran_at=datetime.now(UTC).replace(tzinfo=None))
-    merged_before = getattr(store, "merged_by_key", 0)
+    merged_before = store.merged_by_key
     todo = [(p, _fingerprint(info)) for p, info in listing.items()]
-    changed = getattr(store, "changed_files", None)
-    if changed is not None:
-        todo = changed(todo)
-    else:
-        known = store.fingerprints()
-        todo = [(p, fp) for p, fp in todo if not fp or known.get(p) != fp]
-    todo.sort()
+    todo = sorted(store.changed_files(todo))
     result.files_unchanged = result.files_seen - len(todo)
     fresh = store.counts()["events"] == 0
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
@@ -234,17 +228,10 @@ def ingest(source: str, store: Any, *, fmt: str | None = None, workers: int | No
             consume(pool.map(_parse_chunk_local, [src.NAME] * len(chunks), chunks))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
-    result.quality.count_audit("duplicate_events_merged",
-                               getattr(store, "merged_by_key", 0) - merged_before)
-    record = getattr(store, "record_audit", None)
-    if record is not None:
-        record(result.audit_rows())
-    try:
-        result.machines_seen = sorted(
-            m for m in store.sql("SELECT DISTINCT machine FROM sessions").column(0).to_pylist()
-            if m is not None)
-    except Exception:  # a store without the column (never after migration 2)
-        result.machines_seen = []
+    result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
+    store.record_audit(result.audit_rows())
+    _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")
+    result.machines_seen = sorted(m for (m,) in machines if m is not None)
     return result
 
 
@@ -310,15 +297,16 @@ def hours_between(start: datetime, end: datetime) -> list[datetime]:
     return [start + timedelta(hours=i) for i in range(n)]
 
 
-def compute_rows(store: Any, start: datetime, end: datetime, grain: str = "hour",
+def compute_rows(store: Store, start: datetime, end: datetime, grain: str = "hour",
                  columns: Iterable[str] = HOURLY_COLUMNS) -> dict[datetime, dict[str, Any]]:
-    """KPI rows keyed by bucket start for ``[start, end)`` on the DuckDB store."""
+    """KPI rows keyed by bucket start for ``[start, end)``."""
     q = KpiQuery(start=start, end=end, kpis=list(columns), grain=grain)
-    rows = store.run_kpis(q)
+    rows = run(store, q)
     return {r.pop("bucket"): r for r in rows}
 
 
-def rollup(target: str, *, source: str | None = None, store: Any = None,
+def rollup(target: str, *, source: str | None = None,
+           store: Store | str | os.PathLike[str] | None = None,
            hours: int | None = None, at: str | None = None, start: str | None = None,
            end: str | None = None, daily: str | None = None, fmt: str | None = None,
            strict: bool = False, now: datetime | None = None, workers: int | None = None,
@@ -334,8 +322,14 @@ def rollup(target: str, *, source: str | None = None, store: Any = None,
     if (start is None) != (end is None):
         raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
                          "--to 2026-04-25T00")
-    own = store is None or isinstance(store, (str, os.PathLike))
-    st = Store(store) if own else store
+    # Nothing: the configured engine (as every entry point); a path: that DuckDB file.
+    st: Store
+    if store is None:
+        st, own = open_store(), True
+    elif isinstance(store, (str, os.PathLike)):
+        st, own = open_store("duckdb", path=store), True
+    else:
+        st, own = store, False
     result = RollupResult()
     try:
         if source is not None:

@@ -27,12 +27,15 @@ import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentkpi.quality import Quality
+
+if TYPE_CHECKING:
+    from agentkpi.store import Store
 
 try:
     import genai_prices
@@ -220,7 +223,7 @@ def price_events(events: pa.Table, q: Quality | None = None, *,
     return events
 
 
-def reprice(store: Any, start: datetime, end: datetime) -> dict[str, Any]:
+def reprice(store: Store, start: datetime, end: datetime) -> dict[str, Any]:
     """Recompute the costs of stored llm_calls in ``[start, end)`` with this table.
 
     Costs marked 'priced' are computed again (a newer table may have changed them);

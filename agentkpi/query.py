@@ -13,7 +13,7 @@ column per dimension in ``by``, then one column per metric (plus
 ``<metric>_previous``, ``<metric>_change`` and ``<metric>_change_pct`` with
 ``compare="previous"``).
 
-Everything goes through ``store.run_kpis(KpiQuery)``, so the same call runs on
+Everything goes through :func:`agentkpi.kpis.run` (a ``KpiQuery``), so the same call runs on
 every engine (DuckDB by default, ClickHouse for scale); the SQL here is limited
 to the portable subset the KPI catalogue uses. See ``docs/query.md``.
 
@@ -51,7 +51,9 @@ import pyarrow as pa
 
 from agentkpi.errors import UsageError
 from agentkpi.kpis.catalogue import BY_NAME, Kpi
-from agentkpi.kpis.sql import DUCKDB, GRAINS, Dialect, Dim, KpiQuery
+from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery, run
+from agentkpi.store import Dialect, Store, open_store
+from agentkpi.store.duckdb import DUCKDB
 from agentkpi.times import parse_range
 from agentkpi.times import zone as time_zone
 
@@ -140,14 +142,11 @@ def _grain(value: str | None) -> str | None:
     return value
 
 
-def _literal(dialect: Any, value: Any) -> str:
-    lit = getattr(dialect, "str_literal", None)
-    if lit is not None:
-        return str(lit(str(value)))
-    return "'" + str(value).replace("'", "''") + "'"
+def _literal(dialect: Dialect, value: Any) -> str:
+    return dialect.str_literal(str(value))
 
 
-def _predicate(dialect: Any, dim: Dimension, value: Any) -> str:
+def _predicate(dialect: Dialect, dim: Dimension, value: Any) -> str:
     if value is None:
         return f"{dim.expr} IS NULL"
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -165,19 +164,11 @@ def _predicate(dialect: Any, dim: Dimension, value: Any) -> str:
 
 # ----------------------------------------------------------------------------- the query
 
-def _dialect(store: Any) -> Any:
-    return getattr(store, "dialect", None) or DUCKDB
-
-
-def _open(store: Any) -> tuple[Any, bool]:
-    if store is None:
-        from agentkpi.engines import open_store
-
+def _open(store: Store | str | Path | None) -> tuple[Store, bool]:
+    if store is None:  # the configured engine
         return open_store(read_only=True), True
-    if isinstance(store, (str, Path)):
-        from agentkpi.store import Store
-
-        return Store(store, read_only=True), True
+    if isinstance(store, (str, Path)):  # a DuckDB file
+        return open_store("duckdb", path=store, read_only=True), True
     return store, False
 
 
@@ -199,7 +190,7 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
           where: Mapping[str, Any] | None = None,
           start: str | date | datetime | None = None, end: str | date | datetime | None = None,
           tz: str = "UTC", week_start: str | int = "monday", top: int | None = None,
-          compare: str | None = None, store: Any = None) -> pa.Table:
+          compare: str | None = None, store: Store | str | Path | None = None) -> pa.Table:
     """Compute ``metrics`` per ``grain`` bucket and per value of the ``by`` dimensions.
 
     ``metrics``: names from the KPI catalogue (``agentkpi kpis``; see
@@ -208,7 +199,7 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
     :data:`DIMENSIONS` or ``data.KEY``. ``where``: ``{dimension: value | [values]
     | None}``. ``compare="previous"`` adds the previous period (same length,
     immediately before) per metric. ``store``: a store object, a DuckDB path, or
-    ``None`` for the configured default.
+    ``None`` for the configured store (:func:`agentkpi.store.open_store`).
 
     Returns a :class:`pyarrow.Table` (``.to_pandas()``, ``polars.from_arrow``).
     Raises :class:`agentkpi.errors.UsageError` for unknown names or a bad range.
@@ -236,7 +227,7 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
 
     st, owned = _open(store)
     try:
-        dialect = _dialect(st)
+        dialect = st.dialect
         dims = [resolve_dimension(b, dialect) for b in by]
         preds = [_predicate(dialect, resolve_dimension(k, dialect), v)
                  for k, v in (where or {}).items()]
@@ -269,7 +260,7 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
         if owned:
             st.close()
     if ranks or compare or [d.name for d in ordered] != [d.name for d in engine_dims]:
-        # run_kpis sorts by (bucket, dims) in its own grouping order; re-sort when that
+        # kpis.run sorts by (bucket, dims) in its own grouping order; re-sort when that
         # order is not ours (top-N ranks, comparison rows, session-level dims moved last).
         rows = _order(rows, len(dims), ranks)
     internal = {"bucket", *(f"dim{i}" for i in range(len(dims)))}
@@ -292,13 +283,13 @@ def _engine_kpis(metrics: Sequence[str]) -> list[str]:
     return [*metrics, "sessions"] if "sessions" not in metrics else list(metrics)
 
 
-def _run(st: Any, q: KpiQuery) -> list[dict[str, Any]]:
-    return list(st.run_kpis(q))
+def _run(st: Store, q: KpiQuery) -> list[dict[str, Any]]:
+    return run(st, q)
 
 
-def _apply_top(st: Any, dims: list[Dimension], engine_dims: list[Dim], metrics: list[str],
+def _apply_top(st: Store, dims: list[Dimension], engine_dims: list[Dim], metrics: list[str],
                preds: list[str], top: int, start: datetime, end: datetime,
-               dialect: Any) -> tuple[list[Dim], list[dict[str, int]]]:
+               dialect: Dialect) -> tuple[list[Dim], list[dict[str, int]]]:
     rank_metric = next((m for m in metrics if _numeric(BY_NAME[m])), "events")
     out, ranks = [], []
     for d, ed in zip(dims, engine_dims, strict=True):

@@ -46,10 +46,10 @@ from typing import Any
 from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
 
 from agentkpi import pipeline, sources
-from agentkpi.engines.clickhouse import CLICKHOUSE, ClickHouseStore
 from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
 from agentkpi.kpis.sql import build
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
+from agentkpi.store.clickhouse import CLICKHOUSE, ClickHouseStore
 
 START = datetime(2026, 5, 20)
 DEFAULT_SOURCES = ("/tmp/akbench/source-200000", "/tmp/akch")
@@ -165,7 +165,7 @@ def main() -> None:
                                                   sorted((work / "new").rglob("*.jsonl"))])
 
     engines = {
-        "duckdb": lambda: Store(str(work / "duck.duckdb")),
+        "duckdb": lambda: DuckDBStore(str(work / "duck.duckdb")),
         "clickhouse": lambda: ClickHouseStore(f"chdb://{work / 'chdb'}"),
     }
     for name, open_store in engines.items():

@@ -77,10 +77,10 @@ def ensure_store(store: str, source: str | None) -> None:
 
 def bench_queries(store_path: str, repeat: int) -> dict[str, Any]:
     import agentkpi
-    from agentkpi.store import Store
+    from agentkpi.store import DuckDBStore
 
     out: dict[str, Any] = {}
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         out["store"] = {**st.counts(), "first_event": str(st.time_range()[0]),
                         "last_event": str(st.time_range()[1])}
         for name, kw in QUERIES.items():

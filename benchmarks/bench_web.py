@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
 
-from agentkpi.store import Store  # noqa: E402
+from agentkpi.store import DuckDBStore  # noqa: E402
 from agentkpi.web import create_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -70,7 +70,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_web.md")))
     a = ap.parse_args()
 
-    with Store(a.store, read_only=True) as st:
+    with DuckDBStore(a.store, read_only=True) as st:
         counts = st.counts()
         lo, hi = st.time_range()
         sid = st.con.execute("SELECT session_id FROM sessions LIMIT 1").fetchall()[0][0]
@@ -191,7 +191,7 @@ def main() -> int:
     lines += ["", "## Reading the numbers", "",
               "- Every KPI is computed from the raw events at query time (per-session measures "
               "over ~4.9 M events, then per-bucket aggregates, through the engine-neutral "
-              "`store.run_kpis`); the overview runs two such queries (the hourly series and the "
+              "`agentkpi.kpis.run`); the overview runs two such queries (the hourly series and the "
               "range totals, which are not additive: users, percentiles). On this shared "
               "2-CPU machine that costs seconds, so an *uncached* overview of 200 k sessions "
               "misses the 1 s target.",

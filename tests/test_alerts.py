@@ -19,7 +19,7 @@ import pytest
 from agentkpi import alerts
 from agentkpi.alerts import Notify, Rule, evaluate_series, load_rules, process
 from agentkpi.errors import UsageError
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.test_web_api import make_store
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "alerts.md"
@@ -186,7 +186,7 @@ def test_check_on_a_store_fires_then_stays_quiet(store_path: Path, tmp_path: Pat
                      '[[rule]]\nname="busy"\nmetric="sessions"\nop=">"\nthreshold=0\nfor=3\n'
                      '[[rule]]\nname="tools"\nmetric="tool_calls_total"\nop=">="\n'
                      'threshold=0\nby="tool"\ngrain="day"\n')
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         first = alerts.check(rules, st, now=datetime(2026, 5, 20, 12))
         again = alerts.check(rules, st, now=datetime(2026, 5, 20, 12, 30))
         later = alerts.check(rules, st, now=datetime(2026, 6, 1))

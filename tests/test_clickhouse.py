@@ -24,11 +24,11 @@ import clickhouse_connect  # noqa: F401
 import pytest
 
 from agentkpi import pipeline
-from agentkpi.engines.clickhouse import CLICKHOUSE, ClickHouseStore
 from agentkpi.kpis.catalogue import BY_NAME
-from agentkpi.kpis.sql import Dim, KpiQuery
+from agentkpi.kpis.sql import Dim, KpiQuery, run
 from agentkpi.query import query as run_query
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
+from agentkpi.store.clickhouse import CLICKHOUSE, ClickHouseStore
 
 from .conftest import CONSTRUCTED
 
@@ -52,7 +52,7 @@ def _hourly(target: Path) -> dict[str, bytes]:
 
 
 def _rollup_both(tmp: Path, source: Path, **kw: object) -> tuple[dict, dict]:
-    duck = Store(str(tmp / "duck.duckdb"))
+    duck = DuckDBStore(str(tmp / "duck.duckdb"))
     try:
         pipeline.rollup(str(tmp / "out_duck"), source=str(source), store=duck, workers=1, **kw)
     finally:
@@ -114,7 +114,7 @@ def _dims() -> list[list[Dim]]:
 
 def test_whole_catalogue_every_grain_and_dimension(tmp_path: Path) -> None:
     src = _generate(tmp_path / "src", 200, dirty=True, seed=11)
-    duck = Store(str(tmp_path / "duck.duckdb"))
+    duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
         pipeline.ingest(str(src), duck, workers=1)
@@ -130,7 +130,7 @@ def test_whole_catalogue_every_grain_and_dimension(tmp_path: Path) -> None:
         cases += [dict(grain="day", by=_dims()[1] + _dims()[2])]
         for case in cases:
             q = KpiQuery(start=start, end=end, kpis=ALL_KPIS, **case)  # type: ignore[arg-type]
-            want, got = duck.run_kpis(q), ch.run_kpis(q)
+            want, got = run(duck, q), run(ch, q)
             assert want, case
             assert got == want, case
     finally:
@@ -140,7 +140,7 @@ def test_whole_catalogue_every_grain_and_dimension(tmp_path: Path) -> None:
 
 def test_query_layer_on_both_engines(tmp_path: Path) -> None:
     src = _generate(tmp_path / "src", 150, dirty=False, seed=5)
-    duck = Store(str(tmp_path / "duck.duckdb"))
+    duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
         pipeline.ingest(str(src), duck, workers=1)
@@ -180,7 +180,7 @@ def test_percentile_equals_the_seed_formula_on_both_engines() -> None:
 
     import duckdb
 
-    from agentkpi.kpis.sql import DUCKDB
+    from agentkpi.store.duckdb import DUCKDB
 
     rng = random.Random(4)
     con = duckdb.connect()
@@ -268,7 +268,7 @@ def test_incremental_reingest_is_idempotent(tmp_path: Path) -> None:
     finally:
         ch.close()
     # a fresh DuckDB store over the grown files gives the very same CSVs
-    duck = Store(str(tmp_path / "duck.duckdb"))
+    duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     try:
         pipeline.rollup(str(tmp_path / "out_duck"), source=str(src), store=duck, workers=1,
                         start="2026-05-19T22", end=end)
@@ -307,7 +307,7 @@ def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
         assert st.counts() == {"sessions": 0, "events": 0, "files": 0}
         assert st.time_range() == (None, None)
         # the documented cluster DDL (docs/clickhouse.md) is valid ClickHouse SQL
-        from agentkpi.engines.clickhouse import ddl_script
+        from agentkpi.store.clickhouse import ddl_script
 
         script = ddl_script("agentkpi_cluster")
         assert "ReplicatedReplacingMergeTree" in script and "cityHash64(session_id)" in script
@@ -316,8 +316,8 @@ def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
 
 
 def test_version_1_store_migrates_and_event_keys_merge(tmp_path: Path) -> None:
-    from agentkpi.engines.clickhouse import migrations, schema_migrations_ddl
     from agentkpi.model import CanonicalBatch
+    from agentkpi.store.clickhouse import migrations, schema_migrations_ddl
 
     dsn = f"chdb://{tmp_path / 'ch'}"
     with ClickHouseStore(dsn) as st:  # rebuild the store as schema version 1 had it
@@ -383,9 +383,9 @@ def test_cli_rollup_engine_clickhouse(tmp_path: Path) -> None:
 
 
 def test_parse_dsn_and_factory(tmp_path: Path) -> None:
-    from agentkpi.engines import open_store
-    from agentkpi.engines.clickhouse import parse_dsn
     from agentkpi.errors import UsageError
+    from agentkpi.store import open_store
+    from agentkpi.store.clickhouse import parse_dsn
 
     http = parse_dsn("clickhouse://u:p%40ss@ch.example:9000/kpis?cluster=c1&max_threads=4")
     assert (http["kind"], http["host"], http["port"], http["username"], http["password"],
@@ -428,3 +428,73 @@ def test_reprice_on_clickhouse(tmp_path: Path) -> None:
         rows = st.sql("SELECT seq, cost_usd, cost_source FROM events ORDER BY seq").to_pylist()
         assert [x["cost_source"] for x in rows] == ["priced", "source"]
         assert rows[0]["cost_usd"] == pytest.approx(0.0075) and rows[1]["cost_usd"] == 0.5
+
+
+# ----------------------------------------------------------------------------- the store seam
+
+
+def test_exports_and_session_reads_agree_on_both_engines(tmp_path: Path) -> None:
+    """Every Store member the upper layers use gives the same answer on both engines."""
+    from agentkpi.sinks.export import export, kpis_table
+
+    src = _generate(tmp_path / "src", 30, dirty=True, seed=5)
+    duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
+    ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
+    try:
+        pipeline.ingest(str(src), duck, workers=1)
+        pipeline.ingest(str(src), ch, workers=1)
+        lo = START.replace(tzinfo=None) + timedelta(hours=1)
+        hi = lo + timedelta(hours=2)
+        for what in ("events", "sessions"):
+            for rng in ((None, None), (lo, hi)):
+                d = duck.scan(what, *rng).read_all()
+                c = ch.scan(what, *rng).read_all()
+                assert d.schema == c.schema
+                key = ["session_id", "file", "seq"] if what == "events" else ["session_id"]
+                assert d.num_rows > 0
+                assert c.sort_by([(k, "ascending") for k in key]).to_pylist() == \
+                    d.sort_by([(k, "ascending") for k in key]).to_pylist()
+        assert kpis_table(ch).to_pylist() == kpis_table(duck).to_pylist()
+        res = export(ch, "events", tmp_path / "ch_events.jsonl")
+        assert res.rows == duck.counts()["events"]
+        sid = duck.fetch("SELECT session_id FROM events WHERE ts IS NULL LIMIT 1")[1]
+        sid = sid[0][0] if sid else duck.fetch("SELECT min(session_id) FROM sessions")[1][0][0]
+        d_rec, c_rec = duck.read_session(sid), ch.read_session(sid)
+        assert d_rec.session == c_rec.session and d_rec.session is not None
+        assert d_rec.events == c_rec.events and d_rec.events
+        assert duck.read_session("no-such-session").events == []
+        assert ch.read_session("no-such-session").session is None
+    finally:
+        duck.close()
+        ch.close()
+
+
+def test_str_literal_round_trips_on_both_engines() -> None:
+    from agentkpi.store.duckdb import DUCKDB
+
+    tricky = ["it's", "back\\slash", "\\'", "a\\nb", "quote''twice", "ünï"]
+    duck = DuckDBStore(":memory:")
+    ch = ClickHouseStore("chdb://")
+    try:
+        for value in tricky:
+            assert duck.fetch(f"SELECT {DUCKDB.str_literal(value)}")[1][0][0] == value
+            assert ch.fetch(f"SELECT {CLICKHOUSE.str_literal(value)}")[1][0][0] == value
+    finally:
+        duck.close()
+        ch.close()
+
+
+def test_library_rollup_honours_the_configured_engine(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """agentkpi.rollup() without a store opens the configured engine (it used to be DuckDB)."""
+    src = _generate(tmp_path / "src", 10, dirty=False, seed=4)
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    monkeypatch.setenv("AGENTKPI_ENGINE", "clickhouse")
+    monkeypatch.setenv("AGENTKPI_DSN", dsn)
+    monkeypatch.setenv("AGENTKPI_STORE", str(tmp_path / "never.duckdb"))
+    r = pipeline.rollup(str(tmp_path / "out"), source=str(src), workers=1,
+                        start="2026-05-20T00", end="2026-05-20T06")
+    assert r.written
+    assert not (tmp_path / "never.duckdb").exists()
+    with ClickHouseStore(dsn, read_only=True) as ch:
+        assert ch.counts()["events"] == r.ingest.events > 0

@@ -19,7 +19,7 @@ from agentkpi.pipeline import ingest
 from agentkpi.sinks import csv_export, jsonl, parquet, xlsx
 from agentkpi.sinks._batches import neutralise_batch
 from agentkpi.sinks.export import FORMATS, export, write
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.conftest import ev, write_session
 
 from .reference_seed import hourly_row, read_rows
@@ -28,7 +28,7 @@ START = datetime(2026, 5, 20, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     tmp = tmp_path_factory.mktemp("export")
     generate_sessions(tmp / "data", 40, START, hours=3, seed=3, dirty=True)
     # One session whose text would run as spreadsheet formulas.
@@ -38,14 +38,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         ev("2026-05-20T01:03:00Z", "tool_output", tool="+cmd", success=True),
     ], user_id="\tuser", project="\rproj")
     path = tmp / "s.duckdb"
-    with Store(path) as st:
+    with DuckDBStore(path) as st:
         ingest(str(tmp / "data"), st, workers=1)
-    st = Store(path, read_only=True)
+    st = DuckDBStore(path, read_only=True)
     yield st
     st.close()
 
 
-def _expected(store: Store, what: str, spreadsheet: bool) -> pa.Table:
+def _expected(store: DuckDBStore, what: str, spreadsheet: bool) -> pa.Table:
     schema = {"events": EVENT_SCHEMA, "sessions": SESSION_SCHEMA}[what]
     t = store.sql(f"SELECT {', '.join(schema.names)} FROM {what}").cast(schema)
     if spreadsheet:
@@ -69,7 +69,7 @@ def _sorted(t: pa.Table, keys: list[str]) -> pa.Table:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("what", ["events", "sessions"])
-def test_table_export_reads_back_equal(store: Store, tmp_path: Path, fmt: str,
+def test_table_export_reads_back_equal(store: DuckDBStore, tmp_path: Path, fmt: str,
                                        what: str) -> None:
     path = tmp_path / f"{what}.{fmt}"
     r = export(store, what, path, fmt)
@@ -126,7 +126,7 @@ def _same(fmt: str, got: Any, want: Any) -> bool:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_export_kpis_command_writes_the_reference_hourly_rows(store: Store, tmp_path: Path,
+def test_export_kpis_command_writes_the_reference_hourly_rows(store: DuckDBStore, tmp_path: Path,
                                                               fmt: str) -> None:
     """``agentkpi export kpis`` through the command, read back plainly, against the reference."""
     from click.testing import CliRunner
@@ -153,7 +153,7 @@ def test_export_kpis_command_writes_the_reference_hourly_rows(store: Store, tmp_
         assert not bad, bad
 
 
-def test_formula_cells_are_neutralised_in_csv_and_xlsx(store: Store, tmp_path: Path) -> None:
+def test_formula_cells_are_neutralised_in_csv_and_xlsx(store: DuckDBStore, tmp_path: Path) -> None:
     export(store, "events", tmp_path / "e.csv")
     export(store, "events", tmp_path / "e.xlsx")
     with open(tmp_path / "e.csv", newline="") as fh:
@@ -220,7 +220,7 @@ def test_streaming_takes_batches_and_readers(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "empty.parquet").schema.equals(schema)
 
 
-def test_bad_format_and_range_filter(store: Store, tmp_path: Path) -> None:
+def test_bad_format_and_range_filter(store: DuckDBStore, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown export format 'txt'; choose from csv"):
         export(store, "events", tmp_path / "x.txt")
     r = export(store, "events", tmp_path / "hour.parquet", None, datetime(2026, 5, 20, 1),

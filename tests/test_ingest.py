@@ -11,14 +11,14 @@ import pytest
 
 from agentkpi.errors import DataError, UsageError
 from agentkpi.pipeline import ingest, rollup
-from agentkpi.store import MIGRATIONS, Store
+from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
 from .conftest import ev, write_session
 
 H = "2026-05-20T14"
 
 
-def _events(store: Store) -> int:
+def _events(store: DuckDBStore) -> int:
     return store.counts()["events"]
 
 
@@ -26,7 +26,7 @@ def test_unchanged_files_are_not_read_again(dataset: Path, tmp_path: Path) -> No
     for i in range(5):
         write_session(dataset, f"s{i}", "2026-05-20T14:00:00+00:00",
                       [ev("2026-05-20T14:01:00+00:00", "llm_call")])
-    with Store(tmp_path / "s.duckdb") as st:
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
         first = ingest(str(dataset), st, workers=1)
         second = ingest(str(dataset), st, workers=1)
         assert (first.files_read, second.files_read, second.files_unchanged) == (5, 0, 5)
@@ -46,7 +46,7 @@ def test_a_grown_session_file_replaces_its_rows_nothing_doubled(dataset: Path,
     assert r1.rows[H]["tokens_prompt"] == 10 and r1.rows[H]["llm_calls"] == 1
     assert r2.rows[H]["tokens_prompt"] == 15 and r2.rows[H]["llm_calls"] == 2
     assert r2.rows[H]["sessions"] == 1
-    with Store(store) as st:
+    with DuckDBStore(store) as st:
         assert st.counts() == {"sessions": 1, "events": 2, "files": 1}
 
 
@@ -63,11 +63,11 @@ def test_a_session_reuploaded_under_another_folder_is_not_counted_twice(
 
 def test_store_records_migrations_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
-    with Store(path) as st:
+    with DuckDBStore(path) as st:
         assert st.schema_version() == MIGRATIONS[-1][0]
-    with Store(path) as st:  # second open applies nothing new
+    with DuckDBStore(path) as st:  # second open applies nothing new
         assert st.migrate() == []
-    with Store(path, read_only=True) as st:
+    with DuckDBStore(path, read_only=True) as st:
         assert st.counts()["events"] == 0
 
 
@@ -75,7 +75,7 @@ def test_read_only_open_of_missing_store_says_what_to_do(tmp_path: Path) -> None
     from agentkpi.errors import StoreError
 
     with pytest.raises(StoreError, match="agentkpi ingest"):
-        Store(tmp_path / "nope.duckdb", read_only=True)
+        DuckDBStore(tmp_path / "nope.duckdb", read_only=True)
 
 
 def _bad_dataset(root: Path) -> dict[str, str]:
@@ -126,7 +126,7 @@ def test_skipped_files_stay_visible_in_the_store_ledger(tmp_path: Path) -> None:
     _bad_dataset(root)
     store = str(tmp_path / "s.duckdb")
     rollup(str(tmp_path / "o"), source=str(root), store=store, at=H)
-    with Store(store, read_only=True) as st:
+    with DuckDBStore(store, read_only=True) as st:
         rows = st.sql("SELECT path, reason FROM ingested_files WHERE status = 'skipped'")
     assert rows.num_rows == 4 and all(rows.column("reason").to_pylist())
 

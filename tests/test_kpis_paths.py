@@ -30,7 +30,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     agentkpi.generate_sessions(str(tmp / "data"), 240, START, hours=HOURS, seed=23, dirty=True,
                                workers=1)
     store = str(tmp / "s.duckdb")
-    with agentkpi.Store(store) as st:
+    with agentkpi.open_store("duckdb", path=store) as st:
         agentkpi.ingest(str(tmp / "data"), st, workers=1)
     return store, read_rows(tmp / "data")
 

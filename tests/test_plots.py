@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from agentkpi.cli import main
 from agentkpi.plots import UNIT_LABEL, write_plots
 from agentkpi.reports.html import render_html, svg_line_chart
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from agentkpi.web import data
 from tests.test_web_api import dataset_dir, make_store
 
@@ -99,7 +99,7 @@ def test_plot_lines_are_the_reference_kpis_of_each_hour(store_path: Path, tmp_pa
 
 
 def test_plots_of_an_empty_range_still_have_axes(store_path: Path, tmp_path: Path) -> None:
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         rep = data.overview(st, data.parse_time("2030-01-01"), data.parse_time("2030-01-02"))
     paths = write_plots(rep, tmp_path)
     assert len(paths) == 8 and all(_png_size(p)[0] >= 900 for p in paths)
@@ -107,7 +107,7 @@ def test_plots_of_an_empty_range_still_have_axes(store_path: Path, tmp_path: Pat
 
 def test_html_report_is_self_contained_with_every_chart_and_table(store_path: Path,
                                                                   tmp_path: Path) -> None:
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         rep = data.report(st, data.parse_time("2026-05-20"), data.parse_time("2026-05-21"))
     doc = render_html(rep)
     (tmp_path / "report.html").write_text(doc)
@@ -142,7 +142,7 @@ def test_svg_chart_has_gaps_for_missing_values() -> None:
 def test_html_report_renders_a_build_report_dict(store_path: Path) -> None:
     from agentkpi.reports import build_report
 
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         rep = build_report(st, "2026-05-20", "2026-05-21")
     doc = render_html(rep)
     assert "<script" not in doc and doc.count("<svg") >= 3

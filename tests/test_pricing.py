@@ -13,7 +13,7 @@ import pytest
 from agentkpi import pricing
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
-from agentkpi.store import MIGRATIONS, Store
+from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
 
 def test_hand_checked_cost_of_a_real_claude_code_call() -> None:
@@ -103,7 +103,7 @@ def test_price_step_source_cost_wins_tokens_are_priced_unknown_is_null() -> None
 def test_unpriced_tokens_kpi_through_the_store(tmp_path: Path) -> None:
     from agentkpi.query import query
 
-    st = Store(tmp_path / "s.duckdb")
+    st = DuckDBStore(tmp_path / "s.duckdb")
     b = _calls()
     b.add_session(session_id="s", machine="laptop")
     st.write_batch(b.session_table(), pricing.price_events(b.event_table()), [],
@@ -129,7 +129,7 @@ def test_a_version_1_store_opens_and_gains_the_new_columns(tmp_path: Path) -> No
     con.execute("INSERT INTO events (session_id, seq, event_type, prompt_tokens, file) "
                 "VALUES ('old', 0, 'llm_call', 12, 'a.jsonl')")
     con.close()
-    st = Store(path)
+    st = DuckDBStore(path)
     assert st.schema_version() == MIGRATIONS[-1][0] >= 2
     cols = st.sql("SELECT * FROM events").column_names
     assert {"tool_call_id", "mcp_server", "parent_id", "reasoning_tokens",
@@ -146,7 +146,7 @@ def test_a_version_1_store_opens_and_gains_the_new_columns(tmp_path: Path) -> No
 
 
 def test_same_event_key_from_two_files_is_one_row_the_largest_wins(tmp_path: Path) -> None:
-    st = Store(tmp_path / "s.duckdb")
+    st = DuckDBStore(tmp_path / "s.duckdb")
 
     def batch(file: str, out: int, parent: str | None = None) -> None:
         b = CanonicalBatch()
@@ -180,7 +180,7 @@ def test_reprice_recomputes_priced_and_unpriced_keeps_source_costs(tmp_path: Pat
     from agentkpi.cli import main
 
     path = tmp_path / "s.duckdb"
-    st = Store(path)
+    st = DuckDBStore(path)
     b = _calls()
     ev = pricing.price_events(b.event_table())
     # pretend an older table priced call 0 differently, and knew no price for call 2
@@ -194,7 +194,7 @@ def test_reprice_recomputes_priced_and_unpriced_keeps_source_costs(tmp_path: Pat
                                     "--store", str(path)])
     assert res.exit_code == 0, res.output
     assert "1 cost(s) changed" in res.output and "327 token(s) still unpriced" in res.output
-    st = Store(path, read_only=True)
+    st = DuckDBStore(path, read_only=True)
     rows = st.sql("SELECT seq, cost_usd, cost_source FROM events ORDER BY seq").to_pylist()
     st.close()
     assert rows[0]["cost_usd"] == pytest.approx(0.0075) and rows[0]["cost_source"] == "priced"

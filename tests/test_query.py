@@ -29,7 +29,7 @@ import agentkpi
 from agentkpi.errors import UsageError
 from agentkpi.pipeline import ingest
 from agentkpi.query import OTHER, query
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.conftest import ev, write_session
 
 RANGE = {"start": "2026-05-01", "end": "2026-07-01"}
@@ -64,16 +64,16 @@ def build_fixture(root: Path) -> None:
     ], user_id="bob", model="m-a", project="p1")
 
 
-def fixture_store(tmp: Path) -> Store:
+def fixture_store(tmp: Path) -> DuckDBStore:
     """The hand-counted fixture ingested into a store under ``tmp``, opened read-only."""
     build_fixture(tmp / "data")
-    with Store(tmp / "s.duckdb") as st:
+    with DuckDBStore(tmp / "s.duckdb") as st:
         ingest(str(tmp / "data"), st, workers=1)
-    return Store(tmp / "s.duckdb", read_only=True)
+    return DuckDBStore(tmp / "s.duckdb", read_only=True)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     st = fixture_store(tmp_path_factory.mktemp("query"))
     yield st
     st.close()
@@ -89,7 +89,7 @@ def utc(*args: int) -> datetime:
 
 # ----------------------------------------------------------------------------- time grains
 
-def test_hourly_time_series(store: Store) -> None:
+def test_hourly_time_series(store: DuckDBStore) -> None:
     t = query(["events", "errors", "duration_ms_total", "tokens_total"], grain="hour",
               start="2026-05-04", end="2026-05-06", store=store)
     assert rows(t) == [
@@ -104,7 +104,7 @@ def test_hourly_time_series(store: Store) -> None:
     ]
 
 
-def test_daily_time_series(store: Store) -> None:
+def test_daily_time_series(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "errors", "duration_ms_total", "tokens_total"],
               grain="day", **RANGE, store=store)
     assert rows(t) == [
@@ -119,7 +119,7 @@ def test_daily_time_series(store: Store) -> None:
     ]
 
 
-def test_weekly_time_series_weeks_start_monday(store: Store) -> None:
+def test_weekly_time_series_weeks_start_monday(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "users", "errors"], grain="week", **RANGE, store=store)
     assert rows(t) == [
         {"bucket": utc(2026, 5, 4), "events": 9, "sessions": 2, "users": 1, "errors": 1},
@@ -131,7 +131,7 @@ def test_weekly_time_series_weeks_start_monday(store: Store) -> None:
                                                    utc(2026, 5, 31)]
 
 
-def test_monthly_time_series(store: Store) -> None:
+def test_monthly_time_series(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "users", "errors", "tokens_total"], grain="month",
               **RANGE, store=store)
     assert rows(t) == [
@@ -144,7 +144,7 @@ def test_monthly_time_series(store: Store) -> None:
 
 # ----------------------------------------------------------------------------- dimensions
 
-def test_by_session(store: Store) -> None:
+def test_by_session(store: DuckDBStore) -> None:
     t = query(["events", "errors", "duration_ms_total", "tokens_total", "first_event_at",
                "last_event_at"], grain=None, by=["session"], **RANGE, store=store)
     got = {r["session"]: r for r in rows(t)}
@@ -156,7 +156,7 @@ def test_by_session(store: Store) -> None:
     assert {s: r["events"] for s, r in got.items()} == {"s1": 6, "s2": 3, "s3": 3, "s4": 1}
 
 
-def test_by_user_falls_back_to_session_id(store: Store) -> None:
+def test_by_user_falls_back_to_session_id(store: DuckDBStore) -> None:
     t = query(["sessions", "events", "errors", "tokens_total"], grain=None, by=["user"],
               **RANGE, store=store)
     assert rows(t) == [
@@ -166,7 +166,7 @@ def test_by_user_falls_back_to_session_id(store: Store) -> None:
     ]
 
 
-def test_by_tool_null_success_is_not_a_failure(store: Store) -> None:
+def test_by_tool_null_success_is_not_a_failure(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "success_count", "failure_count", "success_rate",
                "duration_ms_total", "duration_ms_avg"], grain=None, by=["tool"], **RANGE,
               store=store)
@@ -180,7 +180,7 @@ def test_by_tool_null_success_is_not_a_failure(store: Store) -> None:
     assert got[None]["events"] == 7  # events without a tool keep their own row
 
 
-def test_by_agent_event_agent_then_session_agent(store: Store) -> None:
+def test_by_agent_event_agent_then_session_agent(store: DuckDBStore) -> None:
     t = query(["events", "sessions"], grain=None, by=["agent"], **RANGE, store=store)
     assert rows(t) == [
         {"agent": "coder", "events": 2, "sessions": 1},
@@ -189,7 +189,7 @@ def test_by_agent_event_agent_then_session_agent(store: Store) -> None:
     ]
 
 
-def test_by_project_counts_every_event_of_the_session(store: Store) -> None:
+def test_by_project_counts_every_event_of_the_session(store: DuckDBStore) -> None:
     # The seed only counted session_start events per project; every event counts here.
     t = query(["events", "sessions", "users", "errors"], grain=None, by=["project"], **RANGE,
               store=store)
@@ -200,7 +200,7 @@ def test_by_project_counts_every_event_of_the_session(store: Store) -> None:
     ]
 
 
-def test_other_dimensions_and_data_keys(store: Store) -> None:
+def test_other_dimensions_and_data_keys(store: DuckDBStore) -> None:
     by_type = {r["error_type"]: r["events"] for r in rows(query(
         ["events"], grain=None, by=["error_type"], where={"event_type": "error"}, **RANGE,
         store=store))}
@@ -224,7 +224,7 @@ def test_other_dimensions_and_data_keys(store: Store) -> None:
 
 # ----------------------------------------------------------------------------- statistics
 
-def test_totals_every_seed_statistic(store: Store) -> None:
+def test_totals_every_seed_statistic(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "users", "errors", "duration_count", "duration_ms_total",
                "duration_ms_avg", "duration_ms_min", "duration_ms_max", "duration_ms_p50",
                "duration_ms_p95", "duration_ms_p99", "tokens_total", "tokens_per_session",
@@ -240,7 +240,7 @@ def test_totals_every_seed_statistic(store: Store) -> None:
         "success_count": 3, "failure_count": 1, "outcome_count": 4, "success_rate": 0.75}]
 
 
-def test_breakdowns_as_json_maps(store: Store) -> None:
+def test_breakdowns_as_json_maps(store: DuckDBStore) -> None:
     (row,) = rows(query(["events_by_type_json", "errors_by_type_json",
                          "tool_outputs_by_name_json"], grain=None, **RANGE, store=store))
     assert json.loads(row["events_by_type_json"]) == {
@@ -250,7 +250,7 @@ def test_breakdowns_as_json_maps(store: Store) -> None:
     assert json.loads(row["tool_outputs_by_name_json"]) == {"bash": 3, "read": 2}
 
 
-def test_empty_buckets_give_zeros_not_nan(store: Store) -> None:
+def test_empty_buckets_give_zeros_not_nan(store: DuckDBStore) -> None:
     (row,) = rows(query(["duration_ms_p95", "success_rate", "events"], grain=None,
                         by=["user"], where={"user": "bob"}, **RANGE, store=store))
     assert row == {"user": "bob", "duration_ms_p95": 0.0, "success_rate": 0.0, "events": 1}
@@ -258,7 +258,7 @@ def test_empty_buckets_give_zeros_not_nan(store: Store) -> None:
 
 # ----------------------------------------------------------------------------- top, compare
 
-def test_top_folds_the_rest_into_other(store: Store) -> None:
+def test_top_folds_the_rest_into_other(store: DuckDBStore) -> None:
     t = query(["events", "sessions", "users"], grain=None, by=["session"], top=2, **RANGE,
               store=store)
     assert rows(t) == [
@@ -268,7 +268,7 @@ def test_top_folds_the_rest_into_other(store: Store) -> None:
     ]
 
 
-def test_compare_previous_period(store: Store) -> None:
+def test_compare_previous_period(store: DuckDBStore) -> None:
     t = query(["events", "sessions"], grain="week", start="2026-05-11", end="2026-05-18",
               compare="previous", store=store)
     assert rows(t) == [{"bucket": utc(2026, 5, 11), "events": 3, "events_previous": 9,
@@ -289,7 +289,7 @@ def test_compare_previous_period(store: Store) -> None:
 
 # ----------------------------------------------------------------------------- time inputs
 
-def test_time_zone_buckets_and_inputs(store: Store) -> None:
+def test_time_zone_buckets_and_inputs(store: DuckDBStore) -> None:
     # 2026-05-04 23:40 UTC is 2026-05-05 05:10 in Kolkata; s1's events stay on 05-04.
     t = query(["events"], grain="day", tz="Asia/Kolkata", start="2026-05-04",
               end="2026-05-06", store=store)
@@ -312,7 +312,7 @@ def test_time_zone_buckets_and_inputs(store: Store) -> None:
                       store=store)) == [{"events": 7}]
 
 
-def test_default_range_is_the_whole_store(store: Store) -> None:
+def test_default_range_is_the_whole_store(store: DuckDBStore) -> None:
     assert rows(query(["events"], grain=None, store=store)) == [{"events": 13}]
 
 
@@ -331,13 +331,14 @@ def test_default_range_is_the_whole_store(store: Store) -> None:
     ({"top": 0}, "top must be a positive integer"),
     ({"compare": "last_year"}, "unknown comparison"),
 ])
-def test_bad_requests_name_the_valid_choices(store: Store, kwargs: dict, message: str) -> None:
+def test_bad_requests_name_the_valid_choices(store: DuckDBStore, kwargs: dict,
+                                             message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
         query(**{"metrics": ["events"], **kwargs}, store=store)
 
 
 def test_empty_store_gives_an_empty_table_with_the_columns(tmp_path: Path) -> None:
-    st = Store(tmp_path / "empty.duckdb")
+    st = DuckDBStore(tmp_path / "empty.duckdb")
     t = query(["events", "duration_ms_p95", "first_event_at"], grain="day", by=["tool"],
               store=st, compare="previous")
     assert t.num_rows == 0
@@ -346,7 +347,7 @@ def test_empty_store_gives_an_empty_table_with_the_columns(tmp_path: Path) -> No
     st.close()
 
 
-def test_facade_and_store_path(store: Store) -> None:
+def test_facade_and_store_path(store: DuckDBStore) -> None:
     import agentkpi.query as module
 
     assert callable(module) and callable(agentkpi.query)

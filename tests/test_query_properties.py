@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from agentkpi.pipeline import ingest
 from agentkpi.query import query
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.conftest import ev, write_session
 
 # Around month and week edges on purpose: 2026-05-31 is a Sunday, 06-01 a Monday.
@@ -64,11 +64,11 @@ def _events(s: dict) -> list[dict]:
     return out
 
 
-def _store(tmp: Path, sessions: list[dict]) -> Store:
+def _store(tmp: Path, sessions: list[dict]) -> DuckDBStore:
     for i, s in enumerate(sessions):
         write_session(tmp / "data", f"s{i}", T0.isoformat(), _events(s), user_id=s["user"],
                       project=s["project"])
-    st_ = Store(tmp / "s.duckdb")
+    st_ = DuckDBStore(tmp / "s.duckdb")
     ingest(str(tmp / "data"), st_, workers=1)
     return st_
 

@@ -11,18 +11,18 @@ import pytest
 
 from agentkpi.errors import UsageError
 from agentkpi.reports import FORMATS, build_report, render
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.test_query import fixture_store
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     st = fixture_store(tmp_path_factory.mktemp("report"))
     yield st
     st.close()
 
 
-def test_report_sections_hold_the_hand_counted_numbers(store: Store) -> None:
+def test_report_sections_hold_the_hand_counted_numbers(store: DuckDBStore) -> None:
     r = build_report(store, "2026-05-01", "2026-07-01")
     assert r["range"] == {"start": "2026-05-01T00:00:00+00:00",
                           "end": "2026-07-01T00:00:00+00:00", "tz": "UTC"}
@@ -51,7 +51,7 @@ def test_report_sections_hold_the_hand_counted_numbers(store: Store) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_every_format_renders(store: Store, fmt: str) -> None:
+def test_every_format_renders(store: DuckDBStore, fmt: str) -> None:
     r = build_report(store, "2026-05-01", "2026-07-01")
     text = render(r, fmt)
     assert "nan" not in text.lower().replace("nanos", "")
@@ -73,8 +73,8 @@ def test_every_format_renders(store: Store, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_empty_store_and_empty_range_say_so(tmp_path: Path, store: Store, fmt: str) -> None:
-    with Store(tmp_path / "empty.duckdb") as empty:
+def test_empty_store_and_empty_range_say_so(tmp_path: Path, store: DuckDBStore, fmt: str) -> None:
+    with DuckDBStore(tmp_path / "empty.duckdb") as empty:
         r = build_report(empty)
     assert r["empty"] is True and r["range"]["start"] is None
     assert r["summary"]["sessions"] == 0 and r["performance"]["duration_ms_p95"] == 0.0
@@ -95,6 +95,6 @@ def test_report_csv_neutralises_formula_names() -> None:
     assert "tools,'=cmd(),events,1" in render(base, "csv")
 
 
-def test_bad_range_is_a_usage_error(store: Store) -> None:
+def test_bad_range_is_a_usage_error(store: DuckDBStore) -> None:
     with pytest.raises(UsageError, match="empty range"):
         build_report(store, "2026-05-02", "2026-05-01")

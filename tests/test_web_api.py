@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from agentkpi.generate import generate_sessions
 from agentkpi.pipeline import ingest
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from agentkpi.web import create_app
 
 from .reference_seed import hourly_row, read_rows
@@ -48,7 +48,7 @@ def make_store(root: Path, n: int = N_SESSIONS, hours: int = 48, seed: int = 0) 
     if key not in _BUILT or not _BUILT[key].exists():
         built = Path(tempfile.mkdtemp(prefix="agentkpi-web-"))
         generate_sessions(str(built / "data"), n, START, hours=hours, seed=seed, workers=1)
-        with Store(built / "store.duckdb") as st:
+        with DuckDBStore(built / "store.duckdb") as st:
             ingest(str(built / "data"), st, workers=1)
         _BUILT[key] = built / "store.duckdb"
     path = root / "store.duckdb"

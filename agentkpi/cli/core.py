@@ -20,10 +20,10 @@ from agentkpi.cli._common import (
     progress_bar,
     store_option,
 )
-from agentkpi.engines import open_store
 from agentkpi.kpis import CATALOGUE
 from agentkpi.kpis.catalogue import QUERY_KPIS
 from agentkpi.pipeline import IngestResult, RollupResult, ingest, rollup
+from agentkpi.store import open_store
 
 SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",
                    "failure_rate", "time_to_first_action_s_p50"]
@@ -242,7 +242,6 @@ def quickstart_cmd(workdir: str, n: int) -> None:
     store) and kpis/ (hourly CSVs).
     """
     from agentkpi.generate import generate_sessions
-    from agentkpi.store import Store
 
     root = Path(workdir)
     data, target, store_path = root / "data", root / "kpis", root / "agentkpi.duckdb"
@@ -252,7 +251,7 @@ def quickstart_cmd(workdir: str, n: int) -> None:
         console.print(f"generating {n} demo sessions over 48 hours into {data} ...")
         generate_sessions(str(data), n, begin.replace(tzinfo=UTC), hours=48, seed=0,
                           workers=2)
-    with Store(store_path) as st, progress_bar() as progress:
+    with open_store("duckdb", path=store_path) as st, progress_bar() as progress:
         r = rollup(str(target), source=str(data), store=st, progress=progress,
                    start=begin.strftime("%Y-%m-%dT%H"), end=end.strftime("%Y-%m-%dT%H"))
     _print_rollup(r)
@@ -274,10 +273,9 @@ def status_cmd(store: str | None, engine: str, dsn: str | None) -> None:
     try:
         counts = st.counts()
         lo, hi = st.time_range()
-        info: dict[str, Any] = {"store": getattr(st, "path", dsn), **counts,
-                                "first_event": lo, "last_event": hi}
-        if hasattr(st, "schema_version"):
-            info["schema_version"] = st.schema_version()
+        info: dict[str, Any] = {"store": st.path, **counts,
+                                "first_event": lo, "last_event": hi,
+                                "schema_version": st.schema_version()}
     finally:
         st.close()
     print_table([{"key": k, "value": v} for k, v in info.items()], ["key", "value"])

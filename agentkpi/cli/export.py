@@ -6,7 +6,7 @@ import click
 
 from agentkpi.cli import main
 from agentkpi.cli._common import console, engine_options, handle_errors, store_option
-from agentkpi.engines import open_store
+from agentkpi.store import open_store
 
 
 @main.command("export")

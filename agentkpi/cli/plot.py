@@ -27,8 +27,8 @@ def plot_cmd(out_dir: str, start: str | None, end: str | None, grain: str, tz: s
     agentkpi plot --out plots/ --from 2026-05-20 --to 2026-05-22
     agentkpi plot --out plots/ --grain day
     """
-    from agentkpi.engines import open_store
     from agentkpi.plots import plot_store
+    from agentkpi.store import open_store
     from agentkpi.times import parse_range
 
     lo, hi = parse_range(start, end, tz, ("--from", "--to"))

@@ -20,8 +20,8 @@ from agentkpi.cli._common import (
     print_table,
     store_option,
 )
-from agentkpi.engines import open_store
 from agentkpi.errors import UsageError
+from agentkpi.store import open_store
 
 QUERY_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "xlsx")
 

@@ -1,8 +1,10 @@
 """Compile the KPI catalogue to SQL for one engine dialect, run it, finish the rows.
 
-The catalogue (:mod:`agentkpi.kpis.catalogue`) is written once; a
-:class:`Dialect` says how each aggregate is spelled on an engine. DuckDB is the
-default; the ClickHouse dialect lives in :mod:`agentkpi.engines.clickhouse`.
+The catalogue (:mod:`agentkpi.kpis.catalogue`) is written once; the store's
+:class:`~agentkpi.store.base.Dialect` says how each aggregate is spelled on its
+engine (:mod:`agentkpi.store.duckdb`, :mod:`agentkpi.store.clickhouse`), and
+:func:`run` executes the SQL through :meth:`~agentkpi.store.base.Store.fetch`.
+The store never imports this module.
 
 Rounding, ratios and JSON maps are finished in Python on the aggregated
 values, so every engine produces byte-identical rows (Python's ``round`` and
@@ -16,86 +18,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from agentkpi.kpis.catalogue import BY_NAME, MEASURES, Kpi, Measure
 
+if TYPE_CHECKING:
+    from agentkpi.store.base import Dialect, Store
+
 GRAINS = ("hour", "day", "week", "month")
 EVENT_LEVEL = "__event_level__"
-
-
-class Dialect(Protocol):
-    name: str
-
-    def count_if(self, where: str) -> str: ...
-    def sum_if(self, expr: str, where: str, order: str = "") -> str: ...
-    def min_if(self, expr: str, where: str) -> str: ...
-    def max_if(self, expr: str, where: str) -> str: ...
-    def count_distinct_if(self, expr: str, where: str) -> str: ...
-    def quantile_if(self, expr: str, p: float, where: str) -> str: ...
-    def seconds_between(self, later: str, earlier: str) -> str: ...
-    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str: ...
-    def ts_literal(self, dt: datetime) -> str: ...
-    def json_field(self, key: str) -> str: ...
-
-
-class DuckDBDialect:
-    name = "duckdb"
-
-    def count_if(self, where: str) -> str:
-        return f"count(*) FILTER (WHERE {where})" if where else "count(*)"
-
-    def sum_if(self, expr: str, where: str, order: str = "") -> str:
-        inner = f"{expr} ORDER BY {order}" if order else expr
-        return f"sum({inner}) FILTER (WHERE {where})" if where else f"sum({inner})"
-
-    def min_if(self, expr: str, where: str) -> str:
-        return f"min({expr}) FILTER (WHERE {where})" if where else f"min({expr})"
-
-    def max_if(self, expr: str, where: str) -> str:
-        return f"max({expr}) FILTER (WHERE {where})" if where else f"max({expr})"
-
-    def count_distinct_if(self, expr: str, where: str) -> str:
-        return (f"count(DISTINCT {expr}) FILTER (WHERE {where})" if where
-                else f"count(DISTINCT {expr})")
-
-    def quantile_if(self, expr: str, p: float, where: str) -> str:
-        # The seed's (numpy's default) linear interpolation, spelled out so the
-        # result is bit-identical to it: lo + (hi - lo) * frac. DuckDB's own
-        # quantile_cont computes lo*(1-frac) + hi*frac, which can differ in the
-        # last bit and so flip a value rounded at a tie.
-        agg = f"list(CAST({expr} AS DOUBLE))"
-        agg = f"{agg} FILTER (WHERE {where})" if where else agg
-        lo = "a[CAST(floor(rn) AS BIGINT) + 1]"
-        hi = "a[CAST(ceil(rn) AS BIGINT) + 1]"
-        # CAST: a bare 0.95 would be an exact DECIMAL in DuckDB; the seed multiplies floats.
-        interp = (f"list_transform([(len(a) - 1) * CAST({p!r} AS DOUBLE)], lambda rn: "
-                  f"CASE WHEN rn = floor(rn) THEN {lo} "
-                  f"ELSE {lo} + ({hi} - {lo}) * (rn - floor(rn)) END)[1]")
-        return (f"list_transform([list_sort({agg})], lambda a: CASE WHEN len(a) = 0 THEN NULL "
-                f"ELSE {interp} END)[1]")
-
-    def seconds_between(self, later: str, earlier: str) -> str:
-        return f"((epoch_us({later}) - epoch_us({earlier})) / 1000000.0)"
-
-    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str:
-        if grain is None:
-            return "NULL::TIMESTAMP"
-        local = col if tz == "UTC" else f"timezone('{tz}', {col} AT TIME ZONE 'UTC')"
-        if grain == "week" and week_start != 0:
-            # date_trunc('week') starts on Monday (0); shift for another start day.
-            shift = f"INTERVAL {(7 - week_start) % 7} DAY"
-            return f"(date_trunc('week', {local} + {shift}) - {shift})"
-        return f"date_trunc('{grain}', {local})"
-
-    def ts_literal(self, dt: datetime) -> str:
-        return f"TIMESTAMP '{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-    def json_field(self, key: str) -> str:
-        return f"json_extract_string(data, '$.{key}')"
-
-
-DUCKDB = DuckDBDialect()
 
 
 @dataclass(frozen=True)
@@ -255,17 +186,13 @@ def _finish(k: Kpi, row: dict[str, Any]) -> Any:
     return v
 
 
-def run(con: Any, d: Dialect, q: KpiQuery, fetch: Any = None) -> list[dict[str, Any]]:
-    """Compute ``q``; one dict per (bucket, dims...) with KPIs in catalogue order.
+def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
+    """Compute ``q`` on ``store``; one dict per (bucket, dims...) with KPIs in catalogue order.
 
-    ``fetch(sql) -> (column_names, rows)`` runs SQL on the engine; by default
-    ``con`` is a DuckDB connection.
+    The SQL is built in the store's dialect and executed by ``store.fetch``.
     """
-    if fetch is None:
-        def fetch(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-            cur = con.execute(sql)
-            return [c[0] for c in cur.description], cur.fetchall()
-
+    d = store.dialect
+    fetch = store.fetch
     main, maps = build(d, q)
     names, rows = fetch(main)
     # build() groups event-level dimensions first: name the key columns in that order.

@@ -1,11 +1,9 @@
 """Data access for the dashboard, the static reports, the plots and the alerts.
 
-This is the *only* module of ``agentkpi.web`` that talks to a store. Everything
-goes through the engine-neutral ``store.run_kpis(KpiQuery)`` (DuckDB by
-default, ClickHouse when configured), so the dashboard works on any engine;
-the one exception is :func:`session_events`, which reads one session's raw
-events through ``store.sql`` (or ``store.session_events`` when an engine
-offers it).
+This is the *only* module of ``agentkpi.web`` that talks to a store, and only
+through the :class:`agentkpi.store.Store` protocol: KPIs through
+:func:`agentkpi.kpis.run` (DuckDB by default, ClickHouse when configured), one
+session's raw events through ``store.read_session``.
 
 Every function returns plain JSON-ready dicts: they *are* the contract of the
 ``/api/...`` routes, and the pages only render them.
@@ -14,14 +12,15 @@ Every function returns plain JSON-ready dicts: they *are* the contract of the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from agentkpi.errors import StoreError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
-from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery
+from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery, run
 from agentkpi.reports.html import OVERVIEW_CHARTS
+from agentkpi.store import Store, open_store
 from agentkpi.times import parse_time
 
 #: Group-by dimensions of the breakdown pages: name -> (SQL expression, level, label).
@@ -75,14 +74,12 @@ DEFAULT_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=30),
 
 # --------------------------------------------------------------------------- stores
 def open_read_only(path: str | None = None, engine: str | None = None,
-                   dsn: str | None = None) -> Any:
+                   dsn: str | None = None) -> Store:
     """Open the store read-only; raise ``StoreError`` ("busy") if a writer holds it.
 
     DuckDB lets one process write a file; readers in other processes cannot open
     it meanwhile. ``Store`` itself waits about 1.5 s for a read-only open.
     """
-    from agentkpi.engines import open_store
-
     try:
         return open_store(engine, dsn, path, read_only=True)
     except StoreError as exc:
@@ -191,7 +188,7 @@ def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
 
     Goes through :func:`agentkpi.query.query` (the same semantics as ``agentkpi
     query``) when no raw ``where`` predicate is given, else straight to
-    ``store.run_kpis``; both are engine-neutral. Rows: ``bucket`` (naive UTC), one
+    :func:`agentkpi.kpis.run`; both are engine-neutral. Rows: ``bucket`` (naive UTC), one
     key per ``by`` dimension, one per KPI.
     """
     if not where:
@@ -223,7 +220,7 @@ def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
         preds.append("(s.session_id IS NULL OR s.session_id IS NOT NULL)")
     q = KpiQuery(start=start, end=end, kpis=list(kpis), grain=grain, tz=tz, by=dims,
                  where=preds)
-    rows = store.run_kpis(q)
+    rows = run(store, q)
     if by:
         n = len(_PREFIX)
         rows = [{(k[n:] if k.startswith(_PREFIX) else k): v for k, v in r.items()} for r in rows]
@@ -324,41 +321,22 @@ EVENT_FIELDS = ("seq", "ts", "event_type", "tool", "success", "model", "prompt_t
                 "data")
 
 
-def session_events(store: Any, session_id: str) -> dict[str, Any]:
+def session_events(store: Store, session_id: str) -> dict[str, Any]:
     """One session: its session row and every event in recorded order."""
-    getter: Callable[..., Any] | None = getattr(store, "session_events", None)
-    if getter is not None:  # an engine may offer its own
-        return getter(session_id)
-    srow = _fetch(store, "SELECT * FROM sessions WHERE session_id = ?", [session_id])
-    events = _fetch(store, f"SELECT {', '.join(EVENT_FIELDS)} FROM events "
-                    "WHERE session_id = ? ORDER BY ts NULLS LAST, seq", [session_id])
-    if not srow and not events:
+    rec = store.read_session(session_id)
+    if rec.session is None and not rec.events:
         raise LookupError(f"no session {session_id!r} in the store")
+    events = [{k: e.get(k) for k in EVENT_FIELDS} for e in rec.events]
     return {"page": "session", "session_id": session_id,
-            "session": _clean(srow[0]) if srow else {"session_id": session_id},
+            "session": _clean(rec.session) if rec.session else {"session_id": session_id},
             "columns": list(EVENT_FIELDS), "events": [_clean(e) for e in events]}
-
-
-def _fetch(store: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    con = getattr(store, "con", None)
-    if con is not None and hasattr(con, "execute"):  # DuckDB
-        cur = con.cursor()
-        try:
-            cur.execute(sql, params)
-            names = [c[0] for c in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        finally:
-            cur.close()
-    # other engines: store.sql(text, params) -> Arrow; ClickHouse binds %s placeholders
-    placeholder = "%s" if getattr(store, "engine", "") == "clickhouse" else "?"
-    return store.sql(sql.replace("?", placeholder), params).to_pylist()
 
 
 def meta(store: Any) -> dict[str, Any]:
     lo, hi = store.time_range()
     return {"counts": store.counts(), "first_event": _iso(lo), "last_event": _iso(hi),
             "grains": list(GRAINS), "dimensions": list(DIMENSIONS),
-            "engine": getattr(store, "engine", "duckdb")}
+            "engine": store.engine}
 
 
 def report(store: Any, start: datetime | None = None, end: datetime | None = None,

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 
 from agentkpi.cli import main
 from agentkpi.pipeline import ingest
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.test_query import build_fixture
 
 RANGE = ["--from", "2026-05-01", "--to", "2026-07-01"]
@@ -26,7 +26,7 @@ RANGE = ["--from", "2026-05-01", "--to", "2026-07-01"]
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     tmp = tmp_path_factory.mktemp("cli-query")
     build_fixture(tmp / "data")
-    with Store(tmp / "s.duckdb") as st:
+    with DuckDBStore(tmp / "s.duckdb") as st:
         ingest(str(tmp / "data"), st, workers=1)
     return str(tmp / "s.duckdb")
 

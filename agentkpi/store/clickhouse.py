@@ -1,10 +1,9 @@
-"""ClickHouse engine: the same canonical store and the same KPI catalogue on ClickHouse.
+"""The ClickHouse engine: the same canonical store and the same KPI catalogue on ClickHouse.
 
 Nothing about a KPI is implemented here. :class:`ClickHouseDialect` says how the
 aggregates of :mod:`agentkpi.kpis.sql` are spelled in ClickHouse SQL, and
-:class:`ClickHouseStore` offers the interface of :class:`agentkpi.store.Store`
-(``fingerprints``, ``write_batch``, ``counts``, ``time_range``, ``run_kpis``,
-``sql``, ``close``) so :mod:`agentkpi.pipeline` runs unchanged.
+:class:`ClickHouseStore` is a :class:`agentkpi.store.base.Store`, so ingest,
+rollup, queries, exports and the dashboard run unchanged.
 
 DSNs:
 
@@ -38,7 +37,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -47,7 +47,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentkpi.errors import StoreError, UsageError
-from agentkpi.kpis.sql import KpiQuery, run
 from agentkpi.model import (
     EVENT_COLUMNS,
     EVENT_COLUMNS_V1,
@@ -56,15 +55,16 @@ from agentkpi.model import (
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
+    SESSION_SCHEMA,
 )
 from agentkpi.quality import AUDIT_COLUMNS
-from agentkpi.store import TOKENS_SQL
+from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord
 
 # ----------------------------------------------------------------------------- dialect
 
 
 class ClickHouseDialect:
-    """The :class:`agentkpi.kpis.sql.Dialect` for ClickHouse.
+    """The :class:`agentkpi.store.base.Dialect` for ClickHouse.
 
     Percentiles are the seed's (numpy's default) linear interpolation, bit for
     bit, as in the DuckDB dialect: the values are collected and sorted
@@ -356,7 +356,7 @@ class ClickHouseStore:
         self.read_only = read_only
         cfg = parse_dsn(dsn)
         self.database = cfg["database"]
-        self.path = cfg.get("path") or dsn
+        self.path = cfg.get("path") or _redact(dsn)
         self.cluster: str | None = cfg["settings"].pop("cluster", None)
         settings = {**SETTINGS, **cfg["settings"]}
         if self.cluster:
@@ -432,11 +432,18 @@ class ClickHouseStore:
         rows = self.client.query("SELECT path, fingerprint FROM ingested_files FINAL").result_rows
         return dict(rows)
 
+    def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (path, fingerprint) pairs that are new or changed since their last ingest."""
+        if not listing:
+            return []
+        known = self.fingerprints()
+        return [(p, fp) for p, fp in listing if not fp or known.get(p) != fp]
+
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
         """Replace what ``files`` produced before with ``sessions``/``events``.
 
-        Same contract as :meth:`agentkpi.store.Store.write_batch`: events
+        Same contract as :meth:`agentkpi.store.base.Store.write_batch`: events
         previously read from those paths are deleted (and, with
         ``replace_sessions``, every event of the incoming sessions); ``fresh``
         skips the deletes. Not atomic (ClickHouse has no transactions) but
@@ -515,8 +522,8 @@ class ClickHouseStore:
         return len(losers)
 
     def rewrite_llm_calls(self, start: datetime, end: datetime,
-                          transform: Any) -> tuple[int, int]:
-        """Same contract as :meth:`agentkpi.store.Store.rewrite_llm_calls` (not atomic:
+                          transform: Callable[[pa.Table], pa.Table]) -> tuple[int, int]:
+        """Same contract as :meth:`agentkpi.store.base.Store.rewrite_llm_calls` (not atomic:
         the new rows are written before the old ones are deleted by their version)."""
         pred = ("event_type = 'llm_call' AND ts >= toDateTime64({a}, 6, 'UTC') AND "
                 "ts < toDateTime64({b}, 6, 'UTC') AND "
@@ -579,15 +586,47 @@ class ClickHouseStore:
         lo, hi = self.client.query("SELECT min(ts), max(ts) FROM events").result_rows[0]
         return _naive(lo), _naive(hi)
 
-    def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def fetch(self, sql: str) -> Fetched:
         """Run ``sql``; column names and rows with naive-UTC datetimes."""
         res = self.client.query(sql)
         rows = [tuple(_naive(v) for v in r) for r in res.result_rows]
         return list(res.column_names), rows
 
-    def run_kpis(self, query: KpiQuery) -> list[dict[str, Any]]:
-        """Compute KPI rows for ``query`` (see :func:`agentkpi.kpis.sql.run`)."""
-        return run(self.client, CLICKHOUSE, query, fetch=self.fetch)
+    def read_session(self, session_id: str) -> SessionRecord:
+        sid = _q(session_id)
+        names, srows = self.fetch(f"SELECT * FROM sessions WHERE session_id = {sid}")
+        enames, erows = self.fetch(f"SELECT * FROM events WHERE session_id = {sid} "
+                                   "ORDER BY ts ASC NULLS LAST, seq")
+        return SessionRecord(dict(zip(names, srows[0], strict=True)) if srows else None,
+                             [dict(zip(enames, r, strict=True)) for r in erows])
+
+    def scan(self, table: ScanTable, start: datetime | None = None,
+             end: datetime | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
+        """The rows as Arrow batches (read whole: the driver has no cursor over chDB)."""
+        conds = []
+        if start is not None:
+            conds.append(f"ts >= {CLICKHOUSE.ts_literal(start)}")
+        if end is not None:
+            conds.append(f"ts < {CLICKHOUSE.ts_literal(end)}")
+        where = " AND ".join(conds)
+        if table == "events":
+            schema = EVENT_SCHEMA
+            sql = f"SELECT {', '.join(schema.names)} FROM events"
+            sql += f" WHERE {where}" if where else ""
+        elif table == "sessions":
+            schema = SESSION_SCHEMA
+            sql = f"SELECT {', '.join(schema.names)} FROM sessions"
+            if where:
+                sql += f" WHERE session_id IN (SELECT session_id FROM events WHERE {where})"
+        else:
+            raise ValueError(f"cannot scan {table!r}; use events or sessions")
+        got = self.client.query_arrow(sql)
+        cast = pa.table([_as(got.column(f.name), f.type) for f in schema], schema=schema)
+        return pa.RecordBatchReader.from_batches(schema, cast.to_batches(batch_rows))
+
+    @contextmanager
+    def low_memory(self) -> Iterator[None]:
+        yield  # the server manages its own caches
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
         """Run ClickHouse SQL; ``params`` bind positionally to ``%s`` placeholders."""
@@ -623,6 +662,13 @@ def _not_null(table: pa.Table, column: str, fill: Any) -> pa.Table:
     return table.set_column(i, column, pc.fill_null(col, fill))
 
 
+def _as(col: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
+    """A ClickHouse Arrow column in the canonical type (timestamps naive UTC)."""
+    if pa.types.is_timestamp(col.type) and col.type.tz is not None:
+        col = col.cast(pa.timestamp(col.type.unit))
+    return col if col.type.equals(to) else col.cast(to)
+
+
 def _naive(v: Any) -> Any:
     if isinstance(v, datetime) and v.tzinfo is not None:
         return v.astimezone(UTC).replace(tzinfo=None)
@@ -650,7 +696,7 @@ def ddl_script(cluster: str | None = None, database: str = "agentkpi") -> str:
     return ";\n\n".join(stmts) + ";\n"
 
 
-if __name__ == "__main__":  # python -m agentkpi.engines.clickhouse [CLUSTER] [DATABASE]
+if __name__ == "__main__":  # python -m agentkpi.store.clickhouse [CLUSTER] [DATABASE]
     import sys
 
     print(ddl_script(*(sys.argv[1:3] or [None])), end="")

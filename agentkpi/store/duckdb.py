@@ -1,4 +1,4 @@
-"""The canonical store: an embedded DuckDB file holding ``sessions`` and ``events``.
+"""The DuckDB engine: the canonical store in an embedded DuckDB file, and its SQL dialect.
 
 One write path (:meth:`Store.write_batch`, one transaction per batch); readers
 open the file read-only. Schema changes are recorded migrations in
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,87 @@ import pyarrow as pa
 
 from agentkpi import config
 from agentkpi.errors import StoreError
-from agentkpi.kpis.sql import DUCKDB, KpiQuery, run
 from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
+    EVENT_SCHEMA,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
+    SESSION_SCHEMA,
 )
 from agentkpi.quality import AUDIT_COLUMNS
+from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord
+
+# ----------------------------------------------------------------------------- dialect
+
+
+class DuckDBDialect:
+    """The :class:`agentkpi.store.base.Dialect` for DuckDB."""
+
+    name = "duckdb"
+
+    def count_if(self, where: str) -> str:
+        return f"count(*) FILTER (WHERE {where})" if where else "count(*)"
+
+    def sum_if(self, expr: str, where: str, order: str = "") -> str:
+        inner = f"{expr} ORDER BY {order}" if order else expr
+        return f"sum({inner}) FILTER (WHERE {where})" if where else f"sum({inner})"
+
+    def min_if(self, expr: str, where: str) -> str:
+        return f"min({expr}) FILTER (WHERE {where})" if where else f"min({expr})"
+
+    def max_if(self, expr: str, where: str) -> str:
+        return f"max({expr}) FILTER (WHERE {where})" if where else f"max({expr})"
+
+    def count_distinct_if(self, expr: str, where: str) -> str:
+        return (f"count(DISTINCT {expr}) FILTER (WHERE {where})" if where
+                else f"count(DISTINCT {expr})")
+
+    def quantile_if(self, expr: str, p: float, where: str) -> str:
+        # The seed's (numpy's default) linear interpolation, spelled out so the
+        # result is bit-identical to it: lo + (hi - lo) * frac. DuckDB's own
+        # quantile_cont computes lo*(1-frac) + hi*frac, which can differ in the
+        # last bit and so flip a value rounded at a tie.
+        agg = f"list(CAST({expr} AS DOUBLE))"
+        agg = f"{agg} FILTER (WHERE {where})" if where else agg
+        lo = "a[CAST(floor(rn) AS BIGINT) + 1]"
+        hi = "a[CAST(ceil(rn) AS BIGINT) + 1]"
+        # CAST: a bare 0.95 would be an exact DECIMAL in DuckDB; the seed multiplies floats.
+        interp = (f"list_transform([(len(a) - 1) * CAST({p!r} AS DOUBLE)], lambda rn: "
+                  f"CASE WHEN rn = floor(rn) THEN {lo} "
+                  f"ELSE {lo} + ({hi} - {lo}) * (rn - floor(rn)) END)[1]")
+        return (f"list_transform([list_sort({agg})], lambda a: CASE WHEN len(a) = 0 THEN NULL "
+                f"ELSE {interp} END)[1]")
+
+    def seconds_between(self, later: str, earlier: str) -> str:
+        return f"((epoch_us({later}) - epoch_us({earlier})) / 1000000.0)"
+
+    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str:
+        if grain is None:
+            return "NULL::TIMESTAMP"
+        local = (col if tz == "UTC"
+                 else f"timezone({self.str_literal(tz)}, {col} AT TIME ZONE 'UTC')")
+        if grain == "week" and week_start != 0:
+            # date_trunc('week') starts on Monday (0); shift for another start day.
+            shift = f"INTERVAL {(7 - week_start) % 7} DAY"
+            return f"(date_trunc('week', {local} + {shift}) - {shift})"
+        return f"date_trunc('{grain}', {local})"
+
+    def str_literal(self, value: str) -> str:
+        # DuckDB string literals are standard SQL: only the quote is special.
+        return "'" + value.replace("'", "''") + "'"
+
+    def ts_literal(self, dt: datetime) -> str:
+        return f"TIMESTAMP '{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+    def json_field(self, key: str) -> str:
+        return f"json_extract_string(data, {self.str_literal('$.' + key)})"
+
+
+DUCKDB = DuckDBDialect()
+
+# ----------------------------------------------------------------------------- schema
 
 
 def _columns_sql(columns: Sequence[tuple[str, Any, str, str]]) -> str:
@@ -61,24 +134,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-#: All billed tokens of an event (the four exclusive buckets), NULLs as 0.
-TOKENS_SQL = ("(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
-              "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0))")
-
-
 def default_path() -> str:
     return str(config.get("store"))
 
 
-class Store:
-    engine = "duckdb"
+class DuckDBStore:
+    """The canonical store in a DuckDB file (a :class:`agentkpi.store.base.Store`).
 
-    """A DuckDB-backed canonical store.
-
-    >>> store = Store(":memory:")
+    >>> store = DuckDBStore(":memory:")
     >>> store.schema_version()
     1
     """
+
+    engine = "duckdb"
+    dialect = DUCKDB
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
                  read_only: bool = False, lock_timeout: float | None = None) -> None:
@@ -147,10 +216,6 @@ class Store:
         return int(row[0] or 0)
 
     # ---------------------------------------------------------------- ingest ledger
-    def fingerprints(self) -> dict[str, str]:
-        rows = self.con.execute("SELECT path, fingerprint FROM ingested_files").fetchall()
-        return dict(rows)
-
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (path, fingerprint) pairs that are new or changed since their last ingest.
 
@@ -263,7 +328,7 @@ class Store:
         return int(removed[0][0]) if removed else 0
 
     def rewrite_llm_calls(self, start: datetime, end: datetime,
-                          transform: Any) -> tuple[int, int]:
+                          transform: Callable[[pa.Table], pa.Table]) -> tuple[int, int]:
         """Replace the llm_calls in ``[start, end)`` without a source cost by ``transform(rows)``.
 
         ``transform`` gets and returns an Arrow table of those event rows (same
@@ -328,11 +393,63 @@ class Store:
         lo, hi = self.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
         return lo, hi
 
-    def run_kpis(self, query: KpiQuery) -> list[dict[str, Any]]:
-        """Compute KPI rows for ``query`` (see :func:`agentkpi.kpis.sql.run`)."""
-        return run(self.con, DUCKDB, query)
+    def fetch(self, sql: str) -> Fetched:
+        """Run ``sql`` (DuckDB SQL, e.g. compiled KPI SQL): column names and rows."""
+        cur = self.con.execute(sql)
+        return [c[0] for c in cur.description or ()], cur.fetchall()
+
+    def read_session(self, session_id: str) -> SessionRecord:
+        cur = self.con.cursor()
+        try:
+            srow = _dicts(cur.execute("SELECT * FROM sessions WHERE session_id = ?",
+                                      [session_id]))
+            events = _dicts(cur.execute(
+                "SELECT * FROM events WHERE session_id = ? ORDER BY ts NULLS LAST, seq",
+                [session_id]))
+        finally:
+            cur.close()
+        return SessionRecord(srow[0] if srow else None, events)
+
+    def scan(self, table: ScanTable, start: datetime | None = None,
+             end: datetime | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
+        conds, params = [], []
+        if start is not None:
+            conds.append("ts >= ?")
+            params.append(start)
+        if end is not None:
+            conds.append("ts < ?")
+            params.append(end)
+        where = " AND ".join(conds)
+        if table == "events":
+            schema = EVENT_SCHEMA
+            sql = f"SELECT {', '.join(schema.names)} FROM events"
+            sql += f" WHERE {where}" if where else ""
+        elif table == "sessions":
+            schema = SESSION_SCHEMA
+            sql = f"SELECT {', '.join(schema.names)} FROM sessions"
+            if where:
+                sql += f" WHERE session_id IN (SELECT session_id FROM events WHERE {where})"
+        else:
+            raise ValueError(f"cannot scan {table!r}; use events or sessions")
+        rel = self.con.sql(sql, params=params or None)
+        reader = rel.to_arrow_reader(batch_rows)
+        if reader.schema.equals(schema):
+            return reader
+        return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
+
+    @contextmanager
+    def low_memory(self) -> Iterator[None]:
+        # DuckDB keeps the blocks a scan reads in its buffer pool (up to 80% of RAM by
+        # default); a long scan reads every block once, so it runs with a small pool.
+        before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        self.con.execute(f"SET memory_limit = '{LOW_MEMORY_LIMIT}'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = {self.dialect.str_literal(before)}")
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
+        """Run DuckDB SQL with ``?`` placeholders bound to ``params`` (tools and tests)."""
         params = list(params or [])
         rel = self.con.sql(query, params=params) if params else self.con.sql(query)
         return rel.to_arrow_table()
@@ -340,11 +457,20 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> DuckDBStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: The buffer pool of :meth:`DuckDBStore.low_memory`.
+LOW_MEMORY_LIMIT = "64MB"
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [c[0] for c in cur.description or ()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _now() -> datetime:

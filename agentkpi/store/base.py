@@ -1,0 +1,152 @@
+"""The store seam: what every engine offers (:class:`Store`), how it spells SQL (:class:`Dialect`).
+
+Everything above the store (ingest, the KPI compiler, the query layer, exports,
+the dashboard, reports, alerts) talks to a store only through these two
+protocols; :func:`agentkpi.store.open_store` is the one way to get one. An
+engine is one module beside this one (:mod:`.duckdb`, :mod:`.clickhouse`)
+holding its store class and its dialect.
+
+The store executes SQL; it does not compile KPIs. :mod:`agentkpi.kpis.sql`
+builds the SQL in the store's :attr:`Store.dialect` and runs it through
+:meth:`Store.fetch`, so the dependency points one way: kpis -> store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, Self
+
+import pyarrow as pa
+
+#: Column names and rows of a query (datetimes naive UTC on every engine).
+Fetched = tuple[list[str], list[tuple[Any, ...]]]
+
+#: The canonical tables an export can stream.
+ScanTable = Literal["events", "sessions"]
+
+#: All billed tokens of an event (the four exclusive buckets), NULLs as 0; portable SQL.
+TOKENS_SQL = ("(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
+              "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0))")
+
+
+class Dialect(Protocol):
+    """How one engine spells the aggregates and literals the KPI compiler uses.
+
+    Every value that enters SQL text goes through :meth:`str_literal` or
+    :meth:`ts_literal`; callers never quote by hand.
+    """
+
+    name: str
+
+    def count_if(self, where: str) -> str: ...
+    def sum_if(self, expr: str, where: str, order: str = "") -> str: ...
+    def min_if(self, expr: str, where: str) -> str: ...
+    def max_if(self, expr: str, where: str) -> str: ...
+    def count_distinct_if(self, expr: str, where: str) -> str: ...
+    def quantile_if(self, expr: str, p: float, where: str) -> str: ...
+    def seconds_between(self, later: str, earlier: str) -> str: ...
+    def bucket(self, grain: str | None, col: str, tz: str, week_start: int) -> str: ...
+    def str_literal(self, value: str) -> str: ...
+    def ts_literal(self, dt: datetime) -> str: ...
+    def json_field(self, key: str) -> str: ...
+
+
+@dataclass
+class SessionRecord:
+    """One session as stored: its ``sessions`` row (None when only events exist) and
+    every event (all canonical event columns) in recorded order (``ts`` NULLs last, ``seq``)."""
+
+    session: dict[str, Any] | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """The canonical store on one engine: ``sessions``, ``events`` and the ingest ledger.
+
+    Implemented by :class:`agentkpi.store.duckdb.DuckDBStore` and
+    :class:`agentkpi.store.clickhouse.ClickHouseStore`; opened by
+    :func:`agentkpi.store.open_store`.
+    """
+
+    #: ``"duckdb"`` or ``"clickhouse"``.
+    engine: str
+    #: Where the data lives (a file path, a chDB directory or a DSN), for messages.
+    path: str
+    read_only: bool
+    #: How this engine spells SQL (the KPI compiler builds queries with it).
+    dialect: Dialect
+    #: Event rows removed so far because their ``event_key`` was already stored.
+    merged_by_key: int
+
+    # ---------------------------------------------------------------- schema
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; the versions applied."""
+        ...
+
+    def schema_version(self) -> int:
+        """The newest migration applied."""
+        ...
+
+    # ---------------------------------------------------------------- ingest
+    def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The ``(path, fingerprint)`` pairs new or changed since their last ingest
+        (an empty fingerprint always counts as changed)."""
+        ...
+
+    def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
+                    *, replace_sessions: bool, fresh: bool = False) -> None:
+        """Replace what ``files`` produced before with ``sessions`` / ``events``.
+
+        ``files`` are ledger rows (path, fingerprint, source, status, reason,
+        n_sessions, n_events, optional supersedes). Events previously read from
+        those paths (and from superseded paths) are deleted; with
+        ``replace_sessions`` every event of the incoming sessions too. ``fresh``
+        (cold ingest) skips the per-file delete.
+        """
+        ...
+
+    def rewrite_llm_calls(self, start: datetime, end: datetime,
+                          transform: Callable[[pa.Table], pa.Table]) -> tuple[int, int]:
+        """Replace the llm_calls in ``[start, end)`` without a source cost by
+        ``transform(rows)`` (an Arrow table of those event rows, same columns);
+        returns (rows read, rows whose cost changed)."""
+        ...
+
+    def record_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append import-audit rows (:data:`agentkpi.quality.AUDIT_COLUMNS`) of one run."""
+        ...
+
+    # ---------------------------------------------------------------- reading
+    def fetch(self, sql: str) -> Fetched:
+        """Run a query written in :attr:`dialect` (e.g. compiled KPI SQL)."""
+        ...
+
+    def read_session(self, session_id: str) -> SessionRecord:
+        """One session's row and events (both empty when the id is unknown)."""
+        ...
+
+    def scan(self, table: ScanTable, start: datetime | None = None,
+             end: datetime | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
+        """Stream ``events`` with ``start <= ts < end`` (naive UTC), or the ``sessions``
+        with at least one such event (every row when both ends are open), in the
+        canonical schema (:data:`agentkpi.model.EVENT_SCHEMA` / ``SESSION_SCHEMA``)."""
+        ...
+
+    def low_memory(self) -> AbstractContextManager[None]:
+        """A context for one long scan: the engine keeps only a small cache meanwhile."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """``{"sessions": n, "events": n, "files": n}``."""
+        ...
+
+    def time_range(self) -> tuple[datetime | None, datetime | None]:
+        """The first and last event time (naive UTC), ``(None, None)`` when empty."""
+        ...
+
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
