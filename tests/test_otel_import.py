@@ -17,7 +17,7 @@ import pytest
 from agentkpi.pipeline import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import otel
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.conftest import SHARED
 from tests.otlp_build import T0, attrs, chat, request, span, span_id, trace_id, usage
 
@@ -119,7 +119,7 @@ def test_real_samples_through_the_store_and_auto_detection(tmp_path: Path) -> No
         shutil.copy(f, src / f.name)
     fs = fsspec.filesystem("file")
     assert otel.detect(fs, str(src))
-    with Store(tmp_path / "s.duckdb") as st:
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
         r = ingest(str(src), st)  # auto-detected
         assert r.format == "otel" and r.files_read == 3
         calls, inp, out = st.sql("SELECT count(*), sum(prompt_tokens), sum(completion_tokens) "
@@ -389,7 +389,7 @@ def test_otlp_records_in_an_event_log_segment(tmp_path: Path) -> None:
     rec = {"id": "1-a-1", "seq": 1, "ts": "2025-10-09T08:53:20.000000Z", "session_id": None,
            "event_type": "otlp_traces", "data": {"encoding": "json", "request": req}}
     (log / "events-20251009T085320-1-0.jsonl").write_bytes(orjson.dumps(rec) + b"\n")
-    with Store(tmp_path / "s.duckdb") as st:
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
         r = ingest(str(log), st)
         assert r.format == "eventlog"
         got = st.sql("SELECT event_type, session_id, prompt_tokens FROM events").to_pylist()
