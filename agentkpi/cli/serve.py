@@ -24,7 +24,17 @@ def serve_cmd(host: str, port: int, poll: float, store: str | None, engine: str,
     The store is opened read-only per request, so `agentkpi ingest` and
     `agentkpi rollup` keep writing while the dashboard runs.
     """
+    import socket
+
+    from agentkpi.errors import UsageError
     from agentkpi.web import serve
 
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:  # a busy port is a one-line usage error, not uvicorn's log and exit 3
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                             "pick another with --port") from None
     console.print(f"agentkpi dashboard on http://{host}:{port}/  (JSON: /api/overview)")
     serve(store=store, host=host, port=port, engine=engine, dsn=dsn, poll=poll)

@@ -49,12 +49,8 @@ SOURCES: list[ModuleType] = [session_dataset]
 def _register_optional() -> None:
     import importlib
 
-    for name in ("eventlog", "seed003", "seed002", "otel"):
-        try:
-            SOURCES.append(importlib.import_module(f"agentkpi.sources.{name}"))
-        except ModuleNotFoundError as exc:  # module not written yet
-            if exc.name != f"agentkpi.sources.{name}":
-                raise
+    for name in ("eventlog", "seed003", "seed002", "otel"):  # a missing module is an error
+        SOURCES.append(importlib.import_module(f"agentkpi.sources.{name}"))
 
 
 _register_optional()
