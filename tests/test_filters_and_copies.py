@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import agentkpi
-from agentkpi.engines.clickhouse import ClickHouseStore
 from agentkpi.query import query
+from agentkpi.store import open_store
 
 from .conftest import ev, write_session
 
@@ -21,18 +21,18 @@ ODD = ["o'brien", "back\\slash", "both'\\x", "trail\\", "''", "a\\'b"]
 
 
 def _duck(tmp: Path) -> Any:
-    return agentkpi.Store(str(tmp / "s.duckdb"))
+    return open_store("duckdb", path=tmp / "s.duckdb")
 
 
 def _ch(tmp: Path) -> Any:
-    return ClickHouseStore(f"chdb://{tmp / 'ch'}")
+    return open_store("clickhouse", dsn=f"chdb://{tmp / 'ch'}")
 
 
 ENGINES: dict[str, Callable[[Path], Any]] = {"duckdb": _duck, "clickhouse": _ch}
 
 
 @pytest.fixture(params=list(ENGINES))
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
     opened: list[Any] = []
 
     def make() -> Any:
@@ -55,9 +55,9 @@ def _odd_dataset(root: Path) -> None:
 
 
 def test_filter_values_with_quotes_and_backslashes(dataset: Path,
-                                                   open_store: Callable[[], Any]) -> None:
+                                                   new_store: Callable[[], Any]) -> None:
     _odd_dataset(dataset)
-    st = open_store()
+    st = new_store()
     agentkpi.ingest(str(dataset), st, workers=1)
     for i, name in enumerate(ODD):
         for dim in ("user", "model", "project"):
@@ -84,7 +84,7 @@ def test_dashboard_filter_with_quotes_and_backslashes(dataset: Path, tmp_path: P
     from agentkpi.web import create_app
 
     _odd_dataset(dataset)
-    with agentkpi.Store(str(tmp_path / "w.duckdb")) as st:
+    with open_store("duckdb", path=tmp_path / "w.duckdb") as st:
         agentkpi.ingest(str(dataset), st, workers=1)
     c = TestClient(create_app(str(tmp_path / "w.duckdb"), poll=10))
     for i, name in enumerate(ODD):
@@ -122,10 +122,10 @@ def _answer(st: Any) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("second_user", ["u2", None], ids=["user-changes", "user-dropped"])
 def test_a_session_filed_twice_counts_once_with_the_same_attributes_cold_or_incremental(
-        tmp_path: Path, open_store: Callable[[], Any], second_user: str | None) -> None:
+        tmp_path: Path, new_store: Callable[[], Any], second_user: str | None) -> None:
     cold_root, warm_root = tmp_path / "cold", tmp_path / "warm"
     _copies(cold_root, second_user)
-    st = open_store()
+    st = new_store()
     agentkpi.ingest(str(cold_root), st, workers=1)
     cold = _answer(st)
     st.close()
@@ -138,7 +138,7 @@ def test_a_session_filed_twice_counts_once_with_the_same_attributes_cold_or_incr
             shutil.rmtree(p)
     first, second = _copies(warm_root, second_user)
     second.unlink()  # the second copy arrives later
-    st = open_store()
+    st = new_store()
     agentkpi.ingest(str(warm_root), st, workers=1)
     assert _answer(st)[4] == '{"m1": 1}'
     _copies(warm_root, second_user)
