@@ -63,6 +63,15 @@ AUDIT_KINDS: dict[str, str] = {
     "source_cost_calls": "llm_calls whose cost came from the source.",
     "duplicate_events_merged": "Rows with the same event_key already in the store (another "
                                "file, another machine's copy); one row kept.",
+    "counters_without_usage": "Codex token_count lines with info: null (rate limits only); "
+                              "not calls.",
+    "tool_calls_merged": "Tool calls whose id was already seen in the file; counted once.",
+    "records_merged": "Gemini CLI records re-appended under an existing id that are not "
+                      "model replies; the later version replaced the earlier.",
+    "rewound_counted": "Gemini CLI messages hidden by $rewindTo; they were billed, so they "
+                       "still count.",
+    "history_copies_ignored": "Gemini CLI $set.messages copies of the history; their messages "
+                              "are counted from their own records.",
 }
 
 #: Columns of the store's ``import_audit`` table (one row per run and counter).

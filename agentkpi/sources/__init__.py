@@ -41,9 +41,10 @@ from types import ModuleType
 from typing import Any
 
 from agentkpi.errors import SourceError
-from agentkpi.sources import session_dataset
+from agentkpi.sources import codex, gemini_cli, session_dataset
 
-SOURCES: list[ModuleType] = [session_dataset]
+# Transcript importers first: a Codex home has a ``sessions/`` folder too.
+SOURCES: list[ModuleType] = [codex, gemini_cli, session_dataset]
 
 
 def _register_optional() -> None:
@@ -57,8 +58,10 @@ _register_optional()
 
 
 def by_name(name: str) -> ModuleType:
+    """The source called ``name``; ``-`` and ``_`` are the same (``gemini_cli``)."""
+    wanted = name.strip().lower().replace("_", "-")
     for src in SOURCES:
-        if src.NAME == name:
+        if src.NAME.replace("_", "-") == wanted:
             return src
     known = ", ".join(s.NAME for s in SOURCES)
     raise SourceError(f"unknown source format {name!r}; known formats: {known}")

@@ -1,0 +1,102 @@
+"""Helpers shared by the coding-agent transcript importers (Codex CLI, Gemini CLI).
+
+Kept small on purpose: line streaming over a file's bytes, the event key, the
+``mcp__<server>__<tool>`` split and a local directory walk. Each importer owns its
+own format rules; the import-audit kinds live in :data:`agentkpi.quality.AUDIT_KINDS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from agentkpi.quality import Quality
+
+
+def event_key(*parts: str | bytes) -> str:
+    """A source-wide event identity (the store keeps one row per key)."""
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def json_lines(raw: bytes, q: Quality, path: str
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) of every good line of ``raw``.
+
+    Walks the buffer with ``find`` (no list of lines, so memory stays at the file's
+    bytes); blank lines are skipped; a line that is not a JSON object is counted as
+    ``line_bad_json`` and skipped (a torn last line of a live transcript is read
+    whole on the next ingest, since the file then has grown).
+    """
+    pos, n, size, lineno = 0, 0, len(raw), 0
+    loads = orjson.loads
+    while pos < size:
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            end = size
+        lineno += 1
+        line = raw[pos:end]
+        pos = end + 1
+        if not line.strip():
+            continue
+        n += 1
+        try:
+            obj = loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            q.malformed("bad_json", f"{path}:{lineno}")
+            continue
+        yield lineno, obj
+    q.count_audit("lines_read", n)
+
+
+_MCP = re.compile(r"^mcp__(.+?)__(.+)$")
+
+
+def mcp_server(tool: str | None) -> str | None:
+    """``mcp__<server>__<tool>`` -> server (the name MCP tools get in Claude Code and Codex)."""
+    if not tool:
+        return None
+    m = _MCP.match(tool)
+    return m.group(1) if m else None
+
+
+def walk_local(root: str, keep: Callable[[str, str], bool]) -> dict[str, str]:
+    """``{path: "size:mtime_ns"}`` of the files under ``root`` for which ``keep(dir, name)``.
+
+    One ``os.scandir`` pass and one stat per kept file; the value is the ready-made
+    fingerprint the ingest ledger compares.
+    """
+    out: dict[str, str] = {}
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif keep(d, e.name) and e.is_file():
+                    st = e.stat()
+                    out[e.path] = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                continue
+    return dict(sorted(out.items()))
+
+
+def is_local(fs: Any) -> bool:
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    return "file" in protocols or "local" in protocols
