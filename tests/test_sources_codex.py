@@ -21,7 +21,7 @@ from agentkpi.cli import main
 from agentkpi.pipeline import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import by_name, codex
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore as Store
 
 REAL = Path(__file__).parent / "data" / "realworld" / "codex"
 BIG = REAL / "rollout-2026-02-23T20-34-25-019c8bfe-ec25-79e0-97d7-bda6a9c575ff.jsonl"

@@ -15,7 +15,8 @@ from agentkpi.quality import Quality
 from agentkpi.sources import session_dataset
 
 #: Written out here: a source module deleted or silently not registered turns this red.
-SOURCE_NAMES = {"session_dataset", "eventlog", "seed003", "seed002", "otel"}
+SOURCE_NAMES = {"session_dataset", "eventlog", "seed003", "seed002", "otel", "codex",
+                "gemini-cli"}
 
 _scalar = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
@@ -24,7 +25,10 @@ _scalar = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value
 _json = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
     st.sampled_from(["data", "type", "ts", "timestamp", "session_id", "event_type", "metric",
                      "value", "success", "tool", "tool_name", "prompt_tokens", "seq",
-                     "user_id", "model_name", "cost_usd", "resourceSpans", "x"]),
+                     "user_id", "model_name", "cost_usd", "resourceSpans", "x",
+                     "payload", "info", "total_token_usage", "last_token_usage", "call_id",
+                     "output", "id", "tokens", "toolCalls", "$rewindTo", "$set",
+                     "messages", "sessionId", "forked_from_id"]),
     inner, max_size=5), max_leaves=12)
 _event = st.fixed_dictionaries(
     {}, optional={"timestamp": _scalar, "event_type": st.sampled_from(
@@ -51,6 +55,9 @@ def test_the_registry_holds_every_source_module() -> None:
                       max_size=6),
        name=st.sampled_from(["sessions/2026-05-20/s1.jsonl", "events-20260520T140000-1-0.jsonl",
                              "metrics_1.jsonl", "metrics.jsonl", "traces.json",
+                             "sessions/2026/05/20/rollout-2026-05-20T10-00-00-a.jsonl",
+                             "tmp/h/chats/session-2026-05-20T10-00-0f0e0d0c.jsonl",
+                             "tmp/h/chats/session-2026-05-20T10-00-0f0e0d0c.json",
                              "events-20260520T140000-1-0.jsonl.gz"]),
        packed=st.booleans())
 def test_no_importer_raises_on_arbitrary_bytes(lines: list[bytes], name: str,

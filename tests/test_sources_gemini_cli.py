@@ -22,7 +22,7 @@ from agentkpi.cli import main
 from agentkpi.pipeline import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import detect, gemini_cli
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore as Store
 
 SID = "0f0e0d0c-1111-4222-8333-444455556666"
 HASH = "4ea86ddd0000000000000000000000000000000000000000000000000000855e"
