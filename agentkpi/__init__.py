@@ -18,15 +18,15 @@ _LAZY = {
     "Store": "agentkpi.store",
     "open_store": "agentkpi.store",
     "CATALOGUE": "agentkpi.kpis",
-    "rollup": "agentkpi.pipeline",
-    "ingest": "agentkpi.pipeline",
+    "rollup": "agentkpi.rollups",
+    "ingest": "agentkpi.ingestion",
     "generate_sessions": "agentkpi.generate",
     "Recorder": "agentkpi.sdk",
     "record": "agentkpi.sdk",
     "session": "agentkpi.sdk",
     "flush": "agentkpi.sdk",
     "Monitor": "agentkpi.monitor",
-    "query": "agentkpi.query",
+    "query": "agentkpi.queries",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

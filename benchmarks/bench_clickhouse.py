@@ -16,7 +16,7 @@ Steps (same process, same parsed data for both engines):
    ``store.write_batch(..., fresh=True)`` -> events/s of the store itself.
    End-to-end ingest throughput = events / (parse + write), as ``agentkpi
    ingest`` overlaps little on 2 cores.
-3. rollup: ``pipeline.rollup`` over the 48 hours (one KPI query, one CSV per
+3. rollup: ``rollups.rollup`` over the 48 hours (one KPI query, one CSV per
    hour), cold then warm; the CSV bytes of the two engines are compared.
 4. incremental: one batch of 1,000 already-stored session files re-written with
    ``fresh=False, replace_sessions=True`` (what a re-upload of grown sessions
@@ -45,7 +45,7 @@ from typing import Any
 
 from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
 
-from agentkpi import pipeline, sources
+from agentkpi import ingestion, rollups, sources
 from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery
 from agentkpi.kpis.sql import build
 from agentkpi.store import DuckDBStore
@@ -76,12 +76,12 @@ def parse_all(source: str, limit: int | None, workers: int) -> tuple[list[Any], 
     paths = sorted(listing if isinstance(listing, dict) else listing)
     if limit:
         paths = paths[:limit]
-    todo = [(p, pipeline._fingerprint(listing[p]) if isinstance(listing, dict) else "")
+    todo = [(p, ingestion.fingerprint(listing[p]) if isinstance(listing, dict) else "")
             for p in paths]
-    chunks = [todo[i:i + pipeline.CHUNK] for i in range(0, len(todo), pipeline.CHUNK)]
+    chunks = [todo[i:i + ingestion.CHUNK] for i in range(0, len(todo), ingestion.CHUNK)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        batches = list(pool.map(pipeline._parse_chunk_local, [src.NAME] * len(chunks), chunks))
+        batches = list(pool.map(ingestion.parse_local_chunk, [src.NAME] * len(chunks), chunks))
     return batches, time.perf_counter() - t0, src.NAME
 
 
@@ -94,7 +94,7 @@ def write_all(store: Any, batches: list[Any]) -> float:
 
 def rollup(store: Any, target: Path, hours: int) -> float:
     t0 = time.perf_counter()
-    pipeline.rollup(str(target), store=store, start=START.strftime("%Y-%m-%dT%H"),
+    rollups.rollup(str(target), store=store, start=START.strftime("%Y-%m-%dT%H"),
                     end=(START + timedelta(hours=hours)).strftime("%Y-%m-%dT%H"))
     return time.perf_counter() - t0
 
@@ -161,7 +161,7 @@ def main() -> None:
     from agentkpi.generate import append_hour
 
     append_hour(work / "new", START + timedelta(hours=a.hours), 1000, seed=1)
-    new_batch = pipeline._parse_chunk_local(fmt, [(str(p), "new") for p in
+    new_batch = ingestion.parse_local_chunk(fmt, [(str(p), "new") for p in
                                                   sorted((work / "new").rglob("*.jsonl"))])
 
     engines = {

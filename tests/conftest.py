@@ -125,7 +125,7 @@ def constructed(tmp_path: Path) -> Path:
 @pytest.fixture
 def hour_row(tmp_path: Path) -> Callable[..., dict[str, Any] | None]:
     """Roll one hour up from a dataset dir; returns the KPI row (None = empty hour)."""
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     def run(root: Path, hour: str) -> dict[str, Any] | None:
         r = rollup(str(tmp_path / "out"), source=str(root), store=str(tmp_path / "s.duckdb"),

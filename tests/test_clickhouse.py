@@ -23,10 +23,10 @@ import chdb  # noqa: F401  (the clickhouse extra is part of dev: a missing one f
 import clickhouse_connect  # noqa: F401
 import pytest
 
-from agentkpi import pipeline
+from agentkpi import ingestion, rollups
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.sql import Dim, KpiQuery, run
-from agentkpi.query import query as run_query
+from agentkpi.queries import query as run_query
 from agentkpi.store import DuckDBStore
 from agentkpi.store.clickhouse import CLICKHOUSE, ClickHouseStore
 
@@ -54,12 +54,12 @@ def _hourly(target: Path) -> dict[str, bytes]:
 def _rollup_both(tmp: Path, source: Path, **kw: object) -> tuple[dict, dict]:
     duck = DuckDBStore(str(tmp / "duck.duckdb"))
     try:
-        pipeline.rollup(str(tmp / "out_duck"), source=str(source), store=duck, workers=1, **kw)
+        rollups.rollup(str(tmp / "out_duck"), source=str(source), store=duck, workers=1, **kw)
     finally:
         duck.close()
     ch = ClickHouseStore(f"chdb://{tmp / 'ch'}")
     try:
-        pipeline.rollup(str(tmp / "out_ch"), source=str(source), store=ch, workers=1, **kw)
+        rollups.rollup(str(tmp / "out_ch"), source=str(source), store=ch, workers=1, **kw)
     finally:
         ch.close()
     return _hourly(tmp / "out_duck"), _hourly(tmp / "out_ch")
@@ -78,7 +78,7 @@ def test_golden_constructed_hour_on_clickhouse(tmp_path: Path) -> None:
         shutil.copy(p, day / p.name)
     st = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        pipeline.rollup(str(tmp_path / "out"), source=str(tmp_path / "src"), store=st,
+        rollups.rollup(str(tmp_path / "out"), source=str(tmp_path / "src"), store=st,
                         at="2026-05-20T14", workers=1)
     finally:
         st.close()
@@ -103,7 +103,7 @@ def test_hourly_csv_bytes_identical(tmp_path: Path, dirty: bool) -> None:
 
 
 def _dims() -> list[list[Dim]]:
-    from agentkpi.query import DIMENSIONS
+    from agentkpi.queries import DIMENSIONS
 
     dims = [[]]
     for name in ("tool", "user", "model", "agent", "project", "event_type", "error_type"):
@@ -117,8 +117,8 @@ def test_whole_catalogue_every_grain_and_dimension(tmp_path: Path) -> None:
     duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        pipeline.ingest(str(src), duck, workers=1)
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), duck, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         assert duck.counts() == ch.counts()
         assert duck.time_range() == ch.time_range()
         start, end = START.replace(tzinfo=None), (START + timedelta(hours=HOURS + 1)
@@ -143,8 +143,8 @@ def test_query_layer_on_both_engines(tmp_path: Path) -> None:
     duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        pipeline.ingest(str(src), duck, workers=1)
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), duck, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         calls = [
             dict(metrics=["events", "sessions", "users", "duration_ms_p95"], grain="day"),
             dict(metrics=["tool_calls_total", "duration_ms_avg"], grain=None, by=["tool"]),
@@ -242,14 +242,14 @@ def test_incremental_reingest_is_idempotent(tmp_path: Path) -> None:
     files = sorted((src / "sessions").rglob("*.jsonl"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        first = pipeline.ingest(str(src), ch, workers=1)
+        first = ingestion.ingest(str(src), ch, workers=1)
         before = ch.counts()
         assert before["events"] == first.events > 0
-        again = pipeline.ingest(str(src), ch, workers=1)  # nothing changed
+        again = ingestion.ingest(str(src), ch, workers=1)  # nothing changed
         assert again.files_read == 0 and ch.counts() == before
         for p in files[:5]:
             _grow(p)
-        grown = pipeline.ingest(str(src), ch, workers=1)
+        grown = ingestion.ingest(str(src), ch, workers=1)
         assert grown.files_read == 5
         after = ch.counts()
         assert after["events"] == before["events"] + 10
@@ -258,19 +258,19 @@ def test_incremental_reingest_is_idempotent(tmp_path: Path) -> None:
         for p in files[:5]:
             st = p.stat()
             os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         assert ch.counts() == after
         dup = ch.sql("SELECT count() AS n FROM (SELECT session_id, file, seq FROM events "
                      "GROUP BY session_id, file, seq HAVING count() > 1)").to_pylist()[0]["n"]
         assert dup == 0
         end = (START + timedelta(hours=HOURS + 2)).strftime("%Y-%m-%dT%H")
-        pipeline.rollup(str(tmp_path / "out_ch"), store=ch, start="2026-05-19T22", end=end)
+        rollups.rollup(str(tmp_path / "out_ch"), store=ch, start="2026-05-19T22", end=end)
     finally:
         ch.close()
     # a fresh DuckDB store over the grown files gives the very same CSVs
     duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     try:
-        pipeline.rollup(str(tmp_path / "out_duck"), source=str(src), store=duck, workers=1,
+        rollups.rollup(str(tmp_path / "out_duck"), source=str(src), store=duck, workers=1,
                         start="2026-05-19T22", end=end)
     finally:
         duck.close()
@@ -282,13 +282,13 @@ def test_replace_sessions_moves_events(tmp_path: Path) -> None:
     src = _generate(tmp_path / "src", 20, dirty=False, seed=9)
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         before = ch.counts()
         one = sorted((src / "sessions").rglob("*.jsonl"))[0]
         moved = src / "sessions" / "2026-05-21" / one.name
         moved.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(one, moved)  # the same session now also lives in another file
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         assert ch.counts()["events"] == before["events"]
         assert ch.counts()["sessions"] == before["sessions"]
     finally:
@@ -441,8 +441,8 @@ def test_exports_and_session_reads_agree_on_both_engines(tmp_path: Path) -> None
     duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
     ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
     try:
-        pipeline.ingest(str(src), duck, workers=1)
-        pipeline.ingest(str(src), ch, workers=1)
+        ingestion.ingest(str(src), duck, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
         lo = START.replace(tzinfo=None) + timedelta(hours=1)
         hi = lo + timedelta(hours=2)
         for what in ("events", "sessions"):
@@ -492,7 +492,7 @@ def test_library_rollup_honours_the_configured_engine(tmp_path: Path,
     monkeypatch.setenv("AGENTKPI_ENGINE", "clickhouse")
     monkeypatch.setenv("AGENTKPI_DSN", dsn)
     monkeypatch.setenv("AGENTKPI_STORE", str(tmp_path / "never.duckdb"))
-    r = pipeline.rollup(str(tmp_path / "out"), source=str(src), workers=1,
+    r = rollups.rollup(str(tmp_path / "out"), source=str(src), workers=1,
                         start="2026-05-20T00", end="2026-05-20T06")
     assert r.written
     assert not (tmp_path / "never.duckdb").exists()

@@ -14,8 +14,8 @@ import pytest
 
 from agentkpi.errors import UsageError
 from agentkpi.generate import generate_sessions
+from agentkpi.ingestion import ingest
 from agentkpi.model import EVENT_SCHEMA, SESSION_SCHEMA
-from agentkpi.pipeline import ingest
 from agentkpi.sinks import csv_export, jsonl, parquet, xlsx
 from agentkpi.sinks._batches import neutralise_batch
 from agentkpi.sinks.export import FORMATS, export, write

@@ -10,7 +10,8 @@ import fsspec
 import pytest
 
 from agentkpi.errors import DataError, UsageError
-from agentkpi.pipeline import ingest, rollup
+from agentkpi.ingestion import ingest
+from agentkpi.rollups import rollup
 from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
 from .conftest import ev, write_session
@@ -181,10 +182,10 @@ def test_unrecognised_source_layout_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_session_filed_twice_in_one_run_counts_once(dataset: Path, tmp_path: Path,
                                                        workers: int, monkeypatch) -> None:
-    from agentkpi import pipeline
+    from agentkpi import ingestion
 
-    monkeypatch.setattr(pipeline, "CHUNK", 1)  # each file its own chunk
-    monkeypatch.setattr(pipeline, "WRITE_EVENTS", 1)  # and its own transaction
+    monkeypatch.setattr(ingestion, "CHUNK", 1)  # each file its own chunk
+    monkeypatch.setattr(ingestion, "WRITE_EVENTS", 1)  # and its own transaction
     evs = [ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=7)]
     write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs, day="2026-05-19")
     write_session(dataset, "twice", "2026-05-20T14:00:00+00:00", evs)

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from agentkpi.pipeline import rollup
+from agentkpi.rollups import rollup
 
 from .conftest import CONSTRUCTED
 

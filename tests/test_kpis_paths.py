@@ -44,7 +44,7 @@ def reference(rows: list[dict[str, Any]], start: datetime, end: datetime,
 
 def run_query(store: str, metrics: list[str], start: datetime, end: datetime,
               **kw: Any) -> list[dict[str, Any]]:
-    from agentkpi.query import query
+    from agentkpi.queries import query
 
     return query(metrics=metrics, start=start.strftime("%Y-%m-%dT%H"),
                  end=end.strftime("%Y-%m-%dT%H"), store=store, **kw).to_pylist()

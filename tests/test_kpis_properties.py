@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentkpi.kpis import CATALOGUE
-from agentkpi.pipeline import rollup
+from agentkpi.rollups import rollup
 
 from .conftest import ev, write_session
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentkpi.generate import generate_sessions
-from agentkpi.pipeline import rollup
+from agentkpi.rollups import rollup
 
 from .reference_seed import hourly_row, read_rows
 

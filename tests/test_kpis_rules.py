@@ -33,7 +33,7 @@ def test_window_is_half_open_start_included_end_excluded(dataset: Path, hour_row
 
 
 def test_midnight_crossing_session_lands_in_both_days_hours(dataset: Path, tmp_path) -> None:
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     write_session(dataset, "night", "2026-05-20T23:50:00+00:00", [
         ev("2026-05-20T23:55:00+00:00", "llm_call"),
@@ -250,7 +250,7 @@ def test_unknown_event_types_and_null_data_never_fail(dataset: Path, hour_row) -
 
 
 def test_numbers_beyond_64_bits_are_counted_not_fatal(dataset: Path, tmp_path: Path) -> None:
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     write_session(dataset, "s", "2026-05-20T14:00:00+00:00", [
         ev("2026-05-20T14:01:00+00:00", "llm_call", prompt_tokens=10**30, completion_tokens=1e30,

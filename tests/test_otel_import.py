@@ -14,7 +14,7 @@ import fsspec
 import orjson
 import pytest
 
-from agentkpi.pipeline import ingest
+from agentkpi.ingestion import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import otel
 from agentkpi.store import DuckDBStore

@@ -101,7 +101,7 @@ def test_price_step_source_cost_wins_tokens_are_priced_unknown_is_null() -> None
 
 
 def test_unpriced_tokens_kpi_through_the_store(tmp_path: Path) -> None:
-    from agentkpi.query import query
+    from agentkpi.queries import query
 
     st = DuckDBStore(tmp_path / "s.duckdb")
     b = _calls()

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentkpi.pipeline import ingest
-from agentkpi.query import query
+from agentkpi.ingestion import ingest
+from agentkpi.queries import query
 from agentkpi.store import DuckDBStore
 from tests.conftest import ev, write_session
 

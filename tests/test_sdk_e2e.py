@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkpi import pipeline
+from agentkpi import rollups
 from agentkpi.sdk import Recorder
 from agentkpi.sdk.eventlog import list_segments
 
@@ -134,7 +134,7 @@ def test_rollup_library_call_reproduces_the_recorded_numbers(tmp_path: Path) -> 
     log = tmp_path / "telemetry"
     record_known_hour(log)
     out = tmp_path / "out"
-    pipeline.rollup(str(out), source=str(log), store=str(tmp_path / "kpi.duckdb"),
+    rollups.rollup(str(out), source=str(log), store=str(tmp_path / "kpi.duckdb"),
                     start="2026-05-20T14", end="2026-05-20T16")
     row = read_row(out / "hourly" / "2026-05-20" / "14.csv")
     assert row == EXPECTED and list(row) == list(EXPECTED)
@@ -166,13 +166,13 @@ def test_rerun_after_rotation_does_not_double_count(tmp_path: Path) -> None:
     record_known_hour(log, compression="gzip")
     store = str(tmp_path / "kpi.duckdb")
     out = tmp_path / "out"
-    pipeline.rollup(str(out), source=str(log), store=store,
+    rollups.rollup(str(out), source=str(log), store=store,
                     start="2026-05-20T14", end="2026-05-20T15")
     (seg,) = list_segments(log)
     from agentkpi.sdk.eventlog import compress_segment
 
     compress_segment(seg.path, "gzip")   # what rotation does
-    pipeline.rollup(str(out), source=str(log), store=store,
+    rollups.rollup(str(out), source=str(log), store=store,
                     start="2026-05-20T14", end="2026-05-20T15")
     row = read_row(out / "hourly" / "2026-05-20" / "14.csv")
     assert row == EXPECTED
@@ -185,7 +185,7 @@ def test_seed003_metric_files_roll_up_into_tool_and_error_kpis(tmp_path: Path) -
     (src / "metrics_20250731_231502.jsonl").write_bytes(
         (CONSTRUCTED / "CONSTRUCTED_shannon_metrics_20250731_231502.jsonl").read_bytes())
     out = tmp_path / "out"
-    pipeline.rollup(str(out), source=str(tmp_path / "analytics"),
+    rollups.rollup(str(out), source=str(tmp_path / "analytics"),
                     store=str(tmp_path / "kpi.duckdb"), at="2025-07-31T23")
     row = read_row(out / "hourly" / "2025-07-31" / "23.csv")
     assert {k: row[k] for k in ("sessions", "users", "tool_calls_total", "tool_calls_succeeded",
@@ -201,7 +201,7 @@ def test_seed002_monitor_log_rolls_up_as_one_session(tmp_path: Path) -> None:
     (run / "metrics.jsonl").write_bytes(
         (CONSTRUCTED / "CONSTRUCTED_afterimage_metrics.jsonl").read_bytes())
     out = tmp_path / "out"
-    pipeline.rollup(str(out), source=str(tmp_path / "monitoring"),
+    rollups.rollup(str(out), source=str(tmp_path / "monitoring"),
                     store=str(tmp_path / "kpi.duckdb"), at="2026-03-02T10")
     row = read_row(out / "hourly" / "2026-03-02" / "10.csv")
     assert (row["sessions"], row["llm_calls"]) == ("1", "0")

@@ -73,7 +73,7 @@ def test_hf_target_gets_one_commit_per_run_and_none_when_nothing_changed(hub: Fa
 
 def test_rollup_to_hf_commits_all_hours_at_once(hub: FakeHub, constructed: Path,
                                                  tmp_path: Path) -> None:
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     r = rollup("hf://datasets/acme/kpis", source=str(constructed),
                store=str(tmp_path / "s.duckdb"), start="2026-05-20T13", end="2026-05-20T16")

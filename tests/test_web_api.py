@@ -16,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from agentkpi.generate import generate_sessions
-from agentkpi.pipeline import ingest
+from agentkpi.ingestion import ingest
 from agentkpi.store import DuckDBStore
 from agentkpi.web import create_app
 

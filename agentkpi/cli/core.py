@@ -20,9 +20,10 @@ from agentkpi.cli._common import (
     progress_bar,
     store_option,
 )
+from agentkpi.ingestion import IngestResult, ingest
 from agentkpi.kpis import CATALOGUE
 from agentkpi.kpis.catalogue import QUERY_KPIS
-from agentkpi.pipeline import IngestResult, RollupResult, ingest, rollup
+from agentkpi.rollups import RollupResult, rollup
 from agentkpi.store import open_store
 
 SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",

@@ -148,7 +148,7 @@ def query_cmd(metrics: str, grain: str, by: str, where: tuple[str, ...], start: 
     agentkpi query -m tokens_total --grain none --by user --top 10 --format csv
     """
     from agentkpi.kpis.catalogue import BY_NAME
-    from agentkpi.query import describe_dimensions, metric_names, query
+    from agentkpi.queries import describe_dimensions, metric_names, query
 
     if list_names:
         print_table([{"metric": n, "unit": BY_NAME[n].unit, "description":

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agentkpi.errors import UsageError
-from agentkpi.query import query
+from agentkpi.queries import query
 from agentkpi.times import local_iso, parse_time
 from agentkpi.times import zone as time_zone
 

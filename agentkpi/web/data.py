@@ -186,14 +186,14 @@ def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
              where: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The one place the web layer (and plots, reports, alerts) computes KPIs.
 
-    Goes through :func:`agentkpi.query.query` (the same semantics as ``agentkpi
+    Goes through :func:`agentkpi.queries.query` (the same semantics as ``agentkpi
     query``) when no raw ``where`` predicate is given, else straight to
     :func:`agentkpi.kpis.run`; both are engine-neutral. Rows: ``bucket`` (naive UTC), one
     key per ``by`` dimension, one per KPI.
     """
     if not where:
         try:
-            from agentkpi.query import query
+            from agentkpi.queries import query
         except ImportError:  # pragma: no cover - query layer absent
             query = None  # type: ignore[assignment]
         if query is not None:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from agentkpi.cli import main
-from agentkpi.pipeline import ingest
+from agentkpi.ingestion import ingest
 from agentkpi.store import DuckDBStore
 from tests.test_query import build_fixture
 

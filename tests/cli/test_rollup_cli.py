@@ -66,7 +66,7 @@ def test_datetime_and_daily_backfill_modes(generated: Path, tmp_path: Path) -> N
 
 def test_hours_mode_rolls_up_trailing_completed_hours(tmp_path: Path) -> None:
     # the cron path: data in the last completed hour relative to now
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     root = tmp_path / "d"
     generate_sessions(root, 50, datetime(2026, 5, 20, 10, tzinfo=UTC), hours=2, seed=1)

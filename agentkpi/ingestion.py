@@ -1,9 +1,10 @@
-"""The main job: ingest a source into the store, roll KPIs up, write the CSVs.
+"""Ingest: bring the store up to date with a source (the first half of the main job).
 
-``ingest`` reads only new or changed files (path + size + mtime/etag), in
-parallel worker processes for local sources, and writes them to the store in
-batches; ``rollup`` computes every requested hour in one query and writes one
-CSV per non-empty hour. Both are library calls; the CLI only formats.
+:func:`ingest` lists the source, asks the store which files are new or changed
+(path + size + mtime/etag), parses them with the source's importer in parallel
+worker processes (local sources), prices the llm_calls and writes the canonical
+rows to the store in batches. :mod:`agentkpi.rollups` rolls KPIs up from there.
+A library call; the CLI only formats.
 """
 
 from __future__ import annotations
@@ -15,24 +16,19 @@ import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
 import fsspec
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentkpi import config, pricing, sources
-from agentkpi.errors import DataError, UsageError
-from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery, run
+from agentkpi.errors import UsageError
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
-from agentkpi.sinks import csv_hourly
-from agentkpi.sinks.target import write_files
-from agentkpi.store import Store, open_store
-from agentkpi.times import parse_hour
+from agentkpi.store import Store
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1000  # files per parse task
@@ -69,7 +65,7 @@ class IngestResult:
                 for kind, n in sorted(self.quality.audit.items())]
 
 
-def _fingerprint(info: dict[str, Any] | str | None) -> str:
+def fingerprint(info: dict[str, Any] | str | None) -> str:
     """``size:mtime`` (or etag/blob id) of a listed file; a source may hand us a string."""
     if not info:
         return ""
@@ -147,7 +143,7 @@ def _local_fs() -> Any:
     return fsspec.filesystem("file")
 
 
-def _parse_chunk_local(fmt: str, paths: list[tuple[str, str]]) -> Any:
+def parse_local_chunk(fmt: str, paths: list[tuple[str, str]]) -> Any:
     return _parse_chunk(fmt, _local_fs(), paths)
 
 
@@ -178,7 +174,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
                           machine=machine or default_machine(),
                           ran_at=datetime.now(UTC).replace(tzinfo=None))
     merged_before = store.merged_by_key
-    todo = [(p, _fingerprint(info)) for p, info in listing.items()]
+    todo = [(p, fingerprint(info)) for p, info in listing.items()]
     todo = sorted(store.changed_files(todo))
     result.files_unchanged = result.files_seen - len(todo)
     fresh = store.counts()["events"] == 0
@@ -225,7 +221,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         progress("ingest", 0, len(todo))
     if local and n_workers > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            consume(pool.map(_parse_chunk_local, [src.NAME] * len(chunks), chunks))
+            consume(pool.map(parse_local_chunk, [src.NAME] * len(chunks), chunks))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
@@ -269,124 +265,3 @@ def _safe_info(fs: Any, path: str) -> dict[str, Any] | None:
         return fs.info(path)
     except OSError:
         return None
-
-
-# ----------------------------------------------------------------------- rollup
-
-@dataclass
-class RollupResult:
-    buckets: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    empty: int = 0
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ingest: IngestResult | None = None
-    report_path: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"buckets": self.buckets, "written": self.written, "unchanged": self.unchanged,
-                "empty_buckets": self.empty,
-                "ingest": self.ingest.to_dict() if self.ingest else None}
-
-
-def hours_between(start: datetime, end: datetime) -> list[datetime]:
-    if end <= start:
-        raise UsageError(f"empty range: --from {start:%Y-%m-%dT%H} is not before --to "
-                         f"{end:%Y-%m-%dT%H}; the range is [from, to)")
-    n = int((end - start).total_seconds() // 3600)
-    return [start + timedelta(hours=i) for i in range(n)]
-
-
-def compute_rows(store: Store, start: datetime, end: datetime, grain: str = "hour",
-                 columns: Iterable[str] = HOURLY_COLUMNS) -> dict[datetime, dict[str, Any]]:
-    """KPI rows keyed by bucket start for ``[start, end)``."""
-    q = KpiQuery(start=start, end=end, kpis=list(columns), grain=grain)
-    rows = run(store, q)
-    return {r.pop("bucket"): r for r in rows}
-
-
-def rollup(target: str, *, source: str | None = None,
-           store: Store | str | os.PathLike[str] | None = None,
-           hours: int | None = None, at: str | None = None, start: str | None = None,
-           end: str | None = None, daily: str | None = None, fmt: str | None = None,
-           strict: bool = False, now: datetime | None = None, workers: int | None = None,
-           progress: Progress | None = None, machine: str | None = None) -> RollupResult:
-    """Ingest ``source`` (if given) and write the hourly (or daily) KPI CSVs to ``target``.
-
-    Exactly one of: ``hours`` (trailing completed hours, default 1), ``at`` (one
-    hour), ``start``/``end`` (``[start, end)``), ``daily`` (one UTC day).
-    """
-    modes = sum(x is not None for x in (at, daily)) + (start is not None or end is not None)
-    if modes > 1 or (hours is not None and modes):
-        raise UsageError("choose one of --hours, --datetime, --from/--to, --daily-backfill")
-    if (start is None) != (end is None):
-        raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
-                         "--to 2026-04-25T00")
-    # Nothing: the configured engine (as every entry point); a path: that DuckDB file.
-    st: Store
-    if store is None:
-        st, own = open_store(), True
-    elif isinstance(store, (str, os.PathLike)):
-        st, own = open_store("duckdb", path=store), True
-    else:
-        st, own = store, False
-    result = RollupResult()
-    try:
-        if source is not None:
-            result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
-                                   machine=machine)
-        if daily is not None:
-            day = parse_hour(daily).replace(hour=0)
-            buckets = [day]
-            rows = compute_rows(st, day, day + timedelta(days=1), grain="day")
-            path_of = csv_hourly.daily_path
-        else:
-            if at is not None:
-                hour_list = [parse_hour(at)]
-            elif start is not None and end is not None:
-                hour_list = hours_between(parse_hour(start), parse_hour(end))
-            else:
-                current = (now or datetime.now(UTC)).astimezone(UTC)
-                top = current.replace(tzinfo=None, minute=0, second=0, microsecond=0)
-                hour_list = [top - timedelta(hours=i) for i in range(1, (hours or 1) + 1)]
-            buckets = sorted(hour_list)
-            rows = compute_rows(st, buckets[0], buckets[-1] + timedelta(hours=1))
-            path_of = csv_hourly.hourly_path
-        files: dict[str, bytes] = {}
-        for b in buckets:
-            rel, key = path_of(b)
-            result.buckets.append(key)
-            row = rows.get(b)
-            if row is None:
-                result.empty += 1
-                continue
-            result.rows[key] = row
-            files[rel] = csv_hourly.render(key, row)
-        label = buckets[0].strftime("%Y-%m-%dT%H") + (
-            f"..{buckets[-1]:%Y-%m-%dT%H}" if len(buckets) > 1 else "")
-        wr = write_files(target, files, message=f"KPIs for {label}")
-        result.written, result.unchanged = wr.written, wr.unchanged
-        result.report_path = _write_report(target, result)
-    finally:
-        if own:
-            st.close()
-    if strict and result.ingest and result.ingest.quality.data_errors:
-        q = result.ingest.quality
-        raise DataError(f"{q.data_errors} data problem(s) in {source} ({_top(q)}); see "
-                        f"{result.report_path}. Drop --strict to roll up anyway.")
-    return result
-
-
-def _top(q: Quality) -> str:
-    items = sorted(((n, k) for k, n in q.counts.items() if k != "event_type_unknown"),
-                   reverse=True)[:3]
-    return ", ".join(f"{k}: {n}" for n, k in items)
-
-
-def _write_report(target: str, result: RollupResult) -> str | None:
-    """Machine-readable run report at ``TARGET/_reports/latest.json`` (not for hf://)."""
-    if target.startswith("hf://"):
-        return None
-    body = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    write_files(target, {"_reports/latest.json": body})
-    return f"{target.rstrip('/')}/_reports/latest.json"

@@ -38,8 +38,6 @@ Semantics in one place:
 from __future__ import annotations
 
 import re
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -468,17 +466,3 @@ def describe_dimensions() -> list[dict[str, str]]:
     rows.append({"name": "data.KEY", "level": "event",
                  "description": "Any key of the event's data object, e.g. data.flavor."})
     return rows
-
-
-class _CallableModule(types.ModuleType):
-    """``agentkpi.query`` is both this module and the function: calling it runs :func:`query`.
-
-    (``import agentkpi.query`` binds the module as the package attribute; this keeps
-    ``agentkpi.query(...)`` working whatever was imported first.)
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pa.Table:
-        return query(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
