@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import agentkpi
-from agentkpi.query import query
+from agentkpi.queries import query
 from agentkpi.store import open_store
 
 from .conftest import ev, write_session
