@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from agentkpi.cli import main
-from agentkpi.pipeline import ingest
+from agentkpi.ingestion import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import by_name, codex
 from agentkpi.store import DuckDBStore as Store
