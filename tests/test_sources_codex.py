@@ -437,3 +437,14 @@ def test_agent_from_the_session_source(tmp_path: Path, source: Any, agent: str) 
     ev, sess, _ = parse(f)
     assert sess["agent"] == [agent] and ev["agent"] == [agent]
     assert ev["parent_id"] == [None]
+
+
+def test_parse_stream_reads_an_open_file_like_parse_file() -> None:
+    from agentkpi.model import CanonicalBatch
+
+    into = CanonicalBatch()
+    q = Quality()
+    with BIG.open("rb") as fh:
+        codex.parse_stream(str(BIG), fh, q, into=into)
+    ev, _, q2 = parse(BIG)
+    assert into.events == ev and dict(q.audit) == dict(q2.audit)

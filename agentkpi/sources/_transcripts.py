@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -27,24 +27,18 @@ def event_key(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
-def json_lines(raw: bytes, q: Quality, path: str
+def json_lines(fh: IO[bytes], q: Quality, path: str
                ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based line number, object) of every good line of ``raw``.
+    """(1-based line number, object) of every good line of the binary stream ``fh``.
 
-    Walks the buffer with ``find`` (no list of lines, so memory stays at the file's
-    bytes); blank lines are skipped; a line that is not a JSON object is counted as
-    ``line_bad_json`` and skipped (a torn last line of a live transcript is read
-    whole on the next ingest, since the file then has grown).
+    Reads line by line (memory stays at the longest line, not the file); blank lines
+    are skipped; a line that is not a JSON object is counted (``q.malformed``) and
+    skipped: a torn last line of a live transcript is read whole on the next ingest,
+    once the file has grown.
     """
-    pos, n, size, lineno = 0, 0, len(raw), 0
+    n = 0
     loads = orjson.loads
-    while pos < size:
-        end = raw.find(b"\n", pos)
-        if end < 0:
-            end = size
-        lineno += 1
-        line = raw[pos:end]
-        pos = end + 1
+    for lineno, line in enumerate(fh, 1):
         if not line.strip():
             continue
         n += 1

@@ -37,11 +37,13 @@ the parent thread).
 from __future__ import annotations
 
 import glob
+import io
 import os
 import posixpath
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -452,10 +454,18 @@ class _Rollout:
 
 
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+    """Parse one rollout held in memory (see :func:`parse_stream`)."""
     batch = CanonicalBatch()
+    parse_stream(path, io.BytesIO(raw), q, into=batch)
+    return batch
+
+
+def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
+                 opener: Callable[[str], IO[bytes]] | None = None) -> None:
+    """Stream one rollout file from ``fh`` into ``into``, line by line."""
     q.count_audit("files")
     r = _Rollout(path, q)
-    for lineno, obj in json_lines(raw, q, path):
+    for lineno, obj in json_lines(fh, q, path):
         where = f"{path}:{lineno}"
         kind = obj.get("type")
         ts = obj.get("timestamp")
@@ -489,6 +499,5 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     if not r.meta_seen and not r.calls:
         q.skip(path, "file_empty", "no Codex session_meta and no usage in the file; "
                                    "is it a rollout transcript?")
-        return batch
-    r.emit(batch)
-    return batch
+        return
+    r.emit(into)

@@ -32,10 +32,12 @@ conversation as one object with a ``messages`` list. Subagents are recorded in
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import orjson
 
@@ -302,31 +304,36 @@ def _legacy(raw: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and isinstance(obj.get("messages"), list) else None
 
 
-def _first_line_is_object(raw: bytes) -> bool:
-    line = raw.lstrip()[:65536].split(b"\n", 1)[0]
-    try:
-        return isinstance(orjson.loads(line), dict)
-    except orjson.JSONDecodeError:
-        return False
-
-
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+    """Parse one recording held in memory (see :func:`parse_stream`)."""
     batch = CanonicalBatch()
+    parse_stream(path, io.BytesIO(raw), q, into=batch)
+    return batch
+
+
+def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
+                 opener: Callable[[str], IO[bytes]] | None = None) -> None:
+    """Stream one recording from ``fh`` into ``into``.
+
+    A ``.jsonl`` is read line by line; a legacy ``.json`` is one JSON document and is
+    read whole (Gemini CLI rewrote it whole on every change, so they stay small).
+    """
     q.count_audit("files")
-    if not raw.strip():
-        q.skip(path, "file_empty", "empty Gemini CLI recording; skipped")
-        return batch
     rec = _Recording(path, q)
-    legacy = _legacy(raw) if path.endswith(".json") else None
-    if legacy is None and path.endswith(".json") and not _first_line_is_object(raw):
-        q.skip(path, "file_bad_json", "the legacy Gemini CLI recording is not valid JSON "
-                                      "(truncated?); restore it or delete it")
-        return batch
-    if legacy is None:
-        for lineno, obj in json_lines(raw, q, path):
+    legacy: dict[str, Any] | None = None
+    if path.endswith(".json"):
+        raw = fh.read()
+        if not raw.strip():
+            q.skip(path, "file_empty", "empty Gemini CLI recording; skipped")
+            return
+        legacy = _legacy(raw)
+        if legacy is None:
+            q.skip(path, "file_bad_json", "the legacy Gemini CLI recording is not valid JSON "
+                                          "(truncated?); restore it or delete it")
+            return
+    else:
+        for lineno, obj in json_lines(fh, q, path):
             rec.record(obj, f"{path}:{lineno}")
-        if not rec.meta and not rec.messages:
-            legacy = _legacy(raw)  # Gemini CLI falls back to the legacy shape too
     if legacy is not None:
         q.count_audit("lines_read", len(legacy["messages"]))
         rec.meta.update({k: v for k, v in legacy.items() if k != "messages"})
@@ -339,6 +346,5 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     if not rec.meta and not rec.messages:
         q.skip(path, "file_bad_json", "no Gemini CLI session metadata or message in the "
                                       "file; is it a chat recording?")
-        return batch
-    rec.emit(batch)
-    return batch
+        return
+    rec.emit(into)
