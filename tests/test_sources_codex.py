@@ -448,3 +448,16 @@ def test_parse_stream_reads_an_open_file_like_parse_file() -> None:
         codex.parse_stream(str(BIG), fh, q, into=into)
     ev, _, q2 = parse(BIG)
     assert into.events == ev and dict(q.audit) == dict(q2.audit)
+
+
+def test_exit_code_words_inside_the_output_are_not_the_exit_code(tmp_path: Path) -> None:
+    f = write(tmp_path / "rollout-x-exit.jsonl", [
+        meta("2026-05-20T10:00:00Z", "s-exit"),
+        call("2026-05-20T10:00:01Z", "c1", "exec_command"),
+        output("2026-05-20T10:00:02Z", "c1", "Chunk ID: 7\nWall time: 1.2 seconds\n"
+               "Process exited with code 0\nOutput:\nmake: *** Error: exit code 2 (ignored)"),
+        call("2026-05-20T10:00:03Z", "c2", "shell"),
+        output("2026-05-20T10:00:04Z", "c2", "grep says: process exited with code 1")])
+    ev, _, _ = parse(f)
+    assert [s for s, e in zip(ev["success"], ev["event_type"], strict=True)
+            if e == "tool_output"] == [True, True]

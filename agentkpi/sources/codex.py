@@ -65,7 +65,8 @@ _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _TOOL_ITEMS = {"function_call": None, "custom_tool_call": None,
                "local_shell_call": "local_shell", "web_search_call": "web_search"}
 _OUTPUT_ITEMS = frozenset({"function_call_output", "custom_tool_call_output"})
-_EXIT = re.compile(rb"(?:exited with code|[Ee]xit code:?)\s*(-?\d+)")
+# The exit-code header a shell tool writes before the output (not text inside the output).
+_EXIT = re.compile(rb"(?m)^(?:Process exited with code|Exit code:)[ \t]*(-?\d+)")
 _WALL = re.compile(rb"Wall time:\s*([0-9.]+)\s*s")
 
 
