@@ -16,8 +16,8 @@ A rules file (``alerts.toml``)::
     threshold = 25.0
     grain = "hour"                       # hour | day | week | month
     for = 2                              # N consecutive completed buckets (default 1)
-    by = "tool"                          # optional: tool | model | user | agent | project
-    where = { model = "gpt-x" }          # optional filters, same names as `by`
+    by = "tool"                          # optional: a dimension (`agentkpi query --list`)
+    where = { model = "gpt-x" }          # optional filters, dimension names as `by`
     severity = "warning"                 # free text: info | warning | critical ...
 
 A rule *fires* for a group (the ``by`` value, or the whole store) when the
@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import operator
 import os
-import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -51,16 +52,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agentkpi import config
 from agentkpi.errors import UsageError
+from agentkpi.kpis.catalogue import BY_NAME
+from agentkpi.kpis.dimensions import DIMENSIONS
 
 log = logging.getLogger("agentkpi.alerts")
+#: Where the ``stdout`` channel writes: ``echo(text)``, ``echo(text, err=True)`` (click.echo).
+Echo = Callable[..., Any]
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
     "==": operator.eq, "!=": operator.ne,
 }
 GRAINS = ("hour", "day", "week", "month")
-ENV_RULES = "AGENTKPI_ALERT_RULES"
 WHOLE = ""  # group key of a rule without `by`
 
 
@@ -114,9 +119,6 @@ class Finding:
 # --------------------------------------------------------------------------- rules
 def load_rules(path: str | os.PathLike[str]) -> tuple[list[Rule], Notify]:
     """Parse and validate a TOML rules file; errors name the file, the rule and the fix."""
-    from agentkpi.kpis.catalogue import BY_NAME
-    from agentkpi.web.data import DIMENSIONS, FILTER_EXPR
-
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -156,8 +158,8 @@ def load_rules(path: str | os.PathLike[str]) -> tuple[list[Rule], Notify]:
         if by is not None and by not in DIMENSIONS:
             raise UsageError(f"{where}: by {by!r} is not one of {', '.join(DIMENSIONS)}")
         filters = dict(r.get("where", {}))
-        if bad := [k for k in filters if k not in FILTER_EXPR]:
-            raise UsageError(f"{where}: unknown filter {bad}; use {', '.join(FILTER_EXPR)}")
+        if bad := [k for k in filters if k not in DIMENSIONS]:
+            raise UsageError(f"{where}: unknown filter {bad}; use {', '.join(DIMENSIONS)}")
         n_for = int(r.get("for", 1))
         if n_for < 1:
             raise UsageError(f"{where}: for must be >= 1")
@@ -177,12 +179,10 @@ def load_rules(path: str | os.PathLike[str]) -> tuple[list[Rule], Notify]:
 
 
 def find_rules_file(store: str | None = None) -> Path | None:
-    """``$AGENTKPI_ALERT_RULES``, else ``alerts.toml`` next to the DuckDB store, else None."""
-    env = os.environ.get(ENV_RULES)
-    if env:
-        return Path(env)
-    from agentkpi import config
-
+    """The ``alert_rules`` setting, else ``alerts.toml`` next to the DuckDB store, else None."""
+    configured = config.get("alert_rules")
+    if configured:
+        return Path(configured)
     path = config.get("store", store)
     if path and path != ":memory:":
         candidate = Path(path).parent / "alerts.toml"
@@ -194,7 +194,7 @@ def find_rules_file(store: str | None = None) -> Path | None:
 # --------------------------------------------------------------------------- evaluation
 def completed_buckets(now: datetime, grain: str, n: int) -> list[tuple[datetime, datetime]]:
     """The last ``n`` completed ``grain`` buckets before ``now`` as (start, end), UTC."""
-    from agentkpi.web.data import buckets
+    from agentkpi.views import buckets
 
     now = _naive(now)
     span = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7),
@@ -213,8 +213,6 @@ def evaluate_series(rule: Rule, rows: Sequence[Mapping[str, Any]],
     ``for``); ``groups``: extra groups to evaluate even without rows (e.g.
     those firing before, so they can resolve). Pure: no store, no clock.
     """
-    from agentkpi.kpis.catalogue import BY_NAME
-
     keys = [_iso(b) for b in bucket_starts]
     zero_when_empty = BY_NAME[rule.metric].kind == "int" or BY_NAME[rule.metric].additive
     table: dict[str, dict[str, Any]] = {}
@@ -235,8 +233,7 @@ def evaluate_series(rule: Rule, rows: Sequence[Mapping[str, Any]],
 def evaluate(rules: Sequence[Rule], store: Any, now: datetime | None = None,
              firing_before: Mapping[str, Any] | None = None) -> list[Finding]:
     """Evaluate every rule on ``store`` for the completed buckets before ``now``."""
-    from agentkpi.kpis.catalogue import BY_NAME
-    from agentkpi.web import data
+    from agentkpi.views import run_kpis
 
     now = _naive(now or datetime.now(UTC))
     findings: list[Finding] = []
@@ -246,7 +243,7 @@ def evaluate(rules: Sequence[Rule], store: Any, now: datetime | None = None,
             continue
         kpi = BY_NAME[rule.metric]
         den = kpi.den if kpi.agg == "ratio" and not kpi.den.startswith("_") else None
-        rows = data.run_kpis(store, spans[0][0], spans[-1][1],
+        rows = run_kpis(store, spans[0][0], spans[-1][1],
                              [rule.metric, *([den] if den and den != rule.metric else [])],
                              grain=rule.grain, by=[rule.by] if rule.by else [],
                              filters=dict(rule.where))
@@ -300,11 +297,15 @@ def post_webhook(url: str, payload: Mapping[str, Any], retries: int = 3, timeout
     raise OSError(f"webhook {url} failed after {attempt + 1} attempt(s): {last}")
 
 
-def deliver(msg: Mapping[str, Any], notify: Notify) -> list[str]:
-    """Send one notification to every configured channel; returns the errors."""
+def deliver(msg: Mapping[str, Any], notify: Notify, echo: Echo | None = None) -> list[str]:
+    """Send one notification to every configured channel; returns the errors.
+
+    The ``stdout`` channel is ``echo`` (the CLI passes ``click.echo``); the library
+    itself never prints, it logs every notification to ``agentkpi.alerts``.
+    """
     errors = []
-    if notify.stdout:
-        print(msg["text"], file=sys.stdout, flush=True)
+    if notify.stdout and echo is not None:
+        echo(msg["text"])
     log.log(logging.WARNING if msg["status"] == "firing" else logging.INFO, "%s", msg["text"])
     if notify.file:
         try:
@@ -342,6 +343,40 @@ def save_state(path: str | None, state: Mapping[str, Any]) -> None:
     os.replace(tmp, p)
 
 
+class Tracker:
+    """Once-per-transition alert state in memory, with an optional reminder cooldown.
+
+    :meth:`update` returns ``"firing"`` when a key starts firing (or is still firing
+    and its last notification is at least ``cooldown`` seconds old), ``"resolved"``
+    when it stops, else None. Rules on the store keep the same transitions in a
+    state file (:func:`process`); the in-process :class:`agentkpi.Monitor` keeps them
+    here. Thread-safe.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}  # key -> time of its last firing notification
+        self._lock = threading.Lock()
+
+    def update(self, key: str, firing: bool, cooldown: float = math.inf) -> str | None:
+        with self._lock:
+            now = self._clock()
+            if firing:
+                last = self._last.get(key)
+                if last is None or now - last >= cooldown:
+                    self._last[key] = now
+                    return "firing"
+                return None
+            if self._last.pop(key, None) is not None:
+                return "resolved"
+            return None
+
+    def active(self) -> list[str]:
+        """Keys firing now, in the order they started."""
+        with self._lock:
+            return list(self._last)
+
+
 @dataclass
 class CheckResult:
     findings: list[Finding]
@@ -360,7 +395,7 @@ class CheckResult:
 
 
 def process(findings: Sequence[Finding], notify: Notify, state: dict[str, Any] | None = None,
-            dry_run: bool = False) -> CheckResult:
+            dry_run: bool = False, echo: Echo | None = None) -> CheckResult:
     """Turn findings into firing/resolved notifications using (and updating) the state."""
     state = load_state(notify.state) if state is None else state
     sent, errors = [], []
@@ -372,7 +407,7 @@ def process(findings: Sequence[Finding], notify: Notify, state: dict[str, Any] |
             continue
         status = "firing" if f.firing else "resolved"
         msg = message(f, status)
-        errs = [] if dry_run else deliver(msg, notify)
+        errs = [] if dry_run else deliver(msg, notify, echo)
         if errs:  # not recorded: retried on the next run
             errors.extend(errs)
             continue
@@ -388,35 +423,39 @@ def process(findings: Sequence[Finding], notify: Notify, state: dict[str, Any] |
 
 
 def check(rules_path: str | os.PathLike[str], store: Any, now: datetime | None = None,
-          dry_run: bool = False) -> CheckResult:
-    """Load rules, evaluate them on ``store`` at ``now``, notify transitions (library call)."""
+          dry_run: bool = False, echo: Echo | None = None) -> CheckResult:
+    """Load rules, evaluate them on ``store`` at ``now``, notify transitions (library call).
+
+    ``echo`` is the ``stdout`` channel (see :func:`deliver`).
+    """
     rules, notify = load_rules(rules_path)
     state = load_state(notify.state)
     findings = evaluate(rules, store, now, firing_before=state)
-    return process(findings, notify, state, dry_run=dry_run)
+    return process(findings, notify, state, dry_run=dry_run, echo=echo)
 
 
 def after_rollup(store: str | None = None, engine: str | None = None, dsn: str | None = None,
-                 now: datetime | None = None) -> CheckResult | None:
+                 now: datetime | None = None, echo: Echo | None = None) -> CheckResult | None:
     """Hook run by ``agentkpi rollup``: check rules if a rules file is configured.
 
-    Never raises: any problem is logged and printed to stderr, the rollup's
-    exit status is unaffected.
+    Never raises: any problem is logged (and given to ``echo(text, err=True)``,
+    the CLI's stderr); the rollup's exit status is unaffected.
     """
     try:
         path = find_rules_file(store)
         if path is None:
             return None
-        from agentkpi.web.data import open_read_only
+        from agentkpi.views import open_read_only
 
         st = open_read_only(store, engine, dsn)
         try:
-            return check(path, st, now)
+            return check(path, st, now, echo=echo)
         finally:
             st.close()
     except Exception as exc:  # noqa: BLE001 - alerts must never break the rollup
         log.warning("alert check after rollup failed: %s", exc)
-        print(f"warning: alert check after rollup failed: {exc}", file=sys.stderr)
+        if echo is not None:
+            echo(f"warning: alert check after rollup failed: {exc}", err=True)
         return None
 
 
@@ -434,5 +473,5 @@ def _group(v: Any) -> str:
     return "(none)" if v is None or v == "" else str(v)
 
 
-__all__ = ["Finding", "Notify", "Rule", "after_rollup", "check", "evaluate", "evaluate_series",
-           "load_rules", "process"]
+__all__ = ["Finding", "Notify", "Rule", "Tracker", "after_rollup", "check", "evaluate",
+           "evaluate_series", "load_rules", "process"]

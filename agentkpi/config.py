@@ -8,6 +8,7 @@ setting is documented.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,17 @@ def _default_home() -> Path:
     return Path(base) / "agentkpi"
 
 
+def flag(raw: str) -> bool:
+    """An on/off environment value: empty, ``0``, ``false``, ``no`` are off."""
+    return raw.strip().lower() not in ("", "0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
     env: str
     default: Any
-    type: type
+    type: Callable[[str], Any]  # reads the environment's text
     doc: str
 
 
@@ -45,6 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the store, when present)."),
     Setting("threads", "AGENTKPI_THREADS", 0, int,
             "Worker processes for ingest (0 = number of CPUs)."),
+    Setting("raise_errors", "AGENTKPI_RAISE_ERRORS", False, flag,
+            "Re-raise errors made while recording (SDK, Monitor) instead of counting them; "
+            "for tests and debugging."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -33,6 +33,14 @@ class StoreError(AgentKpiError):
     """The canonical store could not be opened, migrated or written."""
 
 
+class StoreMissingError(StoreError):
+    """There is no store yet where one was expected (nothing ingested there)."""
+
+
+class StoreBusyError(StoreError):
+    """The store exists but cannot be opened now (another process holds its lock)."""
+
+
 class DataError(AgentKpiError):
     """Input data had problems and ``--strict`` asked for them to be fatal."""
 

@@ -16,8 +16,12 @@ on purpose:
   column in csv/excel/parquet (the seed dropped them); nested dicts are
   flattened with dots.
 * :meth:`get_metrics` adds ``p50``/``p95`` (linear interpolation).
-* No pandas/seaborn at runtime: exports use pyarrow/openpyxl, plots use the
-  object-oriented matplotlib API (Agg canvas, no global pyplot state).
+* No pandas/seaborn at runtime. The monitor is thin: the thresholds are
+  :class:`agentkpi.alerts.Rule` rows and their transitions an
+  :class:`agentkpi.alerts.Tracker`; exports go through :mod:`agentkpi.sinks`
+  (spreadsheet cells that would run as formulas are neutralised); percentiles
+  and rolling means come from :mod:`agentkpi.kpis.stats`, number coercion from
+  :mod:`agentkpi.quality`, charts from :mod:`agentkpi.plots`.
 * Given a ``log_dir`` (or ``event_log=``), metrics also go to the agentkpi
   event log through a :class:`agentkpi.Recorder` (``<log_dir>/events``), and
   ``track_generation`` records ``llm_call``/``error`` events, so the
@@ -27,23 +31,28 @@ on purpose:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import math
 import queue
-import re
 import threading
 import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from agentkpi.alerts import Rule, Tracker
+from agentkpi.kpis.stats import percentile, rolling_mean
+from agentkpi.quality import Quality, to_float
+
 logger = logging.getLogger("agentkpi")
+
+__all__ = ["Alert", "FileLogHandler", "FileMetricHandler", "GenerationMonitor", "LogHandler",
+           "MetricHandler", "ModelTokenUsage", "Monitor", "RecorderMetricHandler",
+           "TokenUsageReport", "percentile", "rolling_mean"]
 
 LogLevel = Literal["info", "warning", "error"]
 
@@ -135,51 +144,6 @@ class TokenUsageReport:
     total_tokens: int = 0
 
 
-@dataclass
-class _Rule:
-    name: str
-    metric: str
-    above: bool
-    threshold: float
-    level: str
-    message: Callable[[float], str]
-
-
-@dataclass
-class _AlertState:
-    active: bool = False
-    last_fired: float = -math.inf
-    fired: int = field(default=0)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Linear-interpolated percentile (numpy's default); 0.0 when empty."""
-    if not values:
-        return 0.0
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100.0
-    lo = math.floor(k)
-    hi = math.ceil(k)
-    if lo == hi:
-        return float(s[int(k)])
-    return float(s[lo] + (s[hi] - s[lo]) * (k - lo))
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, (int, float)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, str):
-        try:
-            f = float(v)
-        except ValueError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -237,29 +201,30 @@ class Monitor:
         self._alert_max_completion_token_mean = pick(alert_max_completion_token_mean, 4096.0)
         self._alert_max_total_token_mean = pick(alert_max_total_token_mean, 8192.0)
         self._alert_max_conversation_length_mean = pick(alert_max_conversation_length_mean, 2.0)
-        self._rules = [
-            _Rule("low_success_rate", "success_rate", False, self._alert_min_success_rate,
-                  "warning", lambda m: f"Success rate dropped to {m:.1%}"),
-            _Rule("high_generation_time", "generation_time", True,
-                  self._alert_max_generation_time_seconds, "warning",
-                  lambda m: f"Average generation time: {m:.1f}s"),
-            _Rule("high_error_rate", "error_rate", True, self._alert_max_error_rate, "error",
-                  lambda m: f"Error rate increased to {m:.1%}"),
-            _Rule("high_token_usage:prompt", "prompt_token_count", True,
-                  self._alert_max_prompt_token_mean, "warning",
-                  lambda m: f"Average token usage: {m:.0f}"),
-            _Rule("high_token_usage:completion", "completion_token_count", True,
-                  self._alert_max_completion_token_mean, "warning",
-                  lambda m: f"Average token usage: {m:.0f}"),
-            _Rule("high_token_usage:total", "total_token_count", True,
-                  self._alert_max_total_token_mean, "warning",
-                  lambda m: f"Average token usage: {m:.0f}"),
-            _Rule("long_conversations", "conversation_length", True,
-                  self._alert_max_conversation_length_mean, "warning",
-                  lambda m: f"Average conversation length: {m:.1f} turns"),
+        # The seed's seven thresholds as alert rules on the window mean of a metric.
+        tokens = "Average token usage: {:.0f}"
+        self._rules: list[tuple[Rule, str]] = [
+            (Rule("low_success_rate", "success_rate", "<", self._alert_min_success_rate),
+             "Success rate dropped to {:.1%}"),
+            (Rule("high_generation_time", "generation_time", ">",
+                  self._alert_max_generation_time_seconds),
+             "Average generation time: {:.1f}s"),
+            (Rule("high_error_rate", "error_rate", ">", self._alert_max_error_rate,
+                  severity="error"), "Error rate increased to {:.1%}"),
+            (Rule("high_token_usage:prompt", "prompt_token_count", ">",
+                  self._alert_max_prompt_token_mean), tokens),
+            (Rule("high_token_usage:completion", "completion_token_count", ">",
+                  self._alert_max_completion_token_mean), tokens),
+            (Rule("high_token_usage:total", "total_token_count", ">",
+                  self._alert_max_total_token_mean), tokens),
+            (Rule("long_conversations", "conversation_length", ">",
+                  self._alert_max_conversation_length_mean),
+             "Average conversation length: {:.1f} turns"),
         ]
-        self._alert_state: dict[str, _AlertState] = {r.name: _AlertState() for r in self._rules}
+        self._alerts = Tracker()
         self._alert_lock = threading.Lock()
+        #: Values that could not be read as numbers (counted, never raised).
+        self.quality = Quality()
         self._token_usage_callback = token_usage_callback
         self._token_usage_callback_interval = token_usage_callback_interval_seconds
 
@@ -428,7 +393,7 @@ class Monitor:
                 "llm_call", session_id=self.session_id, model=model,
                 prompt_tokens=kwargs.get("prompt_token_count"),
                 completion_tokens=kwargs.get("completion_token_count"),
-                latency_ms=duration * 1000.0 if _num(duration) is not None else None,
+                latency_ms=duration * 1000.0 if self._number(duration) is not None else None,
                 finish_reason=kwargs.get("finish_reason"), success=bool(success))
             if not success or kwargs.get("error"):
                 self._recorder.record("error", session_id=self.session_id,
@@ -466,6 +431,9 @@ class Monitor:
                                     "success": success, "evaluator_type": evaluator_type,
                                     "scores": scores, **kwargs}})
 
+    def _number(self, value: Any) -> float | None:
+        return to_float(value, self.quality, "monitor metric")
+
     # ------------------------------------------------------------ queries
     def _window_values(self, metric_name: str, window: timedelta | None) -> list[float] | None:
         with self._lock:
@@ -473,7 +441,8 @@ class Monitor:
             if entries is None:
                 return None
             start = None if window is None else self._now() - window
-            vals = [_num(e["value"]) for e in entries if start is None or e["timestamp"] >= start]
+            vals = [self._number(e["value"]) for e in entries
+                    if start is None or e["timestamp"] >= start]
         return [v for v in vals if v is not None]
 
     def get_metrics(self, metric_name: str,
@@ -507,7 +476,7 @@ class Monitor:
                     counts = by_model.setdefault(model, {"prompt_tokens": 0,
                                                          "completion_tokens": 0,
                                                          "total_tokens": 0})
-                    v = _num(e.get("value"))
+                    v = self._number(e.get("value"))
                     counts[key] += int(v) if v is not None else 0
         usages = [ModelTokenUsage(m, c["prompt_tokens"], c["completion_tokens"],
                                   c["total_tokens"]) for m, c in sorted(by_model.items())]
@@ -522,28 +491,20 @@ class Monitor:
         """Evaluate the seven thresholds now; send and return the alerts that fire
         (new, re-fired after the cooldown, or resolved)."""
         out: list[Alert] = []
-        now_mono = _monotonic()
         with self._alert_lock:
-            for rule in self._rules:
+            for rule, text in self._rules:
                 stats = self.get_metrics(rule.metric, self.alert_window)
                 count = stats.get("count", 0) if stats else 0
                 mean = stats.get("mean", 0.0) if stats else 0.0
-                breached = bool(count) and (mean > rule.threshold if rule.above
-                                            else mean < rule.threshold)
-                st = self._alert_state[rule.name]
-                if breached:
-                    if not st.active or now_mono - st.last_fired >= self.alert_cooldown_seconds:
-                        st.active = True
-                        st.last_fired = now_mono
-                        st.fired += 1
-                        out.append(Alert(rule.name, rule.message(mean), rule.level,
-                                         self._now(), {**stats, "threshold": rule.threshold}))
-                elif st.active:
-                    st.active = False
+                firing = bool(count) and rule.holds(mean)
+                status = self._alerts.update(rule.name, firing, self.alert_cooldown_seconds)
+                data = {**(stats or {}), "threshold": rule.threshold}
+                if status == "firing":
+                    out.append(Alert(rule.name, text.format(mean), rule.severity, self._now(),
+                                     data))
+                elif status == "resolved":
                     out.append(Alert(rule.name, f"{rule.name} resolved (mean {mean:.4g})",
-                                     "info", self._now(),
-                                     {**(stats or {}), "threshold": rule.threshold},
-                                     resolved=True))
+                                     "info", self._now(), data, resolved=True))
         for alert in out:
             self._send_alert(alert)
         return out
@@ -554,8 +515,7 @@ class Monitor:
 
     def active_alerts(self) -> list[str]:
         """Names of the alert conditions currently active."""
-        with self._alert_lock:
-            return [n for n, st in self._alert_state.items() if st.active]
+        return self._alerts.active()
 
     def _send_alert(self, alert: Alert) -> None:
         if self._recorder is not None:
@@ -576,14 +536,6 @@ class Monitor:
             return {name: [dict(e) for e in entries if start is None or e["timestamp"] >= start]
                     for name, entries in self._metrics.items()}
 
-    @staticmethod
-    def _row(entry: dict[str, Any]) -> dict[str, Any]:
-        row: dict[str, Any] = {"timestamp": entry["timestamp"], "value": entry["value"]}
-        for k, v in entry.items():
-            if k not in ("timestamp", "value"):
-                _flatten(f"metadata_{k}", v, row)
-        return row
-
     def save_metrics(self) -> Path:
         """Dump every metric to ``<log_dir>/metrics_<time>.json``."""
         path = self.log_dir / f"metrics_{datetime.now():%Y%m%d_%H%M%S}.json"
@@ -596,162 +548,66 @@ class Monitor:
         """Export to ``json`` (one file), ``csv`` (``<stem>_<metric>.csv`` per
         metric), ``excel`` (a sheet per metric) or ``parquet`` (one table with a
         ``metric_name`` column). Metadata keys become ``metadata_<key>`` columns."""
+        from agentkpi.sinks import export as sinks
+        from agentkpi.sinks import xlsx
+
         output_path = Path(output_path)
         data = self._snapshot(window)
+        if format not in ("json", "csv", "excel", "parquet"):
+            raise ValueError(f"Unsupported format: {format!r}; use json, csv, excel or parquet")
+        output_path.parent.mkdir(parents=True, exist_ok=True)
         if format == "json":
-            output_path.parent.mkdir(parents=True, exist_ok=True)
             with open(output_path, "w", encoding="utf-8") as f:
                 json.dump(data, f, default=str)
         elif format == "csv":
-            output_path.parent.mkdir(parents=True, exist_ok=True)
             for name, entries in data.items():
-                rows = [self._row(e) for e in entries]
-                cols = _columns(rows)
-                safe = re.sub(r"[/\\\x00]", "_", name)
-                with open(output_path.parent / f"{output_path.stem}_{safe}.csv", "w",
-                          newline="", encoding="utf-8") as f:
-                    w = csv.DictWriter(f, fieldnames=cols)
-                    w.writeheader()
-                    for r in rows:
-                        w.writerow({k: _cell(r.get(k)) for k in cols})
+                safe = "".join("_" if c in "/\\\x00" else c for c in name)
+                sinks.write(_table([_row(e) for e in entries]),
+                            output_path.parent / f"{output_path.stem}_{safe}.csv", "csv")
         elif format == "excel":
-            from openpyxl import Workbook
-
-            wb = Workbook()
-            wb.remove(wb.active)
-            used: set[str] = set()
-            for name, entries in data.items():
-                rows = [self._row(e) for e in entries]
-                cols = _columns(rows)
-                title = re.sub(r"[\[\]:*?/\\]", "_", name)[:31] or "metric"
-                base, i = title, 1
-                while title.lower() in used:
-                    i += 1
-                    title = f"{base[:28]}_{i}"
-                used.add(title.lower())
-                ws = wb.create_sheet(title)
-                ws.append(cols)
-                for r in rows:
-                    ws.append([_xl(r.get(k)) for k in cols])
-            if not wb.sheetnames:
-                wb.create_sheet("metrics")
-            output_path.parent.mkdir(parents=True, exist_ok=True)
-            wb.save(output_path)
-        elif format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            rows = [{"metric_name": name, **self._row(e)}
-                    for name, entries in data.items() for e in entries]
-            cols = _columns(rows) if rows else ["metric_name", "timestamp", "value"]
-            arrays = {}
-            for c in cols:
-                vals = [r.get(c) for r in rows]
-                try:
-                    arrays[c] = pa.array(vals)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                    arrays[c] = pa.array([None if v is None else _cell(v) for v in vals],
-                                         pa.string())
-            output_path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.table(arrays), output_path)
+            xlsx.write_sheets({name: _table([_row(e) for e in entries])
+                               for name, entries in data.items()}, output_path)
         else:
-            raise ValueError(f"Unsupported format: {format!r}; use json, csv, excel or parquet")
+            sinks.write(_table([{"metric_name": name, **_row(e)}
+                                for name, entries in data.items() for e in entries]),
+                        output_path, "parquet")
 
     # ------------------------------------------------------------ plots
     def visualize_metrics(self, save_dir: str | Path | None = None,
                           figsize: tuple[float, float] = (12, 6),
                           return_figures: bool = False) -> dict[str, Any] | None:
         """The seed's seven charts as PNG files in ``save_dir`` (default ``<log_dir>/plots``)."""
-        from matplotlib.figure import Figure
+        from agentkpi.plots import metric_figures
 
         save_dir = Path(save_dir) if save_dir is not None else self.log_dir / "plots"
         save_dir.mkdir(parents=True, exist_ok=True)
         data = self._snapshot(None)
-
-        def series(name: str) -> tuple[list[datetime], list[float]]:
-            pts = [(e["timestamp"], _num(e["value"])) for e in data.get(name, ())]
-            pts = [(t, v) for t, v in pts if v is not None]
-            return [t for t, _ in pts], [v for _, v in pts]
-
-        def new(title: str, xlabel: str, ylabel: str | None = None) -> tuple[Any, Any]:
-            fig = Figure(figsize=figsize)
-            ax = fig.add_subplot()
-            ax.set_title(title)
-            ax.set_xlabel(xlabel)
-            if ylabel:
-                ax.set_ylabel(ylabel)
-            return fig, ax
-
-        figures: dict[str, Any] = {}
         if not any(data.values()):
             warnings.warn("No metrics data available for visualization", UserWarning,
                           stacklevel=2)
-            return figures if return_figures else None
-        if data.get("success_rate"):
-            fig, ax = new("Success/Error Rate Over Time", "Time", "Rate")
-            if data.get("error_rate"):
-                t, v = series("error_rate")
-                ax.plot(t, rolling_mean(v, 10), color="red", label="Error Rate (rolling avg)")
-            t, v = series("success_rate")
-            ax.plot(t, rolling_mean(v, 10), color="green", label="Success Rate (rolling avg)")
-            ax.legend()
-            ax.tick_params(axis="x", labelrotation=45)
-            figures["success_error_rate"] = fig
-        for name, title in (("generation_time", "Generation Time Distribution"),
-                            ("evaluation_time", "Evaluation Time Distribution")):
-            if data.get(name):
-                fig, ax = new(title, "Time (seconds)", "Count")
-                ax.hist(series(name)[1], bins="auto")
-                figures[name] = fig
-        for name, title in (("total_token_count", "Total Token Usage Over Time"),
-                            ("prompt_token_count", "Prompt Token Usage Over Time"),
-                            ("completion_token_count", "Completion Token Usage Over Time")):
-            if data.get(name):
-                fig, ax = new(title, "Time", "Tokens")
-                t, v = series(name)
-                ax.plot(t, rolling_mean(v, 10), color="blue")
-                ax.tick_params(axis="x", labelrotation=45)
-                figures[name] = fig
-        evals = sorted(n for n in data if n.startswith("evaluation_score_") and data[n])
-        if evals:
-            fig, ax = new("Evaluation Scores Over Time", "Time", "Score")
-            for n in evals:
-                t, v = series(n)
-                ax.plot(t, rolling_mean(v, 5),
-                        label=f"{n.replace('evaluation_score_', '').title()} Score")
-            ax.legend(bbox_to_anchor=(1.05, 1), loc="upper left")
-            ax.tick_params(axis="x", labelrotation=45)
-            figures["evaluation_scores"] = fig
+            return {} if return_figures else None
+        figures = metric_figures({name: self._points(entries) for name, entries in data.items()},
+                                 figsize)
         for name, fig in figures.items():
-            fig.tight_layout()
             fig.savefig(save_dir / f"{name}.png")
         return figures if return_figures else None
+
+    def _points(self, entries: list[dict[str, Any]]) -> list[tuple[datetime, float]]:
+        pts = [(e["timestamp"], self._number(e["value"])) for e in entries]
+        return [(t, v) for t, v in pts if v is not None]
 
     def plot_metric(self, metric_name: str, window: timedelta = timedelta(hours=1),
                     rolling_window: int = 10, figsize: tuple[float, float] = (12, 8)) -> Any:
         """One metric over time (rolling mean + raw points); returns the Figure."""
-        from matplotlib.figure import Figure
+        from agentkpi.plots import metric_figure
 
         data = self._snapshot(window)
         if metric_name not in self._metrics:
             raise ValueError(f"Metric {metric_name} not found")
-        pts = [(e["timestamp"], _num(e["value"])) for e in data.get(metric_name, ())]
-        pts = [(t, v) for t, v in pts if v is not None]
+        pts = self._points(data.get(metric_name, []))
         if not pts:
             raise ValueError(f"No data for metric {metric_name} in specified window")
-        t = [p[0] for p in pts]
-        v = [p[1] for p in pts]
-        fig = Figure(figsize=figsize)
-        ax = fig.add_subplot()
-        ax.plot(t, rolling_mean(v, rolling_window), label=f"{metric_name} (rolling avg)")
-        ax.scatter(t, v, alpha=0.2, label="Raw values")
-        ax.set_title(f"{metric_name} Over Time")
-        ax.set_xlabel("Time")
-        ax.set_ylabel(metric_name)
-        ax.legend()
-        ax.tick_params(axis="x", labelrotation=45)
-        fig.tight_layout()
-        return fig
+        return metric_figure(metric_name, pts, rolling_window, figsize)
 
     # ------------------------------------------------------------ lifecycle
     def shutdown(self) -> None:
@@ -791,40 +647,41 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-def rolling_mean(values: list[float], window: int) -> list[float]:
-    """Trailing mean over up to ``window`` values (pandas rolling, min_periods=1)."""
-    out: list[float] = []
-    total = 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
+def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry as an export row: timestamp, value, ``metadata_<key>`` (flattened)."""
+    row: dict[str, Any] = {"timestamp": entry["timestamp"], "value": entry["value"]}
+    for k, v in entry.items():
+        if k not in ("timestamp", "value"):
+            _flatten(f"metadata_{k}", v, row)
+    return row
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """Export rows as one Arrow table: base columns first, then sorted metadata columns.
+
+    A column whose values Arrow cannot type as one (mixed numbers and text, lists)
+    is written as text (JSON for lists and objects).
+    """
+    import pyarrow as pa
+
     cols: dict[str, None] = {}
     for r in rows:
-        for k in r:
-            cols.setdefault(k, None)
+        cols.update(dict.fromkeys(r))
     base = [c for c in ("metric_name", "timestamp", "value") if c in cols]
-    return base + sorted(c for c in cols if c not in base) if rows else \
-        ["timestamp", "value"]
+    names = (base + sorted(c for c in cols if c not in base)) if rows else ["timestamp", "value"]
+    arrays = {}
+    for c in names:
+        values = [r.get(c) for r in rows]
+        try:
+            arrays[c] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            arrays[c] = pa.array([None if v is None else _text(v) for v in values], pa.string())
+    return pa.table(arrays)
 
 
-def _cell(v: Any) -> Any:
+def _text(v: Any) -> str:
     if isinstance(v, datetime):
         return v.isoformat()
     if isinstance(v, (list, dict)):
         return json.dumps(v, default=str)
-    return v
-
-
-def _xl(v: Any) -> Any:
-    if v is None or isinstance(v, (int, float, str, bool, datetime)):
-        if isinstance(v, datetime) and v.tzinfo is not None:
-            return v.replace(tzinfo=None)
-        return v
-    return json.dumps(v, default=str)
-
+    return str(v)

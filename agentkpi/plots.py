@@ -1,21 +1,27 @@
-"""PNG plots of the main KPI series (matplotlib, Agg backend: no display needed).
+"""PNG plots of the main KPI series (matplotlib's object API: no display, no pyplot).
 
 :func:`write_plots` draws one PNG per chart of the dashboard overview
 (sessions and users, cost, tokens by kind, cache-hit ratio, tool success
 rate, failure and regenerate rates, time to first action) plus
 ``overview.png`` with all of them on one page. Every plot has a title, the
 unit on the y axis, UTC dates on the x axis and the range in the caption.
+
+:func:`metric_figures` and :func:`metric_figure` draw the in-process metrics of
+:class:`agentkpi.Monitor` (seed 002's charts). Figures are built with
+matplotlib's object API (``Figure``), never pyplot, so no backend is switched
+and no global figure state is kept.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentkpi.kpis.stats import rolling_mean
 from agentkpi.reports.html import DEFAULT_CHARTS
 
 UNIT_LABEL = {"ratio": "ratio (0\u20131)", "USD": "USD", "s": "seconds", "count": "count",
@@ -66,13 +72,10 @@ def _draw(ax: Any, title: str, unit: str, x: list[datetime], rows: list[Mapping[
 def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     """Write ``<chart>.png`` for each chart of ``report`` and ``overview.png``; return paths.
 
-    ``report`` is the dict of :func:`agentkpi.web.data.report` (``series`` rows with a
+    ``report`` is a dict like :func:`agentkpi.views.overview`'s (``series`` rows with a
     ``bucket``; optional ``charts``, ``from``, ``to``, ``grain``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # OO API: no pyplot state, no backend switch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,19 +88,19 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     caption = f"{span} UTC, per {report.get('grain', 'hour')}"
     paths = []
     for c in charts:
-        fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110, layout="constrained")
+        fig = Figure(figsize=(9, 3.6), dpi=110, layout="constrained")
+        ax = fig.subplots()
         _draw(ax, f"{c['title']} ({c['unit']})", c["unit"], x, rows, list(c["kpis"]))
         ax.set_xlabel(caption, fontsize=8, color="#555")
         p = out / f"{_slug(c['title'])}.png"
         fig.savefig(p)
-        plt.close(fig)
         paths.append(p)
     if charts:
         n = len(charts)
         cols = 2
         nrows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(nrows, cols, figsize=(15, 3.3 * nrows), dpi=100,
-                                 layout="constrained", squeeze=False)
+        fig = Figure(figsize=(15, 3.3 * nrows), dpi=100, layout="constrained")
+        axes = fig.subplots(nrows, cols, squeeze=False)
         for ax, c in zip(axes.flat, charts, strict=False):
             _draw(ax, f"{c['title']} ({c['unit']})", c["unit"], x, rows, list(c["kpis"]))
         for ax in list(axes.flat)[n:]:
@@ -105,7 +108,6 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
         fig.suptitle(f"{report.get('title', 'agentkpi')} \u2014 {caption}", fontsize=12)
         p = out / "overview.png"
         fig.savefig(p)
-        plt.close(fig)
         paths.append(p)
     return paths
 
@@ -114,8 +116,93 @@ def plot_store(store: Any, out_dir: str | Path, start: datetime | None = None,
                end: datetime | None = None, grain: str = "hour", tz: str = "UTC"
                ) -> list[Path]:
     """Compute the overview series from ``store`` and write the PNGs (library entry point)."""
-    from agentkpi.web import data
+    from agentkpi.views import overview
 
-    report = data.overview(store, start, end, grain=grain, tz=tz)
+    report = overview(store, start, end, grain=grain, tz=tz)
     report["title"] = "agentkpi"
     return write_plots(report, out_dir)
+
+
+# ----------------------------------------------------------------------------- in-process metrics
+Points = Sequence[tuple[datetime, float]]
+
+
+def _figure(title: str, xlabel: str, ylabel: str | None, figsize: tuple[float, float]
+            ) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return fig, ax
+
+
+def _tx(points: Points) -> tuple[list[datetime], list[float]]:
+    return [t for t, _ in points], [v for _, v in points]
+
+
+def metric_figures(series: Mapping[str, Points], figsize: tuple[float, float] = (12, 6)
+                   ) -> dict[str, Any]:
+    """Seed 002's charts of in-process metrics (:class:`agentkpi.Monitor`) as Figures.
+
+    ``series``: ``{metric: [(time, value), ...]}``. Up to seven figures, by name:
+    ``success_error_rate`` (rolling means), ``generation_time`` and
+    ``evaluation_time`` (histograms), ``total_token_count``, ``prompt_token_count``,
+    ``completion_token_count`` (rolling means) and ``evaluation_scores`` (one line
+    per ``evaluation_score_<name>``). A metric without points draws nothing.
+    """
+    figures: dict[str, Any] = {}
+    if series.get("success_rate"):
+        fig, ax = _figure("Success/Error Rate Over Time", "Time", "Rate", figsize)
+        if series.get("error_rate"):
+            t, v = _tx(series["error_rate"])
+            ax.plot(t, rolling_mean(v, 10), color="red", label="Error Rate (rolling avg)")
+        t, v = _tx(series["success_rate"])
+        ax.plot(t, rolling_mean(v, 10), color="green", label="Success Rate (rolling avg)")
+        ax.legend()
+        ax.tick_params(axis="x", labelrotation=45)
+        figures["success_error_rate"] = fig
+    for name, title in (("generation_time", "Generation Time Distribution"),
+                        ("evaluation_time", "Evaluation Time Distribution")):
+        if series.get(name):
+            fig, ax = _figure(title, "Time (seconds)", "Count", figsize)
+            ax.hist(_tx(series[name])[1], bins="auto")
+            figures[name] = fig
+    for name, title in (("total_token_count", "Total Token Usage Over Time"),
+                        ("prompt_token_count", "Prompt Token Usage Over Time"),
+                        ("completion_token_count", "Completion Token Usage Over Time")):
+        if series.get(name):
+            fig, ax = _figure(title, "Time", "Tokens", figsize)
+            t, v = _tx(series[name])
+            ax.plot(t, rolling_mean(v, 10), color="blue")
+            ax.tick_params(axis="x", labelrotation=45)
+            figures[name] = fig
+    evals = sorted(n for n in series if n.startswith("evaluation_score_") and series[n])
+    if evals:
+        fig, ax = _figure("Evaluation Scores Over Time", "Time", "Score", figsize)
+        for n in evals:
+            t, v = _tx(series[n])
+            ax.plot(t, rolling_mean(v, 5),
+                    label=f"{n.replace('evaluation_score_', '').title()} Score")
+        ax.legend(bbox_to_anchor=(1.05, 1), loc="upper left")
+        ax.tick_params(axis="x", labelrotation=45)
+        figures["evaluation_scores"] = fig
+    for fig in figures.values():
+        fig.tight_layout()
+    return figures
+
+
+def metric_figure(name: str, points: Points, rolling_window: int = 10,
+                  figsize: tuple[float, float] = (12, 8)) -> Any:
+    """One in-process metric over time: rolling mean plus the raw points (a Figure)."""
+    fig, ax = _figure(f"{name} Over Time", "Time", name, figsize)
+    t, v = _tx(points)
+    ax.plot(t, rolling_mean(v, rolling_window), label=f"{name} (rolling avg)")
+    ax.scatter(t, v, alpha=0.2, label="Raw values")
+    ax.legend()
+    ax.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout()
+    return fig

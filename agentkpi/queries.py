@@ -37,7 +37,6 @@ Semantics in one place:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -49,55 +48,23 @@ import pyarrow as pa
 
 from agentkpi.errors import UsageError
 from agentkpi.kpis.catalogue import BY_NAME, Kpi
+from agentkpi.kpis.dimensions import (
+    DIMENSIONS,
+    Dimension,
+    describe_dimensions,
+    resolve_dimension,
+)
 from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery, run
 from agentkpi.store import Dialect, Store, open_store
-from agentkpi.store.duckdb import DUCKDB
 from agentkpi.times import parse_range
 from agentkpi.times import zone as time_zone
 
-__all__ = ["DIMENSIONS", "METRICS", "OTHER", "Dimension", "metric_names", "query",
-           "resolve_dimension"]
+# The dimension registry lives in agentkpi.kpis.dimensions; re-exported as query's API.
+__all__ = ["DIMENSIONS", "METRICS", "OTHER", "Dimension", "describe_dimensions",
+           "metric_names", "query", "resolve_dimension"]
 
 OTHER = "(other)"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """A group-by / filter dimension over the canonical tables.
-
-    ``expr`` is portable SQL over ``e`` (events) and ``s`` (sessions, joined on
-    session_id); ``level`` is ``"session"`` when it reads ``s`` (so the engine
-    joins sessions), else ``"event"``.
-    """
-
-    name: str
-    expr: str
-    level: str
-    description: str
-
-
-#: The dimension registry. ``data.KEY`` (any key of the events' ``data``) is added on demand.
-DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
-    Dimension("session", "e.session_id", "event", "Session id."),
-    Dimension("user", "coalesce(s.user_id, e.session_id)", "session",
-              "User of the session (the session id when it has none, as the users KPI)."),
-    Dimension("tool", "e.tool", "event",
-              "Tool of tool_call / tool_output events (NULL for other events)."),
-    Dimension("agent", "coalesce(e.agent, s.agent)", "session",
-              "Agent that emitted the event, else the session's agent."),
-    Dimension("model", "coalesce(e.model, s.model)", "session",
-              "Model of an llm_call, else the session's main model."),
-    Dimension("project", "s.project", "session", "Project of the session."),
-    Dimension("machine", "s.machine", "session",
-              "Machine the session was imported from (`ingest --machine`)."),
-    Dimension("mcp_server", "e.mcp_server", "event",
-              "MCP server of MCP tool events (`mcp__<server>__<tool>`)."),
-    Dimension("event_type", "e.event_type", "event", "Event type."),
-    Dimension("error_type", "e.error_type", "event", "Error class of error events."),
-)}
-
-_DATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def metric_names() -> list[str]:
@@ -106,20 +73,6 @@ def metric_names() -> list[str]:
 
 
 METRICS: tuple[str, ...] = tuple(metric_names())
-
-
-def resolve_dimension(name: str, dialect: Dialect = DUCKDB) -> Dimension:
-    """The :class:`Dimension` called ``name`` (``data.KEY`` for a key of the event data)."""
-    if name in DIMENSIONS:
-        return DIMENSIONS[name]
-    if name.startswith("data."):
-        key = name[5:]
-        if not _DATA_KEY.match(key):
-            raise UsageError(f"bad data key {key!r} in dimension {name!r}; use data.KEY with "
-                             "letters, digits, '_' (and '.' for nested keys)")
-        return Dimension(name, dialect.json_field(key), "event", f"data.{key} of the event.")
-    raise UsageError(f"unknown dimension {name!r}; choose from "
-                     f"{', '.join(DIMENSIONS)} or data.KEY (any key of the event data)")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -457,12 +410,3 @@ def _to_table(rows: list[dict[str, Any]], grain: str | None, by: Sequence[str],
         fields.append((name, t))
     schema = pa.schema(fields)
     return pa.table({n: pa.array(data[n], type=t) for n, t in fields}, schema=schema)
-
-
-def describe_dimensions() -> list[dict[str, str]]:
-    """The dimension registry as rows (for ``agentkpi query --help`` and docs)."""
-    rows = [{"name": d.name, "level": d.level, "description": d.description}
-            for d in DIMENSIONS.values()]
-    rows.append({"name": "data.KEY", "level": "event",
-                 "description": "Any key of the event's data object, e.g. data.flavor."})
-    return rows

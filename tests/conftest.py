@@ -105,6 +105,16 @@ def ev(ts: str, event_type: str, **data: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
+def raise_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Errors made while recording (SDK, Monitor) are raised instead of counted.
+
+    The one switch for the ``raise_errors`` setting (``AGENTKPI_RAISE_ERRORS``): a
+    recording bug fails the test. Use it with ``pytest.mark.usefixtures("raise_errors")``.
+    """
+    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+
+
+@pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     root.mkdir()

@@ -498,3 +498,16 @@ def test_library_rollup_honours_the_configured_engine(tmp_path: Path,
     assert not (tmp_path / "never.duckdb").exists()
     with ClickHouseStore(dsn, read_only=True) as ch:
         assert ch.counts()["events"] == r.ingest.events > 0
+
+
+def test_dashboard_tells_a_missing_store_from_a_busy_one(tmp_path: Path) -> None:
+    """No store yet is a 404 on ClickHouse too (the error type decides, not its wording)."""
+    from starlette.testclient import TestClient
+
+    from agentkpi.web import create_app
+
+    c = TestClient(create_app(engine="clickhouse", dsn=f"chdb://{tmp_path / 'none'}",
+                              background=False))
+    r = c.get("/api/overview")
+    assert r.status_code == 404 and "agentkpi ingest --engine clickhouse" in r.json()["error"]
+    assert "Retry-After" not in r.headers

@@ -27,9 +27,7 @@ from agentkpi.sdk.eventlog import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _raise_recording_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
 def _fill(rec: Recorder, n: int, session: str = "s") -> None:

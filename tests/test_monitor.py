@@ -20,10 +20,7 @@ from agentkpi.quality import Quality
 from agentkpi.sdk.eventlog import read_events
 from agentkpi.sources import seed002
 
-
-@pytest.fixture(autouse=True)
-def _raise_recording_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
 class Clock:
@@ -312,3 +309,20 @@ def test_import_compatibility_with_the_seed_names() -> None:
     assert GenerationMonitor is M
     assert ModelTokenUsage("m", 1, 2, 3).total_tokens == 3
     assert FileMetricHandler and FileLogHandler
+
+
+def test_spreadsheet_exports_neutralise_formula_cells(mon: Any, tmp_path: Path) -> None:
+    evil = '=HYPERLINK("http://x.example","click")'
+    mon.record_metric("custom", 1.0, {"note": evil, "who": "@admin", "ok": "plain"})
+    mon.export_metrics(tmp_path / "m.csv", format="csv")
+    with open(tmp_path / "m_custom.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["metadata_note"], row["metadata_who"], row["metadata_ok"]) == (
+        "'" + evil, "'@admin", "plain")
+    mon.export_metrics(tmp_path / "m.xlsx", format="excel")
+    ws = load_workbook(tmp_path / "m.xlsx")["custom"]
+    assert [c.value for c in ws[1]] == ["timestamp", "value", "metadata_note", "metadata_ok",
+                                        "metadata_who"]
+    assert [c.value for c in ws[2]][2:] == ["'" + evil, "plain", "'@admin"]
+    mon.export_metrics(tmp_path / "m.json", format="json")  # not a spreadsheet: kept as is
+    assert json.loads((tmp_path / "m.json").read_text())["custom"][0]["note"] == evil

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from agentkpi import views
 from agentkpi.cli import main
 from agentkpi.plots import UNIT_LABEL, write_plots
 from agentkpi.reports.html import render_html, svg_line_chart
 from agentkpi.store import DuckDBStore
-from agentkpi.web import data
+from agentkpi.times import parse_time
 from tests.test_web_api import dataset_dir, make_store
 
 from .reference_seed import hourly_row, read_rows
@@ -100,16 +101,21 @@ def test_plot_lines_are_the_reference_kpis_of_each_hour(store_path: Path, tmp_pa
 
 def test_plots_of_an_empty_range_still_have_axes(store_path: Path, tmp_path: Path) -> None:
     with DuckDBStore(store_path, read_only=True) as st:
-        rep = data.overview(st, data.parse_time("2030-01-01"), data.parse_time("2030-01-02"))
+        rep = views.overview(st, parse_time("2030-01-01"), parse_time("2030-01-02"))
     paths = write_plots(rep, tmp_path)
     assert len(paths) == 8 and all(_png_size(p)[0] >= 900 for p in paths)
 
 
 def test_html_report_is_self_contained_with_every_chart_and_table(store_path: Path,
                                                                   tmp_path: Path) -> None:
+    from agentkpi.reports import build_report
+
     with DuckDBStore(store_path, read_only=True) as st:
-        rep = data.report(st, data.parse_time("2026-05-20"), data.parse_time("2026-05-21"))
-    doc = render_html(rep)
+        rep = build_report(st, "2026-05-20", "2026-05-21")
+        over = views.overview(st, parse_time("2026-05-20"), parse_time("2026-05-21"))
+    # the dashboard's overview (series + the seven charts) and the report's tables
+    doc = render_html({**rep, "series": over["series"], "charts": over["charts"],
+                       "kpis": over["kpis"]})
     (tmp_path / "report.html").write_text(doc)
     assert doc.startswith("<!doctype html>") and "</html>" in doc
     assert "<script" not in doc and not re.search(r"(src|href)=\"https?://", doc)
@@ -118,9 +124,9 @@ def test_html_report_is_self_contained_with_every_chart_and_table(store_path: Pa
     assert {"sessions", "cost_usd", "cache_hit_ratio", "time_to_first_action_s_p95"} <= {
         n for _, n in paths}
     assert all(d.count("L") >= 10 for d, n in paths if n in ("sessions", "cost_usd"))
-    for dim in ("tool", "model", "user"):
-        assert f"<h2>By {dim}</h2>" in doc
-    assert "2026-05-20 00:00:00 \u2192 2026-05-21 00:00:00 UTC" in doc
+    for title in ("By model", "Tools", "Agents", "Errors"):
+        assert f"<h2>{title}</h2>" in doc
+    assert "2026-05-20 00:00:00+00:00 \u2192 2026-05-21 00:00:00+00:00 UTC" in doc
 
 
 def test_html_report_accepts_a_minimal_dict() -> None:

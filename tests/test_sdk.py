@@ -23,9 +23,7 @@ from agentkpi.sdk.eventlog import list_segments, read_events
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _raise_recording_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
 def _run(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

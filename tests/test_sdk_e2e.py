@@ -20,9 +20,7 @@ from .conftest import CONSTRUCTED
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _raise_recording_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
 class Clock:

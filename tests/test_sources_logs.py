@@ -30,9 +30,7 @@ EVENT_KEYS = ("session_id", "seq", "ts", "event_type", "tool", "success", "durat
               "error_type", "error_message", "model")
 
 
-@pytest.fixture(autouse=True)
-def _raise_recording_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
 def _events(batch: Any, keys: tuple[str, ...] = EVENT_KEYS) -> list[tuple[Any, ...]]:

@@ -35,7 +35,7 @@ def check_cmd(rules: str | None, now: str | None, dry_run: bool, fmt: str, exit_
     from agentkpi.alerts import check, find_rules_file
     from agentkpi.errors import UsageError
     from agentkpi.times import parse_time
-    from agentkpi.web.data import open_read_only
+    from agentkpi.views import open_read_only
 
     at = parse_time(now, "UTC", "--now")
     path = rules or find_rules_file(store)
@@ -44,7 +44,7 @@ def check_cmd(rules: str | None, now: str | None, dry_run: bool, fmt: str, exit_
                          "alerts.toml next to the store (see docs/alerts.md)")
     st = open_read_only(store, engine, dsn)
     try:
-        res = check(path, st, at, dry_run=dry_run)
+        res = check(path, st, at, dry_run=dry_run, echo=click.echo)
     finally:
         st.close()
     if fmt == "json":

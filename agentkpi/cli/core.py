@@ -111,13 +111,9 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
 
 def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str | None) -> None:
     """Evaluate alert rules after a rollup when a rules file is configured."""
-    try:
-        from agentkpi import alerts
-    except ImportError:
-        return
-    hook = getattr(alerts, "after_rollup", None)
-    if hook is not None:
-        hook(store=store, engine=engine, dsn=dsn)
+    from agentkpi.alerts import after_rollup
+
+    after_rollup(store=store, engine=engine, dsn=dsn, echo=click.echo)
 
 
 @main.command("ingest")

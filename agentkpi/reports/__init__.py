@@ -14,7 +14,6 @@ or range gives a report with ``empty: true`` and zeros, which renders as
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -146,11 +145,9 @@ def render(report: dict[str, Any], fmt: str = "markdown") -> str:
     if fmt == "csv":
         return _csv(report)
     if fmt == "html":
-        try:
-            from agentkpi.reports.html import render_html
-        except ImportError:
-            return _html(report)
-        return str(render_html(report))
+        from agentkpi.reports.html import render_html
+
+        return render_html(report)
     raise UsageError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
@@ -238,29 +235,3 @@ def _csv(report: dict[str, Any]) -> str:
             if k != "bucket":
                 w.writerow(["time_series", row["bucket"], k, v])
     return buf.getvalue()
-
-
-def _html(report: dict[str, Any]) -> str:
-    e = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             f"<title>{e(report['title'])}</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;color:#222}",
-             "table{border-collapse:collapse;margin:.5em 0 1.5em}",
-             "td,th{border:1px solid #ccc;padding:.25em .6em}td{text-align:right}",
-             "td:first-child{text-align:left}th{background:#f4f4f4}",
-             "</style></head><body>",
-             f"<h1>{e(report['title'])}</h1><p>Range: {e(_range_text(report))}.</p>"]
-    if report["empty"]:
-        parts.append("<p><strong>No data:</strong> no session has an event in this range.</p>")
-    for title, header, rows in _sections(report):
-        parts.append(f"<h2>{e(title)}</h2>")
-        if not rows:
-            parts.append("<p><em>none</em></p>")
-            continue
-        parts.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header)
-                     + "</tr></thead><tbody>")
-        for r in rows:
-            parts.append("<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in r) + "</tr>")
-        parts.append("</tbody></table>")
-    parts.append("</body></html>\n")
-    return "".join(parts)

@@ -13,8 +13,9 @@ Accepted report shape (tolerant; every key optional except ``series`` for charts
      "totals": {"<kpi>": number}, "kpis": {"<kpi>": {"unit", "description"}},
      "tables": {"name": {"columns": [...], "rows": [{...}]}} or {"name": [{...}]}}
 
-:func:`agentkpi.web.data.report` builds exactly this from a store; a report
-from ``agentkpi.reports.build_report`` is mapped on the same keys.
+:func:`agentkpi.reports.build_report` builds such a dict from a store (its
+sections are mapped on these keys); the views of :mod:`agentkpi.views`
+(``overview``, ``breakdown``) have the same ``series``/``charts``/``kpis`` keys.
 """
 
 from __future__ import annotations
@@ -26,21 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from agentkpi.kpis.display import format_value
+from agentkpi.views import OVERVIEW_CHARTS
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
-#: The KPI charts of the dashboard overview, the HTML report and the PNG plots
-#: (title, unit, series): one definition so they stay "the same charts".
-OVERVIEW_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Sessions and users", "count", ("sessions", "users")),
-    ("Cost", "USD", ("cost_usd",)),
-    ("Tokens by kind", "tokens", ("tokens_prompt", "tokens_completion", "tokens_cache_read",
-                                  "tokens_cache_creation")),
-    ("Cache-hit ratio", "ratio", ("cache_hit_ratio",)),
-    ("Tool success rate", "ratio", ("tool_success_rate",)),
-    ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
-    ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
-)
 DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     *OVERVIEW_CHARTS,
     # keys of agentkpi.reports.build_report's time_series

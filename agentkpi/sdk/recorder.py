@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from agentkpi import config
 from agentkpi.sdk.eventlog import DURABILITY_MODES, EventLogWriter
 
 logger = logging.getLogger("agentkpi")
@@ -46,7 +47,7 @@ _LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
 def _raise_errors() -> bool:
-    return os.environ.get("AGENTKPI_RAISE_ERRORS", "") not in ("", "0", "false", "no")
+    return bool(config.get("raise_errors"))
 
 
 def _epoch(value: Any) -> float:

@@ -11,6 +11,8 @@ time zones); naive ones (the store's UTC) as they are.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -42,11 +44,46 @@ def _cell(value: Any) -> Any:
 def write(data: Batches, destination: str | os.PathLike[str] | BinaryIO,
           sheet: str = "data", max_rows: int = MAX_ROWS) -> int:
     """Write ``data`` to an .xlsx workbook; returns the row count (header not counted)."""
-    schema, batches = schema_and_batches(data)
+    return write_sheets({sheet: data}, destination, max_rows)
+
+
+def write_sheets(sheets: Mapping[str, Batches], destination: str | os.PathLike[str] | BinaryIO,
+                 max_rows: int = MAX_ROWS) -> int:
+    """Write one sheet per ``{name: data}`` to one workbook; returns the rows written.
+
+    Names are made valid for Excel (:func:`sheet_name`); an empty mapping writes one
+    empty sheet, so the file always opens.
+    """
     wb = Workbook(write_only=True)
+    used: set[str] = set()
+    rows = 0
+    for name, data in sheets.items():
+        rows += _append(wb, sheet_name(name, used), data, max_rows)
+    if not sheets:
+        wb.create_sheet("data")
+    wb.save(destination if hasattr(destination, "write") else os.fspath(destination))
+    return rows
+
+
+def sheet_name(name: str, used: set[str]) -> str:
+    """``name`` as a valid, unique (case-insensitive) sheet title; adds it to ``used``.
+
+    Excel forbids ``[ ] : * ? / \\`` and titles over 31 characters.
+    """
+    title = re.sub(r"[\[\]:*?/\\]", "_", name)[:31] or "data"
+    base, i = title, 1
+    while title.lower() in used:
+        i += 1
+        title = f"{base[:28]}_{i}"
+    used.add(title.lower())
+    return title
+
+
+def _append(wb: Workbook, sheet: str, data: Batches, max_rows: int) -> int:
+    schema, batches = schema_and_batches(data)
     per_sheet = max_rows - 1
     header = list(schema.names)
-    ws = wb.create_sheet(sheet[:31])
+    ws = wb.create_sheet(sheet)
     ws.append(header)
     n_sheets, in_sheet, rows = 1, 0, 0
     for batch in batches:
@@ -60,7 +97,6 @@ def write(data: Batches, destination: str | os.PathLike[str] | BinaryIO,
             ws.append([_cell(v) for v in row])
             in_sheet += 1
             rows += 1
-    wb.save(destination if hasattr(destination, "write") else os.fspath(destination))
     return rows
 
 

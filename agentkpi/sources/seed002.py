@@ -20,11 +20,11 @@ time zone (e.g. ``Europe/Paris``); timestamps with an offset are always exact.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from datetime import UTC, datetime
 from typing import Any
 
+from agentkpi import config
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_bool, to_str
 from agentkpi.sources.eventlog import add_event_row, readable_lines
@@ -64,7 +64,7 @@ def session_id_for(path: str) -> str:
 
 
 def _local_tz() -> Any:
-    name = os.environ.get(TZ_ENV, "").strip()
+    name = str(config.get("seed002_tz")).strip()
     if not name or name.upper() == "UTC":
         return None
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

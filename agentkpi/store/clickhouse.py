@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentkpi.errors import StoreError, UsageError
+from agentkpi.errors import StoreError, StoreMissingError, UsageError
 from agentkpi.model import (
     EVENT_COLUMNS,
     EVENT_COLUMNS_V1,
@@ -389,9 +389,9 @@ class ClickHouseStore:
                 "AND name = 'schema_migrations'")
             if not int(exists):
                 self.client.close()
-                raise StoreError(f"no agentkpi store in ClickHouse database {self.database} "
-                                 f"at {_redact(dsn)}; run `agentkpi ingest --engine clickhouse`"
-                                 " first")
+                raise StoreMissingError(
+                    f"no agentkpi store in ClickHouse database {self.database} at "
+                    f"{_redact(dsn)}; run `agentkpi ingest --engine clickhouse` first")
             self.client.database = self.database
         else:
             on = f" ON CLUSTER {self.cluster}" if self.cluster else ""

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from agentkpi import config
-from agentkpi.errors import StoreError
+from agentkpi.errors import StoreError, StoreMissingError
 from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
@@ -158,7 +158,7 @@ class DuckDBStore:
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
-            raise StoreError(f"no store at {self.path}; run `agentkpi ingest` or "
+            raise StoreMissingError(f"no store at {self.path}; run `agentkpi ingest` or "
                              "`agentkpi rollup` first, or pass --store PATH")
         # Writers wait longer for a lock than readers (a dashboard answers "stale").
         self.con = self._connect(lock_timeout if lock_timeout is not None

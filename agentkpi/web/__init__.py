@@ -1,7 +1,7 @@
 """The dashboard (``agentkpi serve``): a Starlette app; every page has a JSON twin.
 
 :func:`create_app` builds the ASGI app, :func:`serve` runs it with uvicorn.
-Data access lives in :mod:`agentkpi.web.data` only.
+The data of every page comes from :mod:`agentkpi.views` (below this package).
 """
 
 from __future__ import annotations

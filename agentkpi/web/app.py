@@ -16,8 +16,10 @@ page                          JSON twin                          what
 
 Query parameters (all optional): ``from``, ``to`` (``YYYY-MM-DD[THH]`` or ISO,
 half-open, UTC unless ``tz``), ``grain`` (hour/day/week/month), ``tz``,
-``sort``/``desc`` (breakdowns) and filters ``tool``, ``model``, ``user``,
-``agent``, ``project``, ``session``.
+``sort``/``desc`` (breakdowns) and filters named by any dimension of the registry
+(:mod:`agentkpi.kpis.dimensions`: ``tool``, ``model``, ``user``, ``agent``,
+``project``, ``session``, ...). Breakdown pages and the navigation come from the
+registry too; the data of every route comes from :mod:`agentkpi.views`.
 
 **One writer, many readers.** The store is opened read-only per request and
 closed right after, so ``agentkpi ingest``/``rollup`` can write between
@@ -48,21 +50,21 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agentkpi import times
-from agentkpi.errors import StoreError, UsageError
-from agentkpi.web import data
+from agentkpi import times, views
+from agentkpi.errors import StoreError, StoreMissingError, UsageError
+from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 
 log = logging.getLogger("agentkpi.web")
 STATIC = Path(__file__).parent / "static"
-FILTERS = tuple(data.FILTER_EXPR)
+FILTERS = tuple(DIMENSIONS)  # ?tool=bash&user=u1: any dimension of the registry
 CACHE_SIZE = 256
 
-PAGES = {
-    "overview": "Overview",
-    "breakdown": "Breakdown",
-    "sessions": "Sessions",
-    "session": "Session",
-}
+#: The navigation: (data-nav, href, label); breakdown pages come from the registry.
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("overview", "/", "Overview"),
+    *((d, f"/breakdown/{d}", DIMENSIONS[d].page or d) for d in PAGE_DIMENSIONS),
+    ("sessions", "/sessions", "Sessions"),
+)
 
 
 class Dashboard:
@@ -88,7 +90,7 @@ class Dashboard:
                  version: Any) -> dict[str, Any]:
         """Open the store read-only, compute, close; cache the payload under ``version``."""
         t0 = time.perf_counter()
-        st = data.open_read_only(self.store, self.engine, self.dsn)
+        st = views.open_read_only(self.store, self.engine, self.dsn)
         try:
             payload = compute(st)
         finally:
@@ -114,7 +116,7 @@ class Dashboard:
 
         def run() -> None:
             try:
-                self._compute(key, compute, data.store_version(self.store))
+                self._compute(key, compute, views.store_version(self.store))
             except Exception as exc:  # noqa: BLE001 - a busy store: the next poll retries
                 log.info("background refresh of %s failed: %s", key, exc)
             finally:
@@ -125,17 +127,17 @@ class Dashboard:
 
     def warm_up(self) -> None:
         """Compute the default views in the background so the first visits are instant."""
-        if not self.store or data.store_version(self.store) is None:
+        if not self.store or views.store_version(self.store) is None:
             return
-        self.refresh_later("/api/overview?", lambda st: data.overview(st))
-        for dim in data.DIMENSIONS:
+        self.refresh_later("/api/overview?", lambda st: views.overview(st))
+        for dim in PAGE_DIMENSIONS:
             self.refresh_later(f"/api/breakdown/{dim}?",
-                               lambda st, dim=dim: data.breakdown(st, dim))
+                               lambda st, dim=dim: views.breakdown(st, dim))
 
     # ------------------------------------------------------------------ data
     def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
         """Compute (or reuse) the JSON for ``key``; stale-but-served when the store is busy."""
-        version = data.store_version(self.store) if self.engine == "duckdb" else None
+        version = views.store_version(self.store) if self.engine == "duckdb" else None
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and version is not None and hit[0] == version:
@@ -146,14 +148,15 @@ class Dashboard:
             return JSONResponse({**hit[1], "stale": True, "refreshing": True, "cached": True})
         try:
             payload = self._compute(key, compute, version)
+        except StoreMissingError as exc:
+            return JSONResponse({"error": str(exc), "stale": True}, status_code=404)
         except StoreError as exc:
             if hit is not None:
                 log.warning("store busy, serving last good response for %s: %s", key, exc)
                 return JSONResponse({**hit[1], "stale": True, "cached": True,
                                      "error": str(exc)})
-            status = 404 if "no store at" in str(exc) else 503
-            return JSONResponse({"error": str(exc), "stale": True}, status_code=status,
-                                headers={"Retry-After": "2"} if status == 503 else None)
+            return JSONResponse({"error": str(exc), "stale": True}, status_code=503,
+                                headers={"Retry-After": "2"})
         except UsageError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except LookupError as exc:
@@ -170,8 +173,8 @@ def _params(request: Request) -> dict[str, Any]:
     tz = q.get("tz") or "UTC"
     grain = q.get("grain") or "hour"
     return {
-        "start": data.parse_time(q.get("from"), tz),
-        "end": data.parse_time(q.get("to"), tz),
+        "start": times.parse_time(q.get("from"), tz),
+        "end": times.parse_time(q.get("to"), tz),
         "grain": grain,
         "tz": tz,
         "filters": {k: q[k] for k in FILTERS if q.get(k)},
@@ -203,7 +206,7 @@ def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
 def api_overview(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
     p = _params(request)
-    return dash.answer(_key(request), lambda st: data.overview(st, **p))
+    return dash.answer(_key(request), lambda st: views.overview(st, **p))
 
 
 def api_breakdown(request: Request) -> Response:
@@ -213,24 +216,24 @@ def api_breakdown(request: Request) -> Response:
     sort = request.query_params.get("sort")
     desc = request.query_params.get("desc", "1") not in ("0", "false", "no")
     return dash.answer(_key(request),
-                       lambda st: data.breakdown(st, dim, sort=sort, desc=desc, **p))
+                       lambda st: views.breakdown(st, dim, sort=sort, desc=desc, **p))
 
 
 def api_sessions(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
     p = _params(request)
-    return dash.answer(_key(request), lambda st: data.sessions(st, **p))
+    return dash.answer(_key(request), lambda st: views.sessions(st, **p))
 
 
 def api_session(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
     sid = request.path_params["session_id"]
-    return dash.answer(_key(request), lambda st: data.session_events(st, sid))
+    return dash.answer(_key(request), lambda st: views.session_events(st, sid))
 
 
 def api_meta(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
-    return dash.answer(_key(request), data.meta)
+    return dash.answer(_key(request), views.meta)
 
 
 def api_health(request: Request) -> Response:
@@ -240,14 +243,8 @@ def api_health(request: Request) -> Response:
 # ---------------------------------------------------------------------- HTML pages
 def shell(page: str, api: str, title: str, poll: float) -> str:
     """The HTML of every page: navigation, controls, a content slot, the JS app."""
-    nav = "".join(
-        f'<a href="{href}" data-nav="{name}">{label}</a>'
-        for name, href, label in (
-            ("overview", "/", "Overview"), ("tool", "/breakdown/tool", "Tools"),
-            ("model", "/breakdown/model", "Models"), ("user", "/breakdown/user", "Users"),
-            ("agent", "/breakdown/agent", "Agents"),
-            ("project", "/breakdown/project", "Projects"),
-            ("sessions", "/sessions", "Sessions")))
+    nav = "".join(f'<a href="{href}" data-nav="{name}">{html.escape(label)}</a>'
+                  for name, href, label in NAV)
     t = html.escape(title)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -295,9 +292,9 @@ def page_overview(request: Request) -> Response:
 
 def page_breakdown(request: Request) -> Response:
     dim = request.path_params["dim"]
-    if dim not in data.DIMENSIONS:
+    if dim not in DIMENSIONS:
         return HTMLResponse(f"unknown dimension {html.escape(dim)}; use one of "
-                            f"{', '.join(data.DIMENSIONS)}", status_code=404)
+                            f"{', '.join(DIMENSIONS)}", status_code=404)
     return _page(request, "breakdown", f"/api/breakdown/{dim}", f"By {dim}")
 
 

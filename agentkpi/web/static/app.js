@@ -9,7 +9,6 @@
   var body = document.body;
   var page = body.dataset.page, api = body.dataset.api;
   var poll = parseFloat(body.dataset.poll || "10") * 1000;
-  var FILTERS = ["tool", "model", "user", "agent", "project", "session"];
   var params = new URLSearchParams(location.search);
   var last = null, lastText = "", timer = null, renders = 0;
   var $ = function (id) { return document.getElementById(id); };

@@ -1,57 +1,62 @@
-"""Data access for the dashboard, the static reports, the plots and the alerts.
+"""The views: what the dashboard, the plots and the alerts show, as plain data.
 
-This is the *only* module of ``agentkpi.web`` that talks to a store, and only
-through the :class:`agentkpi.store.Store` protocol: KPIs through
-:func:`agentkpi.kpis.run` (DuckDB by default, ClickHouse when configured), one
-session's raw events through ``store.read_session``.
+Each function takes an open store and returns a JSON-ready dict (the contract of
+the dashboard's ``/api/...`` routes, which only serialise them; pages only render
+them). Every KPI number comes from :func:`agentkpi.queries.query`, the same
+semantics as ``agentkpi query``, over the dimension registry
+:mod:`agentkpi.kpis.dimensions`, so a view runs on every engine and agrees with
+the query layer.
 
-Every function returns plain JSON-ready dicts: they *are* the contract of the
-``/api/...`` routes, and the pages only render them.
+========================  ==================================================
+function                  what
+========================  ==================================================
+:func:`overview`          time series of :data:`OVERVIEW_KPIS` + totals
+:func:`breakdown`         one row per value of a dimension
+:func:`sessions`          sessions of the range, most expensive first
+:func:`session_events`    one session and its events in recorded order
+:func:`meta`              store counts, time range, grains, breakdown pages
+:func:`run_kpis`          KPI rows for a range (used by the alerts)
+========================  ==================================================
+
+Times are naive UTC ``datetime`` (use :mod:`agentkpi.times` to read user input);
+``filters`` are ``{dimension: value}`` over registry names, ``(none)`` selecting
+NULL. This module sits below ``agentkpi.web``: it imports no web framework, so
+``agentkpi alerts check`` and ``agentkpi plot`` never load Starlette.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from agentkpi.errors import StoreError, UsageError
+from agentkpi.errors import StoreBusyError, StoreError, StoreMissingError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
-from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery, run
-from agentkpi.reports.html import OVERVIEW_CHARTS
+from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
+from agentkpi.kpis.sql import GRAINS
+from agentkpi.queries import query
 from agentkpi.store import Store, open_store
-from agentkpi.times import parse_time
 
-#: Group-by dimensions of the breakdown pages: name -> (SQL expression, level, label).
-DIMENSIONS: dict[str, Dim] = {
-    "tool": Dim("tool", "e.tool", "event"),
-    "model": Dim("model", "coalesce(s.model, 'unknown')", "session"),
-    "user": Dim("user", "coalesce(s.user_id, e.session_id)", "session"),
-    "agent": Dim("agent", "coalesce(e.agent, s.agent, 'unknown')", "event"),
-    "project": Dim("project", "coalesce(s.project, 'unknown')", "session"),
-}
-_INTERNAL_DIMS: dict[str, Dim] = {"session": Dim("session", "e.session_id", "event")}
-# Output columns of the KPI query are named d_<dim>: a dim named like an events
-# column (tool, model, agent) would otherwise be shadowed by e.* inside the query.
-_PREFIX = "d_"
-
-#: Filter predicate per dimension (the value is quoted by :func:`_literal`).
-FILTER_EXPR: dict[str, str] = {
-    "tool": "e.tool",
-    "model": "coalesce(s.model, 'unknown')",
-    "user": "coalesce(s.user_id, e.session_id)",
-    "agent": "coalesce(e.agent, s.agent, 'unknown')",
-    "project": "coalesce(s.project, 'unknown')",
-    "session": "e.session_id",
-}
-
+#: The KPI charts of the dashboard overview, the HTML report and the PNG plots
+#: (title, unit, series): one definition so they stay "the same charts".
+OVERVIEW_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Sessions and users", "count", ("sessions", "users")),
+    ("Cost", "USD", ("cost_usd",)),
+    ("Tokens by kind", "tokens", ("tokens_prompt", "tokens_completion", "tokens_cache_read",
+                                  "tokens_cache_creation")),
+    ("Cache-hit ratio", "ratio", ("cache_hit_ratio",)),
+    ("Tool success rate", "ratio", ("tool_success_rate",)),
+    ("Failure and regenerate rates", "ratio", ("failure_rate", "regenerate_rate")),
+    ("Time to first action", "s", ("time_to_first_action_s_p50", "time_to_first_action_s_p95")),
+)
 OVERVIEW_KPIS: tuple[str, ...] = tuple(dict.fromkeys(
     [k for _, _, ks in OVERVIEW_CHARTS for k in ks]
     + ["llm_calls", "tool_calls_total", "tool_calls_failed", "errored_sessions",
        "regenerated_sessions", "turns"]))
 
-#: Columns of each breakdown table (the first is the default sort, descending).
+#: Columns of a dimension's breakdown table where they differ from
+#: :data:`DEFAULT_BREAKDOWN_KPIS` (the first is the default sort, descending).
 BREAKDOWN_KPIS: dict[str, tuple[str, ...]] = {
     "tool": ("tool_calls_total", "sessions", "users", "tool_calls_succeeded",
              "tool_calls_failed", "tool_success_rate", "research_calls"),
@@ -60,11 +65,11 @@ BREAKDOWN_KPIS: dict[str, tuple[str, ...]] = {
               "time_to_first_action_s_p50"),
     "user": ("sessions", "llm_calls", "cost_usd", "tokens_prompt", "tokens_completion",
              "tool_calls_total", "tool_success_rate", "failure_rate", "regenerate_rate"),
-    "agent": ("sessions", "users", "llm_calls", "cost_usd", "tool_calls_total",
-              "tool_success_rate", "failure_rate"),
-    "project": ("sessions", "users", "llm_calls", "cost_usd", "tool_calls_total",
-                "tool_success_rate", "failure_rate"),
 }
+#: Columns of any other dimension's breakdown (``project``, ``machine``, ...).
+DEFAULT_BREAKDOWN_KPIS: tuple[str, ...] = ("sessions", "users", "llm_calls", "cost_usd",
+                                           "tool_calls_total", "tool_success_rate",
+                                           "failure_rate")
 SESSION_LIST_KPIS = ("llm_calls", "cost_usd", "tool_calls_total", "tool_success_rate",
                      "errored_sessions", "regenerated_sessions")
 MAX_ROWS = 500
@@ -75,17 +80,18 @@ DEFAULT_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=30),
 # --------------------------------------------------------------------------- stores
 def open_read_only(path: str | None = None, engine: str | None = None,
                    dsn: str | None = None) -> Store:
-    """Open the store read-only; raise ``StoreError`` ("busy") if a writer holds it.
+    """Open the store read-only (the configured engine unless given).
 
-    DuckDB lets one process write a file; readers in other processes cannot open
-    it meanwhile. ``Store`` itself waits about 1.5 s for a read-only open.
+    Raises :class:`StoreMissingError` when there is no store yet and
+    :class:`StoreBusyError` when it cannot be opened now (DuckDB: another process
+    writes it; ``Store`` itself waits about 1.5 s for a read-only open).
     """
     try:
         return open_store(engine, dsn, path, read_only=True)
+    except StoreMissingError:
+        raise
     except StoreError as exc:
-        if "no store at" in str(exc):
-            raise
-        raise StoreError(f"store is busy (a writer holds its lock): {exc}") from None
+        raise StoreBusyError(f"store is busy (a writer holds its lock): {exc}") from None
 
 
 def store_version(path: str | None) -> tuple[int, int, int, int] | None:
@@ -99,21 +105,7 @@ def store_version(path: str | None) -> tuple[int, int, int, int] | None:
 
 
 # --------------------------------------------------------------------------- params
-def _literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def filters_to_where(filters: dict[str, str]) -> list[str]:
-    """``{"tool": "bash"}`` -> portable SQL predicates over events/sessions."""
-    out = []
-    for name, value in sorted(filters.items()):
-        if name not in FILTER_EXPR:
-            raise UsageError(f"unknown filter {name!r}; use one of {', '.join(FILTER_EXPR)}")
-        out.append(f"{FILTER_EXPR[name]} = {_literal(value)}")
-    return out
-
-
-def resolve_range(store: Any, start: datetime | None, end: datetime | None,
+def resolve_range(store: Store, start: datetime | None, end: datetime | None,
                   grain: str) -> tuple[datetime, datetime, dict[str, Any]]:
     """Default range: the last DEFAULT_SPAN[grain] of data, ending after the last event."""
     lo, hi = store.time_range()
@@ -180,54 +172,32 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 NONE_LABEL = "(none)"  # a NULL dimension value in rows, links and filters
 
 
-def run_kpis(store: Any, start: datetime, end: datetime, kpis: Sequence[str],
+def run_kpis(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
              grain: str | None = None, by: Sequence[str] = (),
-             filters: dict[str, str] | None = None, tz: str = "UTC",
-             where: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The one place the web layer (and plots, reports, alerts) computes KPIs.
+             filters: Mapping[str, str | None] | None = None,
+             tz: str = "UTC") -> list[dict[str, Any]]:
+    """KPI rows for ``[start, end)``: the one place views (and alerts) compute KPIs.
 
-    Goes through :func:`agentkpi.queries.query` (the same semantics as ``agentkpi
-    query``) when no raw ``where`` predicate is given, else straight to
-    :func:`agentkpi.kpis.run`; both are engine-neutral. Rows: ``bucket`` (naive UTC), one
-    key per ``by`` dimension, one per KPI.
+    A thin adapter over :func:`agentkpi.queries.query` (same semantics as ``agentkpi
+    query``, every engine): ``by`` and ``filters`` name registry dimensions
+    (``(none)`` filters NULL). Rows: ``bucket`` (naive UTC; absent when ``grain`` is
+    None), one key per ``by`` dimension, one per KPI.
     """
-    if not where:
-        try:
-            from agentkpi.queries import query
-        except ImportError:  # pragma: no cover - query layer absent
-            query = None  # type: ignore[assignment]
-        if query is not None:
-            flt = {k: (None if v == NONE_LABEL else v) for k, v in (filters or {}).items()}
-            if bad := [k for k in flt if k not in FILTER_EXPR]:
-                raise UsageError(f"unknown filter {bad[0]!r}; use one of "
-                                 f"{', '.join(FILTER_EXPR)}")
-            t = query(metrics=list(kpis), grain=grain, by=list(by), where=flt,
-                      start=start.replace(tzinfo=UTC),
-                      end=end.replace(tzinfo=UTC), tz=tz, store=store)
-            rows = t.to_pylist()
-            for r in rows:
-                b = r.get("bucket")
-                if isinstance(b, datetime) and b.tzinfo is not None:
-                    r["bucket"] = b.astimezone(UTC).replace(tzinfo=None)
-            return rows
-    dims = [Dim(_PREFIX + d.name, d.expr, d.level)
-            for d in (DIMENSIONS.get(b) or _INTERNAL_DIMS[b] for b in by)]
-    preds = [*filters_to_where(filters or {}), *where]
-    if any(d.level == "event" and "s." in d.expr for d in dims) and not any(
-            "s." in p for p in preds):
-        # kpis.sql joins sessions only for session-level dims or s.* predicates;
-        # an event-level dim reading s.* (agent) needs the join too.
-        preds.append("(s.session_id IS NULL OR s.session_id IS NOT NULL)")
-    q = KpiQuery(start=start, end=end, kpis=list(kpis), grain=grain, tz=tz, by=dims,
-                 where=preds)
-    rows = run(store, q)
-    if by:
-        n = len(_PREFIX)
-        rows = [{(k[n:] if k.startswith(_PREFIX) else k): v for k, v in r.items()} for r in rows]
+    flt = {k: (None if v == NONE_LABEL else v) for k, v in (filters or {}).items()}
+    if bad := [k for k in flt if k not in DIMENSIONS]:
+        raise UsageError(f"unknown filter {bad[0]!r}; use one of {', '.join(DIMENSIONS)}")
+    t = query(metrics=list(kpis), grain=grain, by=list(by), where=flt,
+              start=start.replace(tzinfo=UTC), end=end.replace(tzinfo=UTC), tz=tz,
+              store=store)
+    rows = t.to_pylist()
+    for r in rows:
+        b = r.get("bucket")
+        if isinstance(b, datetime) and b.tzinfo is not None:
+            r["bucket"] = b.astimezone(UTC).replace(tzinfo=None)
     return rows
 
 
-def overview(store: Any, start: datetime | None = None, end: datetime | None = None,
+def overview(store: Store, start: datetime | None = None, end: datetime | None = None,
              grain: str = "hour", tz: str = "UTC",
              filters: dict[str, str] | None = None) -> dict[str, Any]:
     """Time series of the overview KPIs plus totals over the whole range."""
@@ -269,7 +239,7 @@ def _gaps(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if empty.get(k) else v) for k, v in row.items()}
 
 
-def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime | None = None,
+def breakdown(store: Store, dim: str, start: datetime | None = None, end: datetime | None = None,
               grain: str = "hour", tz: str = "UTC", filters: dict[str, str] | None = None,
               sort: str | None = None, desc: bool = True, limit: int = MAX_ROWS
               ) -> dict[str, Any]:
@@ -278,7 +248,7 @@ def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime
         raise UsageError(f"unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
     start, end, span = resolve_range(store, start, end, grain)
     filters = dict(filters or {})
-    kpis = BREAKDOWN_KPIS[dim]
+    kpis = BREAKDOWN_KPIS.get(dim, DEFAULT_BREAKDOWN_KPIS)
     rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
     if dim == "tool":  # events without a tool are not a tool
         rows = [r for r in rows if r["tool"] not in (None, "")]
@@ -296,7 +266,7 @@ def breakdown(store: Any, dim: str, start: datetime | None = None, end: datetime
     }
 
 
-def sessions(store: Any, start: datetime | None = None, end: datetime | None = None,
+def sessions(store: Store, start: datetime | None = None, end: datetime | None = None,
              grain: str = "hour", tz: str = "UTC", filters: dict[str, str] | None = None,
              limit: int = 200) -> dict[str, Any]:
     """Sessions active in the range (most expensive first), each with its own KPIs."""
@@ -332,29 +302,8 @@ def session_events(store: Store, session_id: str) -> dict[str, Any]:
             "columns": list(EVENT_FIELDS), "events": [_clean(e) for e in events]}
 
 
-def meta(store: Any) -> dict[str, Any]:
+def meta(store: Store) -> dict[str, Any]:
     lo, hi = store.time_range()
     return {"counts": store.counts(), "first_event": _iso(lo), "last_event": _iso(hi),
-            "grains": list(GRAINS), "dimensions": list(DIMENSIONS),
-            "engine": store.engine}
-
-
-def report(store: Any, start: datetime | None = None, end: datetime | None = None,
-           grain: str = "hour", tz: str = "UTC", top: int = 15) -> dict[str, Any]:
-    """The overview series plus the top rows of every breakdown, as one report dict.
-
-    The shape :func:`agentkpi.reports.html.render_html` and
-    :func:`agentkpi.plots.write_plots` accept: ``series`` rows, ``charts``,
-    ``totals``, ``kpis`` and ``tables`` ({name: {"columns", "rows"}}).
-    """
-    o = overview(store, start, end, grain=grain, tz=tz)
-    tables = {}
-    for dim in ("tool", "model", "user", "agent", "project"):
-        b = breakdown(store, dim, parse_time(o["from"]), parse_time(o["to"]), grain=grain,
-                      tz=tz, limit=top)
-        tables[f"by {dim}"] = {"columns": b["columns"], "rows": b["rows"],
-                               "total_rows": b["total_rows"]}
-        o["kpis"].update(b["kpis"])
-    return {"title": "agentkpi report", "from": o["from"], "to": o["to"], "grain": grain,
-            "tz": tz, "data_range": o["data_range"], "charts": o["charts"], "kpis": o["kpis"],
-            "series": o["series"], "totals": o["totals"], "tables": tables}
+            "grains": list(GRAINS), "dimensions": list(PAGE_DIMENSIONS),
+            "filters": list(DIMENSIONS), "engine": store.engine}
