@@ -44,7 +44,6 @@ no window contains NULL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -165,13 +164,6 @@ LIFECYCLE_EVENT_TYPES = frozenset({
     "agent_execution", "checkpoint", "hook", "command", "checkpoint_created",
     "hook_triggered", "command_executed", "alert",
 })
-
-
-def to_utc_naive(dt: datetime) -> datetime:
-    """Aware -> UTC naive; naive values are taken to be UTC already."""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
 
 
 @dataclass

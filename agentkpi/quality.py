@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agentkpi.model import to_utc_naive
+from agentkpi.times import to_utc_naive
 
 #: Issue kinds and what each one means (also the report's documentation).
 ISSUE_KINDS: dict[str, str] = {

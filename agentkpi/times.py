@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agentkpi.errors import TimeInputError
 
 __all__ = ["TimeInputError", "FORMS", "local_iso", "parse_hour", "parse_range", "parse_time",
-           "zone"]
+           "to_utc_naive", "zone"]
 
 #: What a user may type, for error messages and ``--help`` texts.
 FORMS = "YYYY-MM-DD, YYYY-MM-DDTHH or an ISO time such as 2026-05-20T14:30:00+02:00"
@@ -120,6 +120,13 @@ def parse_range(start: TimeValue | None, end: TimeValue | None,
         raise TimeInputError(f"empty range: {names[0]} {start} is not before {names[1]} {end}; "
                              f"the range is [{names[0]}, {names[1]})")
     return lo, hi
+
+
+def to_utc_naive(dt: datetime) -> datetime:
+    """Aware -> naive UTC (the store's time); naive values are taken to be UTC already."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
 
 
 def local_iso(dt: datetime | None, tz: str | tzinfo | None = "UTC") -> str | None:
