@@ -223,3 +223,30 @@ def test_after_rollup_without_rules_does_nothing(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGENTKPI_ALERT_RULES", raising=False)
     assert alerts.after_rollup(store=str(tmp_path / "s.duckdb")) is None
+
+
+def test_the_library_never_prints_the_stdout_channel_is_the_callers(
+        store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[notify]\nstdout = true\n'
+                     '[[rule]]\nname="busy"\nmetric="sessions"\nop=">"\nthreshold=0\n')
+    with Store(store_path, read_only=True) as st:
+        quiet = alerts.check(rules, st, now=datetime(2026, 5, 20, 12), dry_run=False)
+        assert [m["rule"] for m in quiet.sent] == ["busy"]
+        assert capsys.readouterr().out == ""            # sent, but nothing printed
+        lines: list[str] = []
+        later = alerts.check(rules, st, now=datetime(2026, 6, 1), echo=lines.append)
+    assert [m["status"] for m in later.sent] == ["resolved"]
+    assert lines == [later.sent[0]["text"]] and "busy RESOLVED" in lines[0]
+    assert capsys.readouterr().out == ""
+
+
+def test_a_rule_may_group_by_any_registry_dimension(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rule]]\nname="errs"\nmetric="events"\nop=">"\nthreshold=0\n'
+                     'by="event_type"\nwhere={ machine = "laptop" }\n')
+    (rule,), _ = load_rules(rules)
+    assert rule.by == "event_type" and dict(rule.where) == {"machine": "laptop"}
+    rules.write_text('[[rule]]\nname="x"\nmetric="events"\nop=">"\nthreshold=0\nby="colour"\n')
+    with pytest.raises(UsageError, match="by 'colour' is not one of session, user, tool"):
+        load_rules(rules)

@@ -22,6 +22,8 @@ RUN_BELOW_THE_WEB = textwrap.dedent("""
     import json, sys
     from datetime import datetime
     from pathlib import Path
+    import matplotlib
+    matplotlib.use("svg")  # the host application's choice: plotting must not change it
     import agentkpi.alerts, agentkpi.plots
     from agentkpi.views import open_read_only
     store, tmp = sys.argv[1], Path(sys.argv[2])
@@ -35,7 +37,8 @@ RUN_BELOW_THE_WEB = textwrap.dedent("""
     finally:
         st.close()
     print(json.dumps({"modules": sorted({m.split(".")[0] for m in sys.modules}),
-                      "firing": len(res.firing), "pngs": len(pngs)}))
+                      "firing": len(res.firing), "pngs": len(pngs),
+                      "backend": matplotlib.get_backend()}))
 """)
 
 
@@ -60,6 +63,7 @@ def test_alerts_and_plots_run_on_a_store_without_the_web_framework(tmp_path: Pat
     store = make_store(tmp_path, n=40, hours=6)
     out = _modules(RUN_BELOW_THE_WEB, str(store), str(tmp_path))
     assert out["pngs"] == 8 and out["firing"] >= 2  # ran for real: tools busy at 02:00
+    assert out["backend"] == "svg"  # no matplotlib.use() inside the library
     assert (tmp_path / "plots" / "overview.png").stat().st_size > 5_000
     loaded = set(out["modules"])  # type: ignore[arg-type]
     assert "matplotlib" in loaded and "duckdb" in loaded  # the probe sees what was used
