@@ -230,7 +230,7 @@ def test_the_library_never_prints_the_stdout_channel_is_the_callers(
     rules = tmp_path / "alerts.toml"
     rules.write_text('[notify]\nstdout = true\n'
                      '[[rule]]\nname="busy"\nmetric="sessions"\nop=">"\nthreshold=0\n')
-    with Store(store_path, read_only=True) as st:
+    with DuckDBStore(store_path, read_only=True) as st:
         quiet = alerts.check(rules, st, now=datetime(2026, 5, 20, 12), dry_run=False)
         assert [m["rule"] for m in quiet.sent] == ["busy"]
         assert capsys.readouterr().out == ""            # sent, but nothing printed
