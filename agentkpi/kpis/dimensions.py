@@ -96,7 +96,7 @@ def resolve_dimension(name: str, dialect: _JsonDialect | None = None) -> Dimensi
             raise UsageError(f"bad data key {key!r} in dimension {name!r}; use data.KEY with "
                              "letters, digits, '_' (and '.' for nested keys)")
         if dialect is None:
-            from agentkpi.kpis.sql import DUCKDB
+            from agentkpi.store.duckdb import DUCKDB
 
             dialect = DUCKDB
         return Dimension(name, dialect.json_field(key), "event", f"data.{key} of the event.")
