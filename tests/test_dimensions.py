@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from agentkpi import views
 from agentkpi.errors import UsageError
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS, resolve_dimension
-from agentkpi.query import query
+from agentkpi.queries import query
 from agentkpi.store import Store
 from agentkpi.web import create_app
 from agentkpi.web.app import NAV
