@@ -33,6 +33,7 @@ from typing import Any
 
 from agentkpi.errors import StoreBusyError, StoreError, StoreMissingError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
+from agentkpi.kpis.display import label
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 from agentkpi.kpis.sql import GRAINS
 from agentkpi.queries import query
@@ -160,8 +161,11 @@ def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
 
 
 def kpi_meta(names: Sequence[str]) -> dict[str, dict[str, str]]:
-    return {n: {"unit": BY_NAME[n].unit, "description": BY_NAME[n].description,
-                "kind": BY_NAME[n].kind} for n in names}
+    """Per KPI: its human ``label``, ``unit``, ``description`` and ``kind`` (pages show the
+    label, the raw name on hover; :mod:`agentkpi.kpis.display`)."""
+    return {n: {"label": label(n), "unit": BY_NAME[n].unit,
+                "description": BY_NAME[n].description, "kind": BY_NAME[n].kind}
+            for n in names}
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +179,7 @@ NONE_LABEL = "(none)"  # a NULL dimension value in rows, links and filters
 def run_kpis(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
              grain: str | None = None, by: Sequence[str] = (),
              filters: Mapping[str, str | None] | None = None,
-             tz: str = "UTC") -> list[dict[str, Any]]:
+             tz: str = "UTC", compare: str | None = None) -> list[dict[str, Any]]:
     """KPI rows for ``[start, end)``: the one place views (and alerts) compute KPIs.
 
     A thin adapter over :func:`agentkpi.queries.query` (same semantics as ``agentkpi
@@ -188,7 +192,7 @@ def run_kpis(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
         raise UsageError(f"unknown filter {bad[0]!r}; use one of {', '.join(DIMENSIONS)}")
     t = query(metrics=list(kpis), grain=grain, by=list(by), where=flt,
               start=start.replace(tzinfo=UTC), end=end.replace(tzinfo=UTC), tz=tz,
-              store=store)
+              compare=compare, store=store)
     rows = t.to_pylist()
     for r in rows:
         b = r.get("bucket")
@@ -212,9 +216,13 @@ def overview(store: Store, start: datetime | None = None, end: datetime | None =
     for b in grid:
         r = by_bucket.get(b) or {k: 0 for k in OVERVIEW_KPIS}
         series.append({"bucket": _iso(b), **_gaps({k: r.get(k, 0) for k in OVERVIEW_KPIS})})
-    totals = run_kpis(store, start, end, OVERVIEW_KPIS, grain=None, filters=filters, tz=tz)
-    total = _clean(totals[0]) if totals else {k: 0 for k in OVERVIEW_KPIS}
-    total.pop("bucket", None)
+    totals = run_kpis(store, start, end, OVERVIEW_KPIS, grain=None, filters=filters, tz=tz,
+                      compare="previous")
+    both = _clean(totals[0]) if totals else {}
+    total = {k: both.get(k, 0) for k in OVERVIEW_KPIS}
+    # The same KPIs over the period of the same length just before (the cards' change).
+    previous = {k: both.get(f"{k}_previous") for k in OVERVIEW_KPIS}
+    change_pct = {k: both.get(f"{k}_change_pct") for k in OVERVIEW_KPIS}
     return {
         "page": "overview",
         "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz, "filters": filters,
@@ -223,6 +231,8 @@ def overview(store: Store, start: datetime | None = None, end: datetime | None =
         "kpis": kpi_meta(OVERVIEW_KPIS),
         "series": series,
         "totals": total,
+        "previous": previous,
+        "change_pct": change_pct,
     }
 
 

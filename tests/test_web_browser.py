@@ -162,3 +162,39 @@ def test_page_polls_its_json_twin(server: str, page: Any) -> None:
         with page.expect_request(lambda r: "/api/overview" in r.url, timeout=60_000):
             pass
     assert len(hits) >= 3
+
+
+def test_cards_tables_and_axes_speak_labels_and_units(server: str, page: Any) -> None:
+    """People read labels and units; the raw KPI name stays on hover; axes carry dates."""
+    from agentkpi.kpis.display import format_kpi, label
+
+    page.goto(server + "/?from=2026-05-20T00&to=2026-05-22T00&tz=America/New_York")
+    _loaded(page)
+    d = page.evaluate("fetch('/api/overview' + location.search).then(r => r.json())")
+    card = page.locator(".card[data-kpi=time_to_first_action_s_p50]")
+    assert card.locator(".k").inner_text() == label("time_to_first_action_s_p50")
+    assert card.locator(".v").inner_text() == format_kpi(
+        "time_to_first_action_s_p50", d["totals"]["time_to_first_action_s_p50"])
+    assert card.get_attribute("title").startswith("time_to_first_action_s_p50 ")
+    cost = page.locator(".card[data-kpi=cost_usd] .v").inner_text()
+    assert cost == format_kpi("cost_usd", d["totals"]["cost_usd"]) and cost.startswith("$")
+    # the change against the previous period, from the query layer's compare="previous"
+    pct = d["change_pct"]["sessions"]
+    delta = page.locator(".card[data-kpi=sessions] .delta").inner_text()
+    if pct is None:
+        assert delta.startswith("previous period")
+    else:
+        assert delta.endswith(f"{abs(pct):.1f}% vs previous period")
+    # a two-day range: time ticks carry the date, in the chosen zone: from=…T00 is local
+    # midnight (04:00 UTC in May), drawn as such, not as 04:00
+    ticks = page.eval_on_selector_all(".chart-box svg text.tick",
+                                      "ts => ts.map(t => t.textContent)")
+    times = [t for t in ticks if t.startswith("May ")]
+    assert "May 20, 00:00" in times and "May 20, 04:00" not in times, ticks
+    assert all(t.startswith(("May 20", "May 21")) for t in times), times
+    legend = page.eval_on_selector_all(".chart-box svg text", "ts => ts.map(t => t.textContent)")
+    assert "Sessions" in legend and "sessions" not in legend
+    page.goto(server + "/breakdown/model")
+    _loaded(page)
+    th = page.locator("th[data-col=cost_usd]")
+    assert th.inner_text().strip() == "Cost" and th.get_attribute("title").startswith("cost_usd")

@@ -29,6 +29,12 @@
     return s ? "?" + s : "";
   }
   function unitOf(d, k) { return d.kpis && d.kpis[k] ? d.kpis[k].unit : ""; }
+  // A KPI's human label from the catalogue; the raw name stays on hover (and in the JSON).
+  function labelOf(d, k) { return d.kpis && d.kpis[k] && d.kpis[k].label ? d.kpis[k].label : k; }
+  function hoverOf(d, k) {
+    var m = d.kpis && d.kpis[k];
+    return m ? k + " \u2014 " + m.description + " (" + m.unit + ")" : k;
+  }
   function fmtCell(v, unit) {
     if (typeof v === "number") return AKChart.fmt(v, unit);
     return v === null || v === undefined ? "" : String(v);
@@ -143,9 +149,18 @@
     var cards = h("div", {"class": "cards", id: "totals"});
     ["sessions", "users", "cost_usd", "llm_calls", "tool_calls_total", "tool_success_rate",
      "failure_rate", "regenerate_rate", "cache_hit_ratio", "time_to_first_action_s_p50"].forEach(function (k) {
-      var card = h("div", {"class": "card", "data-kpi": k});
+      var card = h("div", {"class": "card", "data-kpi": k, title: hoverOf(d, k)});
       card.appendChild(h("div", {"class": "v"}, fmtCell(d.totals[k], unitOf(d, k))));
-      card.appendChild(h("div", {"class": "k", title: d.kpis[k] ? d.kpis[k].description : ""}, k));
+      card.appendChild(h("div", {"class": "k"}, labelOf(d, k)));
+      var pct = d.change_pct ? d.change_pct[k] : null, prev = d.previous ? d.previous[k] : null;
+      if (pct !== null && pct !== undefined) {
+        var arrow = pct > 0 ? "\u25b2 " : pct < 0 ? "\u25bc " : "";
+        card.appendChild(h("div", {"class": "delta " + (pct > 0 ? "up" : pct < 0 ? "down" : "flat"),
+                                   title: "previous period: " + fmtCell(prev, unitOf(d, k))},
+                           arrow + Math.abs(pct).toFixed(1) + "% vs previous period"));
+      } else if (prev !== null && prev !== undefined) {
+        card.appendChild(h("div", {"class": "delta flat"}, "previous period: " + fmtCell(prev, unitOf(d, k))));
+      }
       cards.appendChild(card);
     });
     c.appendChild(cards);
@@ -154,13 +169,13 @@
     d.charts.forEach(function (ch) {
       var box = h("div", {"class": "chart-box", "data-chart": ch.title});
       grid.appendChild(box);
-      AKChart.line(box, {title: ch.title, unit: ch.unit, x: x, series: ch.kpis.map(function (k) {
-        return {name: k, values: d.series.map(function (r) { return r[k]; })};
+      AKChart.line(box, {title: ch.title, unit: ch.unit, x: x, tz: d.tz, series: ch.kpis.map(function (k) {
+        return {name: labelOf(d, k), kpi: k, values: d.series.map(function (r) { return r[k]; })};
       })});
     });
     c.appendChild(grid);
     c.appendChild(h("p", {"class": "note"}, d.series.length + " " + d.grain + " buckets, " +
-      d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC (half-open). Data spans " +
+      d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC (half-open; axes in " + (d.tz || "UTC") + "). Data spans " +
       (d.data_range.first_event || "?") + " \u2192 " + (d.data_range.last_event || "?") + "."));
   }
 
@@ -184,7 +199,7 @@
     var t = h("table", {id: "table", "data-rows": String(rows.length)});
     var tr = h("tr");
     cols.forEach(function (col) {
-      var th = h("th", {"data-col": col, title: d.kpis && d.kpis[col] ? d.kpis[col].description + " (" + d.kpis[col].unit + ")" : ""}, col);
+      var th = h("th", {"data-col": col, title: hoverOf(d, col)}, labelOf(d, col));
       if (col === sort) { th.classList.add("sorted"); if (asc) th.classList.add("asc"); }
       th.addEventListener("click", function () {
         var nextAsc = col === sort ? !asc : (col === key);

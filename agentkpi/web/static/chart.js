@@ -74,12 +74,15 @@
 
   function parseTime(s) { return Date.parse(s.length <= 19 ? s + "Z" : s); }
 
-  function timeLabel(ms, spanMs) {
-    var d = new Date(ms), iso = d.toISOString();
-    if (spanMs <= 2 * 86400e3) return iso.slice(11, 16);
-    if (spanMs <= 14 * 86400e3) return iso.slice(5, 10) + " " + iso.slice(11, 13) + "h";
-    if (spanMs <= 400 * 86400e3) return iso.slice(5, 10);
-    return iso.slice(0, 7);
+  // Axis labels in the page's time zone; a range that spans days carries the date.
+  function timeLabel(ms, spanMs, tz) {
+    var o = {timeZone: tz || "UTC", hourCycle: "h23"};
+    if (spanMs <= 86400e3) { o.hour = "2-digit"; o.minute = "2-digit"; }
+    else if (spanMs <= 14 * 86400e3) { o.month = "short"; o.day = "numeric"; o.hour = "2-digit"; o.minute = "2-digit"; }
+    else if (spanMs <= 400 * 86400e3) { o.month = "short"; o.day = "numeric"; }
+    else { o.year = "numeric"; o.month = "short"; }
+    try { return new Intl.DateTimeFormat("en-US", o).format(new Date(ms)); }
+    catch (e) { o.timeZone = "UTC"; return new Intl.DateTimeFormat("en-US", o).format(new Date(ms)); }
   }
 
   function line(container, spec) {
@@ -110,7 +113,7 @@
       var tx = X(xs[idx]);
       el("line", {x1: tx, x2: tx, y1: m.t + ph, y2: m.t + ph + 4, "class": "axis"}, svg);
       el("text", {x: tx, y: m.t + ph + 17, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle",
-                  "class": "tick"}, svg).textContent = timeLabel(xs[idx], span);
+                  "class": "tick"}, svg).textContent = timeLabel(xs[idx], span, spec.tz);
     }
     el("line", {x1: m.l, x2: W - m.r, y1: m.t + ph, y2: m.t + ph, "class": "axis"}, svg);
     var lx = m.l;
@@ -122,7 +125,7 @@
         pen = true;
       });
       if (xs.length === 1 && d) d += "h1";
-      el("path", {d: d, stroke: color, "class": "series", "data-series": s.name,
+      el("path", {d: d, stroke: color, "class": "series", "data-series": s.kpi || s.name,
                   "data-points": String(s.values.length)}, svg);
       s.values.forEach(function (v, j) {   // a value between two gaps: draw it as a dot
         var ok = function (i) { var w = s.values[i]; return w !== null && w !== undefined && !isNaN(w); };
