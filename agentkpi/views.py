@@ -14,6 +14,7 @@ function                  what
 :func:`breakdown`         one row per value of a dimension
 :func:`sessions`          sessions of the range, most expensive first
 :func:`session_events`    one session and its events in recorded order
+:func:`session_timeline`  one session as a timeline: lanes, bars, marks, cost
 :func:`meta`              store counts, time range, grains, breakdown pages
 :func:`run_kpis`          KPI rows for a range (used by the alerts)
 ========================  ==================================================
@@ -37,7 +38,7 @@ from agentkpi.kpis.display import label
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 from agentkpi.kpis.sql import GRAINS
 from agentkpi.queries import query
-from agentkpi.store import Store, open_store
+from agentkpi.store import SessionRecord, Store, open_store
 
 #: The KPI charts of the dashboard overview, the HTML report and the PNG plots
 #: (title, unit, series): one definition so they stay "the same charts".
@@ -298,7 +299,7 @@ def sessions(store: Store, start: datetime | None = None, end: datetime | None =
 EVENT_FIELDS = ("seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens",
                 "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd",
                 "latency_ms", "duration_ms", "error_type", "error_message", "rating", "agent",
-                "data")
+                "tool_call_id", "parent_id", "mcp_server", "data")
 
 
 def session_events(store: Store, session_id: str) -> dict[str, Any]:
@@ -309,7 +310,130 @@ def session_events(store: Store, session_id: str) -> dict[str, Any]:
     events = [{k: e.get(k) for k in EVENT_FIELDS} for e in rec.events]
     return {"page": "session", "session_id": session_id,
             "session": _clean(rec.session) if rec.session else {"session_id": session_id},
-            "columns": list(EVENT_FIELDS), "events": [_clean(e) for e in events]}
+            "columns": list(EVENT_FIELDS), "events": [_clean(e) for e in events],
+            "timeline": session_timeline(store, session_id, rec)}
+
+
+#: Events drawn as marks (a point in time) on the session timeline.
+TIMELINE_MARKS = ("error", "feedback", "undo_complete", "user_message", "session_start",
+                  "session_end", "hf_job_submit", "hf_job_complete", "sandbox_create")
+MAIN_LANE = "main"
+
+
+def _ms(t: datetime | None, t0: datetime) -> float | None:
+    return None if t is None else (t - t0).total_seconds() * 1000.0
+
+
+def session_timeline(store: Store, session_id: str,
+                     rec: SessionRecord | None = None) -> dict[str, Any]:
+    """One session drawn as a timeline (the session page's picture).
+
+    * ``lanes``: the main agent first, then each subagent, nested (``depth``) under the
+      tool call that started it (its events' ``parent_id`` is that call's
+      ``tool_call_id``) when that call is in the session;
+    * ``items``: model calls (``llm``: model, tokens by bucket, cost, latency; a bar
+      from ``ts - latency_ms`` to ``ts``) and tool runs (``tool``: name, duration,
+      success; a call and its output paired by ``tool_call_id``, else an output with a
+      duration, else the call alone) as bars; errors, feedback, undo, user turns and
+      lifecycle events as ``mark`` items;
+    * ``cost``: the cumulative cost after each priced model call;
+    * times are milliseconds from ``t0`` (the session start or its first event);
+      events without a time are counted in ``untimed`` and left out of the picture.
+    """
+    rec = rec if rec is not None else store.read_session(session_id)
+    if rec.session is None and not rec.events:
+        raise LookupError(f"no session {session_id!r} in the store")
+    timed = [e for e in rec.events if e.get("ts") is not None]
+    start = (rec.session or {}).get("start_ts")
+    firsts = [e["ts"] for e in timed]
+    t0 = min([start, *firsts]) if start is not None and firsts else start or (
+        min(firsts) if firsts else None)
+    lanes: dict[str, dict[str, Any]] = {}
+    items: list[dict[str, Any]] = []
+    calls: dict[str, dict[str, Any]] = {}
+    cost: list[dict[str, Any]] = []
+    total = 0.0
+
+    def lane_of(e: dict[str, Any]) -> str:
+        key = e.get("agent") or MAIN_LANE
+        if key not in lanes:
+            lanes[key] = {"id": key, "parent_id": e.get("parent_id"), "first": e["ts"]}
+        return key
+
+    if t0 is not None:
+        for e in timed:
+            lane, kind, at = lane_of(e), e.get("event_type"), _ms(e["ts"], t0)
+            base = {"lane": lane, "seq": e.get("seq"), "event_type": kind}
+            if kind == "llm_call":
+                lat = e.get("latency_ms")
+                item = {**base, "kind": "llm", "start": at - (lat or 0.0), "end": at,
+                        "model": e.get("model"), "latency_ms": lat, "cost_usd": e.get("cost_usd"),
+                        "tokens": {"input": e.get("prompt_tokens"),
+                                   "output": e.get("completion_tokens"),
+                                   "cache_read": e.get("cache_read_tokens"),
+                                   "cache_write": e.get("cache_creation_tokens")}}
+                items.append(item)
+                c = e.get("cost_usd")
+                if isinstance(c, (int, float)) and c == c:
+                    total += float(c)
+                    cost.append({"t": at, "cost_usd": total})
+            elif kind == "tool_call":
+                item = {**base, "kind": "tool", "start": at, "end": at, "tool": e.get("tool"),
+                        "success": None, "duration_ms": None,
+                        "tool_call_id": e.get("tool_call_id")}
+                items.append(item)
+                if e.get("tool_call_id"):
+                    calls[str(e["tool_call_id"])] = item
+            elif kind == "tool_output":
+                dur = e.get("duration_ms")
+                call = calls.get(str(e.get("tool_call_id"))) if e.get("tool_call_id") else None
+                if call is not None and call["lane"] == lane:
+                    call.update(end=max(at, call["start"]), success=e.get("success"),
+                                duration_ms=dur if dur is not None else at - call["start"],
+                                tool=call["tool"] or e.get("tool"))
+                else:
+                    items.append({**base, "kind": "tool", "start": at - (dur or 0.0), "end": at,
+                                  "tool": e.get("tool"), "success": e.get("success"),
+                                  "duration_ms": dur, "tool_call_id": e.get("tool_call_id")})
+            elif kind in TIMELINE_MARKS:
+                items.append({**base, "kind": "mark", "start": at, "end": at,
+                              "label": e.get("error_type") or e.get("rating") or kind,
+                              "message": e.get("error_message")})
+    # Lanes: main first, then each subagent under the lane of the call that started it.
+    def parent_lane(ln: dict[str, Any]) -> str | None:
+        if ln["id"] == MAIN_LANE:
+            return None
+        call = calls.get(str(ln["parent_id"]))
+        if call is not None and call["lane"] != ln["id"]:
+            return str(call["lane"])
+        return MAIN_LANE if MAIN_LANE in lanes else None
+
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for ln in sorted(lanes.values(), key=lambda x: (x["id"] != MAIN_LANE, x["first"])):
+        children.setdefault(parent_lane(ln), []).append(ln)
+    ordered: list[dict[str, Any]] = []
+    placed: set[str] = set()
+
+    def place(ln: dict[str, Any], depth: int, parent: str | None) -> None:
+        placed.add(ln["id"])
+        call = calls.get(str(ln["parent_id"])) if parent is not None else None
+        ordered.append({"id": ln["id"], "depth": depth, "parent_lane": parent,
+                        "parent_call": call["tool_call_id"] if call else None,
+                        "label": "main agent" if ln["id"] == MAIN_LANE else ln["id"]})
+        for child in children.get(ln["id"], []):
+            if child["id"] not in placed:
+                place(child, depth + 1, ln["id"])
+
+    for ln in children.get(None, []):
+        place(ln, 0, None)
+    for ln in lanes.values():  # lanes whose parents form a cycle: kept, at the top level
+        if ln["id"] not in placed:
+            place(ln, 0, None)
+    end = max((it["end"] for it in items), default=0.0)
+    return {"page": "timeline", "session_id": session_id, "t0": _iso(t0),
+            "duration_ms": end, "lanes": ordered, "items": items, "cost": cost,
+            "total_cost_usd": total, "events": len(rec.events),
+            "untimed": len(rec.events) - len(timed)}
 
 
 def meta(store: Store) -> dict[str, Any]:

@@ -7,6 +7,7 @@ browser fails these tests, it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -29,24 +30,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def serve_app(store: str, poll: float = 1) -> Iterator[str]:
+    """A real uvicorn server of the dashboard over ``store`` on a free loopback port."""
     import uvicorn
 
     from agentkpi.web import create_app
 
-    path = make_store(tmp_path_factory.mktemp("browser"))
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(str(path), poll=1), host="127.0.0.1",
+    srv = uvicorn.Server(uvicorn.Config(create_app(store, poll=poll), host="127.0.0.1",
                                         port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
-    while not srv.started and t.is_alive():  # a condition, not a clock
+    while not srv.started and t.is_alive():  # wait on the server, not on a clock
         time.sleep(0.02)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(5)
+    assert srv.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = make_store(tmp_path_factory.mktemp("browser"))
+    with serve_app(str(path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

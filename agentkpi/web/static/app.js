@@ -249,8 +249,19 @@
       info.appendChild(card);
     });
     c.appendChild(info);
+    var tl = d.timeline;
+    if (tl) {
+      var box = h("div", {"class": "chart-box timeline-box", id: "timeline"});
+      box.appendChild(h("div", {"class": "note"}, tl.items.length + " items over " + AKChart.fmt(tl.duration_ms, "ms") +
+        " \u00b7 cost " + AKChart.fmt(tl.total_cost_usd, "USD") + (tl.untimed ? " \u00b7 " + tl.untimed + " events without a time (in the raw events only)" : "") +
+        " \u00b7 blue: model calls, green/red: tool runs ok/failed, diamonds: errors, feedback, undo, turns. Hover for details."));
+      AKChart.timeline(box, tl);
+      c.appendChild(box);
+    }
     var cols = ["seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens", "completion_tokens",
-                "cost_usd", "duration_ms", "error_type", "data"];
+                "cost_usd", "duration_ms", "error_type", "agent", "data"];
+    var raw = h("details", {id: "raw-events"});
+    raw.appendChild(h("summary", null, "Raw events (" + d.events.length + ")"));
     var t = h("table", {id: "table", "data-rows": String(d.events.length)});
     var tr = h("tr");
     cols.forEach(function (col) { tr.appendChild(h("th", null, col)); });
@@ -270,7 +281,8 @@
       tb.appendChild(row);
     });
     t.appendChild(tb);
-    c.appendChild(t);
+    raw.appendChild(t);
+    c.appendChild(raw);
   }
 
   load(true);

@@ -157,5 +157,70 @@
     return svg;
   }
 
-  global.AKChart = {line: line, fmt: fmt};
+  // ---------------------------------------------------------------- session timeline
+  // AKChart.timeline(container, tl): tl is the session API's "timeline" (agentkpi.views).
+  // One row per lane (main agent, subagents indented under the call that started them);
+  // model calls and tool runs as bars, errors/feedback/undo/turns as marks, the
+  // cumulative cost as a line above. Every shape carries a <title> read-out.
+  function fmtMs(ms) { return fmtDuration(ms / 1000); }
+  function timeline(container, tl) {
+    var lanes = tl.lanes, LH = 22, top = 70, left = 150, W = 1100, right = 16;
+    var H = top + lanes.length * LH + 30, pw = W - left - right;
+    var span = Math.max(tl.duration_ms, 1);
+    var X = function (t) { return left + (t / span) * pw; };
+    var svg = el("svg", {viewBox: "0 0 " + W + " " + H, "class": "timeline", role: "img",
+                         "aria-label": "session timeline", "data-items": String(tl.items.length)});
+    var row = {};
+    lanes.forEach(function (ln, i) {
+      row[ln.id] = i;
+      var y = top + i * LH;
+      el("rect", {x: 0, y: y, width: W, height: LH, "class": i % 2 ? "lane odd" : "lane"}, svg);
+      var t = el("text", {x: 6 + ln.depth * 12, y: y + 15, "class": "lane-label",
+                          "data-lane": ln.id}, svg);
+      t.textContent = (ln.depth ? "\u21b3 " : "") + (ln.label.length > 18 ? ln.label.slice(0, 17) + "\u2026" : ln.label);
+      el("title", {}, t).textContent = ln.label + (ln.parent_call ? " (started by " + ln.parent_call + ")" : "");
+    });
+    // time axis
+    for (var i = 0; i <= 5; i++) {
+      var tv = span * i / 5, xx = X(tv);
+      el("line", {x1: xx, x2: xx, y1: top - 4, y2: H - 26, "class": "grid"}, svg);
+      el("text", {x: xx, y: H - 10, "text-anchor": "middle", "class": "tick"}, svg).textContent = fmtMs(tv);
+    }
+    // cumulative cost
+    if (tl.cost.length) {
+      var maxc = tl.cost[tl.cost.length - 1].cost_usd || 1, d = "M" + X(0) + "," + (top - 8);
+      tl.cost.forEach(function (p) { d += "L" + X(p.t).toFixed(1) + "," + (top - 8 - (p.cost_usd / maxc) * 50).toFixed(1); });
+      d += "L" + X(span).toFixed(1) + "," + (top - 8 - 50);
+      el("path", {d: d, "class": "cost-line", "data-total": String(tl.total_cost_usd)}, svg);
+      el("text", {x: left - 6, y: top - 50, "text-anchor": "end", "class": "tick"}, svg).textContent = fmtUsd(maxc);
+      el("text", {x: left - 6, y: top - 8, "text-anchor": "end", "class": "tick"}, svg).textContent = "cumulative cost";
+    }
+    tl.items.forEach(function (it) {
+      var y = top + (row[it.lane] || 0) * LH, x0 = X(it.start), x1 = X(it.end), shape, tip;
+      if (it.kind === "mark") {
+        shape = el("path", {d: "M" + x0.toFixed(1) + "," + (y + 3) + "l5,8l-5,8l-5,-8z",
+                            "class": "mark " + it.event_type, "data-kind": "mark", "data-event": it.event_type}, svg);
+        tip = it.label + (it.message ? ": " + it.message : "") + " at " + fmtMs(it.start);
+      } else {
+        var cls = it.kind === "llm" ? "bar llm" : "bar tool" + (it.success === false ? " failed" : it.success === true ? " ok" : "");
+        shape = el("rect", {x: x0.toFixed(1), y: y + (it.kind === "llm" ? 3 : 9), width: Math.max(x1 - x0, 2).toFixed(1),
+                            height: it.kind === "llm" ? 6 : 10, "class": cls, "data-kind": it.kind}, svg);
+        if (it.kind === "llm") {
+          var tk = it.tokens;
+          tip = (it.model || "model") + " \u00b7 in " + fmtCount(tk.input || 0) + ", out " + fmtCount(tk.output || 0) +
+                ", cache read " + fmtCount(tk.cache_read || 0) + ", cache write " + fmtCount(tk.cache_write || 0) +
+                " \u00b7 " + (it.cost_usd === null || it.cost_usd === undefined ? "unpriced" : fmtUsd(it.cost_usd)) +
+                (it.latency_ms !== null && it.latency_ms !== undefined ? " \u00b7 " + fmtMs(it.latency_ms) : "");
+        } else {
+          tip = (it.tool || "tool") + " \u00b7 " + (it.duration_ms !== null && it.duration_ms !== undefined ? fmtMs(it.duration_ms) : "no duration") +
+                " \u00b7 " + (it.success === false ? "failed" : it.success === true ? "succeeded" : "no outcome");
+        }
+      }
+      el("title", {}, shape).textContent = tip;
+    });
+    container.appendChild(svg);
+    return svg;
+  }
+
+  global.AKChart = {line: line, fmt: fmt, timeline: timeline};
 })(window);

@@ -1,0 +1,165 @@
+"""The session timeline (agentkpi.views.session_timeline): lanes, bars, marks and cost,
+on a real DuckDB file, through the view and the dashboard's JSON twin."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from agentkpi import views
+from agentkpi.model import CanonicalBatch
+from agentkpi.store import DuckDBStore
+from agentkpi.web import create_app
+
+T0 = datetime(2026, 5, 20, 14, 0, 0)
+
+
+def _at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+def make_session(path: Path, sid: str = "s-1") -> Path:
+    """A main agent that calls a model, runs Bash (ok) and a Task whose subagent calls a
+    model and runs a failing tool; an error and a thumbs-down at the end."""
+    b = CanonicalBatch()
+    b.add_session(session_id=sid, start_ts=T0, end_ts=_at(60), model="claude-x", turns=1,
+                  source="test", source_path="constructed")
+    ev: list[dict[str, Any]] = [
+        dict(ts=_at(2), event_type="llm_call", model="claude-x", prompt_tokens=10,
+             completion_tokens=20, cache_read_tokens=300, cache_creation_tokens=40,
+             cost_usd=0.25, latency_ms=1500.0),
+        dict(ts=_at(3), event_type="tool_call", tool="Bash", tool_call_id="t-bash"),
+        dict(ts=_at(5), event_type="tool_output", tool="Bash", tool_call_id="t-bash",
+             success=True, duration_ms=2000.0),
+        dict(ts=_at(6), event_type="tool_call", tool="Task", tool_call_id="t-task"),
+        dict(ts=_at(8), event_type="llm_call", model="claude-y", prompt_tokens=5,
+             completion_tokens=7, cost_usd=0.5, agent="sub-a", parent_id="t-task"),
+        dict(ts=_at(9), event_type="tool_call", tool="Read", tool_call_id="t-read",
+             agent="sub-a", parent_id="t-task"),
+        dict(ts=_at(10), event_type="tool_output", tool="Read", tool_call_id="t-read",
+             success=False, agent="sub-a", parent_id="t-task"),
+        dict(ts=_at(20), event_type="tool_output", tool="Task", tool_call_id="t-task",
+             success=True),
+        dict(ts=_at(21), event_type="llm_call", model="claude-x", prompt_tokens=1,
+             completion_tokens=1),  # unpriced: no cost, no step in the cost line
+        dict(ts=_at(30), event_type="error", error_type="api_error", error_message="overloaded"),
+        dict(ts=_at(40), event_type="feedback", rating="down"),
+        dict(ts=None, event_type="tool_call", tool="Lost"),
+    ]
+    for i, e in enumerate(ev):
+        b.add_event(session_id=sid, seq=i, file="constructed", **e)
+    with DuckDBStore(path) as st:
+        st.write_batch(b.session_table(), b.event_table(),
+                       [{"path": "constructed", "fingerprint": "1", "source": "test",
+                         "status": "ok", "reason": None, "n_sessions": 1,
+                         "n_events": len(ev)}], replace_sessions=True)
+    return path
+
+
+@pytest.fixture()
+def store_path(tmp_path: Path) -> Path:
+    return make_session(tmp_path / "store.duckdb")
+
+
+def test_timeline_lanes_nest_the_subagent_under_its_task_call(store_path: Path) -> None:
+    with DuckDBStore(store_path, read_only=True) as st:
+        tl = views.session_timeline(st, "s-1")
+    assert [(ln["id"], ln["depth"], ln["parent_call"]) for ln in tl["lanes"]] == [
+        ("main", 0, None), ("sub-a", 1, "t-task")]
+    assert tl["t0"] == "2026-05-20T14:00:00" and tl["events"] == 12 and tl["untimed"] == 1
+
+
+def test_timeline_bars_pair_calls_with_outputs(store_path: Path) -> None:
+    with DuckDBStore(store_path, read_only=True) as st:
+        tl = views.session_timeline(st, "s-1")
+    llm = [it for it in tl["items"] if it["kind"] == "llm"]
+    assert [(it["lane"], it["start"], it["end"], it["model"]) for it in llm] == [
+        ("main", 500.0, 2000.0, "claude-x"), ("sub-a", 8000.0, 8000.0, "claude-y"),
+        ("main", 21000.0, 21000.0, "claude-x")]
+    assert llm[0]["tokens"] == {"input": 10, "output": 20, "cache_read": 300,
+                                "cache_write": 40}
+    tools = {it["tool"]: it for it in tl["items"] if it["kind"] == "tool"}
+    assert set(tools) == {"Bash", "Task", "Read"}  # each call once, paired with its output
+    assert (tools["Bash"]["start"], tools["Bash"]["end"], tools["Bash"]["success"]) == (
+        3000.0, 5000.0, True)
+    assert tools["Bash"]["duration_ms"] == 2000.0
+    assert (tools["Task"]["start"], tools["Task"]["end"]) == (6000.0, 20000.0)
+    assert tools["Read"]["lane"] == "sub-a" and tools["Read"]["success"] is False
+    assert tools["Read"]["duration_ms"] == 1000.0  # from the pair when the output has none
+    marks = [(it["event_type"], it["start"], it["label"]) for it in tl["items"]
+             if it["kind"] == "mark"]
+    assert marks == [("error", 30000.0, "api_error"), ("feedback", 40000.0, "down")]
+    assert tl["cost"] == [{"t": 2000.0, "cost_usd": 0.25}, {"t": 8000.0, "cost_usd": 0.75}]
+    assert tl["total_cost_usd"] == 0.75 and tl["duration_ms"] == 40000.0
+
+
+def test_session_api_carries_the_timeline(store_path: Path) -> None:
+    client = TestClient(create_app(str(store_path), poll=10))
+    d = client.get("/api/session/s-1").json()
+    assert d["timeline"]["lanes"][1]["id"] == "sub-a"
+    assert len(d["events"]) == 12 and d["events"][0]["tool_call_id"] is None
+    assert client.get("/api/session/nope").status_code == 404
+
+
+def _big_session(path: Path, n: int = 5000) -> Path:
+    b = CanonicalBatch()
+    b.add_session(session_id="big", start_ts=T0, source="test", source_path="constructed")
+    for i in range(n):
+        kind = ("llm_call", "tool_call", "tool_output", "error")[i % 4]
+        b.add_event(session_id="big", seq=i, ts=_at(i), event_type=kind, file="constructed",
+                    model="m" if kind == "llm_call" else None, cost_usd=0.001 if i % 4 == 0
+                    else None, tool="Bash" if "tool" in kind else None,
+                    tool_call_id=f"c{i // 4}" if "tool" in kind else None,
+                    success=(i % 8 != 2) if kind == "tool_output" else None)
+    with DuckDBStore(path) as st:
+        st.write_batch(b.session_table(), b.event_table(),
+                       [{"path": "constructed", "fingerprint": "1", "source": "test",
+                         "status": "ok", "reason": None, "n_sessions": 1, "n_events": n}],
+                       replace_sessions=True)
+    return path
+
+
+@pytest.mark.browser
+def test_session_page_draws_the_timeline_in_chromium(tmp_path: Path) -> None:
+    """The constructed session and a 5,000-event one render as timelines; the raw events
+    stay one click away; no console errors."""
+    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+
+    make_session(tmp_path / "store.duckdb")
+    _big_session(tmp_path / "big.duckdb")
+    from playwright.sync_api import sync_playwright
+
+    with serve_app(str(tmp_path / "store.duckdb")) as url, \
+            serve_app(str(tmp_path / "big.duckdb")) as big_url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        errors: list[str] = []
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/session/s-1")
+            page.wait_for_selector("svg.timeline")
+            assert page.eval_on_selector_all("svg.timeline text.lane-label",
+                                             "ts => ts.map(t => t.dataset.lane)") == [
+                "main", "sub-a"]
+            assert page.locator("svg.timeline rect.bar.llm").count() == 3
+            assert page.locator("svg.timeline rect.bar.tool.failed").count() == 1
+            assert page.locator("svg.timeline rect.bar.tool.ok").count() == 2
+            assert page.locator("svg.timeline path.mark.error").count() == 1
+            tip = page.locator("svg.timeline rect.bar.llm title").first.text_content()
+            assert tip == ("claude-x \u00b7 in 10, out 20, cache read 300, cache write 40 "
+                           "\u00b7 $0.25 \u00b7 1.5 s")
+            assert not page.locator("#raw-events table").is_visible()
+            page.click("#raw-events summary")
+            assert page.locator("#raw-events table").is_visible()
+            assert page.get_attribute("#raw-events table", "data-rows") == "12"
+            page.goto(big_url + "/session/big")
+            page.wait_for_selector("svg.timeline")
+            assert page.get_attribute("svg.timeline", "data-items") == str(1250 * 3)
+        finally:
+            browser.close()
+    assert errors == []
