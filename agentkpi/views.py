@@ -34,8 +34,8 @@ from typing import Any
 
 from agentkpi.errors import StoreBusyError, StoreError, StoreMissingError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
-from agentkpi.kpis.display import label
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
+from agentkpi.kpis.display import label
 from agentkpi.kpis.sql import GRAINS
 from agentkpi.queries import query
 from agentkpi.store import SessionRecord, Store, open_store
