@@ -50,6 +50,7 @@ import orjson
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_int, to_str
 from agentkpi.sources._transcripts import (
+    add_event,
     event_key,
     is_local,
     json_lines,
@@ -444,7 +445,7 @@ class _Rollout:
                                 else not out["failed"]})})
         for i, row in enumerate(self.calls):
             key = event_key(NAME, sid, *row.pop("key"))
-            batch.add_event(session_id=sid, seq=i, agent=self.agent, parent_id=self.parent_id,
+            add_event(batch, session_id=sid, seq=i, agent=self.agent, parent_id=self.parent_id,
                             file=self.path, event_key=key, **row)
         model = max(self.models, key=lambda m: self.models[m]) if self.models else self.model
         end = parse_ts(self.last_ts, q, self.path) if self.last_ts else None

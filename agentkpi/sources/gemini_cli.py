@@ -44,6 +44,7 @@ import orjson
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, parse_ts, to_int, to_str
 from agentkpi.sources._transcripts import (
+    add_event,
     event_key,
     is_local,
     json_lines,
@@ -178,7 +179,7 @@ class _Recording:
 
         def add(key: tuple[str, ...], **row: Any) -> None:
             nonlocal seq
-            batch.add_event(session_id=sid, seq=seq, agent=agent, parent_id=parent_id,
+            add_event(batch, session_id=sid, seq=seq, agent=agent, parent_id=parent_id,
                             file=path, event_key=event_key(NAME, sid, *key), **row)
             seq += 1
 
