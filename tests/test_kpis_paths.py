@@ -206,3 +206,31 @@ def test_dashboard_filters_equal_the_reference_of_the_filtered_events(data: Data
                                              **params}).json()
         assert d["filters"] == params
         assert d["totals"] == _pick(want, d["kpis"]), params
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_report_json_numbers_equal_the_reference(data: Data) -> None:
+    from click.testing import CliRunner
+
+    from agentkpi.cli import main
+
+    store, rows = data
+    end = START + timedelta(hours=HOURS)
+    r = CliRunner().invoke(main, ["report", "--format", "json", "--store", store,
+                                  "--from", "2026-05-20T19", "--to", "2026-05-21T04"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    want = reference(rows, START, end)
+    compared = 0
+    for section in ("summary", "tokens", "performance"):
+        for k, v in rep[section].items():
+            if k in want:
+                assert v == want[k], (section, k)
+                compared += 1
+    assert compared >= 20
+    assert rep["by_model"]
+    for m in rep["by_model"]:
+        ref = reference(rows, START, end, _model_of(m["model"]))
+        assert (m["llm_calls"], m["cost_usd"]) == (ref["llm_calls"], ref["cost_usd"]), m
