@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -53,3 +54,19 @@ def test_top_level_help_as_a_real_process_lists_every_command() -> None:
     listed = {line.split()[0] for line in r.stdout.split("Commands:", 1)[1].splitlines()
               if line.strip()}
     assert listed == COMMANDS
+
+
+def test_kpis_json_lists_the_seed_hourly_columns_in_order_then_the_query_set() -> None:
+    from tests.conftest import CONSTRUCTED
+
+    r = CliRunner().invoke(main, ["kpis", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    kpis = json.loads(r.output)
+    hourly = [k["name"] for k in kpis if k["set"] == "hourly"]
+    golden = (CONSTRUCTED / "CONSTRUCTED_hourly_2026-05-20_14.csv").read_text().split("\n")[0]
+    # the seed's columns in its order (bucket first there), plus the original last column
+    assert ["bucket", *hourly] == [*golden.split(","), "pro_cta_by_source_json"]
+    assert all(k["description"] and k["unit"] for k in kpis)
+    assert {k["set"] for k in kpis} == {"hourly", "query"} and len(kpis) > len(hourly)
+    bad = CliRunner().invoke(main, ["kpis", "--format", "yaml"])
+    assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1
