@@ -49,7 +49,7 @@ def main() -> None:
     """
 
 
-COMMAND_MODULES = ("core", "query", "report", "export", "serve", "plot", "alerts")
+COMMAND_MODULES = ("core", "query", "report", "export", "serve", "plot", "alerts", "collect")
 
 for _name in COMMAND_MODULES:  # a missing command module is an error, never a smaller CLI
     importlib.import_module(f"agentkpi.cli.{_name}")
