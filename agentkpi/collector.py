@@ -483,6 +483,9 @@ class TraceIngester:
         self.settle = settle
         self.max_spans = max_spans
         self.atomic = engine == "duckdb"
+        self.hold = min(2.0, max(interval * 2, 0.5))
+        self._store: Any = None
+        self._store_since = 0.0
         self.offsets: dict[str, int] = {}
         self.traces: dict[str, _Trace] = {}
         self.n_spans = 0
@@ -507,6 +510,8 @@ class TraceIngester:
         except Exception as exc:  # noqa: BLE001 - the log keeps it for the next start
             logger.error("agentkpi collect: final ingest failed (the next start catches "
                          "up): %s", exc)
+        finally:
+            self._store_release(busy=False)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -558,14 +563,11 @@ class TraceIngester:
 
     def run_once(self) -> int:
         """Read what is new in the log and write it; returns the events written."""
-        store = None
         if not self._started:
-            store = self.open_store()
             try:
-                self.recover(store)
+                self.recover(self._store_open())
             finally:
-                store.close()
-            store = None
+                self._store_release(busy=False)
         q = Quality()
         now = time.time()
         dirty: set[str] = set()
@@ -602,8 +604,11 @@ class TraceIngester:
                              "source": "otel-collector", "status": "ok", "reason": None,
                              "n_sessions": 0, "n_events": 0})
         written = 0
-        if dirty or progress:
-            written = self._write(dirty, progress, q)
+        try:
+            if dirty or progress:
+                written = self._write(dirty, progress, q)
+        finally:
+            self._store_release(busy=bool(dirty or progress))
         self.stats.committed = self.stats.records
         self._evict(now)
         self.stats.cycles += 1
@@ -650,38 +655,59 @@ class TraceIngester:
         batch = CanonicalBatch()
         ledger = list(progress)
         fresh = self.atomic
+        spans: list[otel.Span] = []
+        emit: set[tuple[str, str]] = set()
+        files: dict[str, str] = {}
         for tid in dirty:
             tr = self.traces[tid]
             assert tr.unit is not None
-            n_s, n_e = batch.n_sessions, batch.n_events
-            emit = {(tid, sid) for sid in tr.own}
-            d = otel.derive(tr.spans.values(), batch, q, tr.unit, emit=emit,
-                            source_path=self.prefix)
-            new = (d.merged, d.tools_merged, d.agent_usage_ignored, d.duplicates)
-            old = tr.stats
-            self.stats.spans_merged += new[0] - old[0]
-            self.stats.tool_spans_merged += new[1] - old[1]
-            self.stats.agent_usage_ignored += new[2] - old[2]
-            self.stats.duplicate_spans += new[3] - old[3]
-            tr.stats = new
+            spans.extend(tr.spans.values())
+            emit.update((tid, sid) for sid in tr.own)
+            files[tid] = tr.unit
             if tr.written:
                 fresh = False
+        d = otel.derive(spans, batch, q, self.prefix, emit=emit, source_path=self.prefix,
+                        files=files)
+        per_unit: dict[str, int] = {}
+        for f in batch.events["file"]:
+            per_unit[f] = per_unit.get(f, 0) + 1
+        st = self.stats
+        for tid in dirty:
+            tr = self.traces[tid]
+            got = (d.by_trace or {}).get(tid)
+            new = (got[0], got[1], got[2], got[3]) if got else (0, 0, 0, 0)
+            old = tr.stats
+            st.spans_merged += new[0] - old[0]
+            st.tool_spans_merged += new[1] - old[1]
+            st.agent_usage_ignored += new[2] - old[2]
+            st.duplicate_spans += new[3] - old[3]
+            tr.stats = new
             ledger.append({"path": tr.unit, "fingerprint": f"spans:{len(tr.own)}",
                            "source": otel.NAME, "status": "ok", "reason": None,
-                           "n_sessions": batch.n_sessions - n_s,
-                           "n_events": batch.n_events - n_e})
-        store = self.open_store()
-        try:
-            store.write_batch(batch.session_table(), batch.event_table(), ledger,
-                              replace_sessions=False, fresh=fresh)
-        finally:
-            store.close()
+                           "n_sessions": 0, "n_events": per_unit.get(tr.unit, 0)})
+        store = self._store_open()
+        store.write_batch(batch.session_table(), batch.event_table(), ledger,
+                          replace_sessions=False, fresh=fresh)
         for tid in dirty:
             self.traces[tid].written = True
-        self.stats.traces_written += len(dirty)
-        self.stats.events += batch.n_events
-        self.stats.last_write = time.time()
+        st.traces_written += len(dirty)
+        st.events += batch.n_events
+        st.last_write = time.time()
         return batch.n_events
+
+    def _store_open(self) -> Any:
+        if self._store is None:
+            self._store = self.open_store()
+            self._store_since = time.monotonic()
+        return self._store
+
+    def _store_release(self, busy: bool) -> None:
+        """Close the store when idle, or after holding it ``hold`` seconds under load, so
+        readers (query, dashboard) get in; reopening costs a checkpoint, hence the hold."""
+        if self._store is not None and (not busy or
+                                        time.monotonic() - self._store_since >= self.hold):
+            store, self._store = self._store, None
+            store.close()
 
     def _evict(self, now: float) -> None:
         for tid, tr in list(self.traces.items()):

@@ -613,27 +613,34 @@ class Derived:
     """What :func:`derive` did: counts for the audit and for tests."""
 
     __slots__ = ("spans", "llm_calls", "merged", "agent_usage_ignored", "tools",
-                 "tools_merged", "duplicates")
+                 "tools_merged", "duplicates", "by_trace")
 
     def __init__(self) -> None:
+        self.by_trace: dict[str, list[int]] | None = None
         self.spans = self.llm_calls = self.merged = self.agent_usage_ignored = 0
         self.tools = self.tools_merged = self.duplicates = 0
 
 
 def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, *,
-           emit: set[tuple[str, str]] | None = None, source_path: str | None = None) -> Derived:
+           emit: set[tuple[str, str]] | None = None, source_path: str | None = None,
+           files: dict[str, str] | None = None) -> Derived:
     """Spans -> canonical rows in ``batch``, each logical model call once.
 
     ``emit``: only spans whose (trace id, span id) is in it produce rows; the others
     are context (their parents/children still decide what is a wrapper). ``file`` is
-    the value of ``events.file`` (what a re-read replaces).
+    the value of ``events.file`` (what a re-read replaces); ``files`` maps trace ids to
+    their own ``file`` (the collector's trace units), and then ``Derived.by_trace``
+    holds each trace's audit counts.
     """
     stats = Derived()
+    by_trace = stats.by_trace = {} if files is not None else None
     by_key: dict[tuple[str, str], Span] = {}
     for s in spans:
         key = (s.trace_id, s.span_id)
         if key in by_key:
             stats.duplicates += 1  # the same span exported twice (an exporter retry)
+            if by_trace is not None:
+                by_trace.setdefault(s.trace_id, [0, 0, 0, 0])[3] += 1
         by_key[key] = s
     stats.spans = len(by_key)
     if not by_key:
@@ -718,6 +725,10 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                 stack.extend((c, node) for c in children)
     stats.llm_calls = len(counted)
     stats.merged = sum(len(v) for v in counted.values())
+    if by_trace is not None:
+        for k, v in counted.items():
+            if v:
+                by_trace.setdefault(k[0], [0, 0, 0, 0])[0] += len(v)
 
     # ---- tools: nested execute_tool spans of the same tool are one run (outermost)
     tools: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -741,6 +752,12 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
     for k, c in cls.items():
         if c == AGENT and has_usage(by_key[k].attrs):
             stats.agent_usage_ignored += 1
+            if by_trace is not None:
+                by_trace.setdefault(k[0], [0, 0, 0, 0])[2] += 1
+    if by_trace is not None:
+        for k, v in tools.items():
+            if v:
+                by_trace.setdefault(k[0], [0, 0, 0, 0])[1] += len(v)
 
     # ---- sessions: conversation id (own/ancestor, else the trace's), else trace id
     trace_conv: dict[str, tuple[int, str]] = {}
@@ -805,6 +822,9 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
     def wanted(k: tuple[str, str]) -> bool:
         return emit is None or k in emit
 
+    def file_of(k: tuple[str, str]) -> str:
+        return files.get(k[0], file) if files is not None else file
+
     for k, merged in counted.items():
         if not wanted(k):
             continue
@@ -812,7 +832,7 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         sid, srow = touch(k)
         where = f"{file}: span {k[1]}"
         row = _llm_row(s, q, where)
-        row.update(session_id=sid, agent=agent_of(k), file=file,
+        row.update(session_id=sid, agent=agent_of(k), file=file_of(k),
                    parent_id=s.parent_id)
         if merged:
             row["_data"]["merged_span_ids"] = [m[1] for m in merged]
@@ -835,7 +855,7 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         if merged:
             data["merged_span_ids"] = [m[1] for m in merged]
         agent = agent_of(k)
-        common = dict(session_id=sid, tool=name, agent=agent, file=file,
+        common = dict(session_id=sid, tool=name, agent=agent, file=file_of(k),
                       tool_call_id=call_id, parent_id=s.parent_id,
                       mcp_server=to_str(s.attrs.get("mcp.server.name")))
         rows.append((s.start_ns or 0, dict(common, event_type="tool_call", ts=ns_to_dt(
@@ -862,7 +882,8 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                 "name": s.name, "agent": name, "success": s.status != 2,
                 "duration_ms": dur, "attributes": _slim(s.attrs)}
         rows.append((s.start_ns or 0, dict(session_id=sid, event_type="agent_execution",
-                                           ts=ns_to_dt(s.start_ns), agent=name, file=file,
+                                           ts=ns_to_dt(s.start_ns), agent=name,
+                                           file=file_of(k),
                                            duration_ms=dur, parent_id=s.parent_id,
                                            _data=data)))
         if s.status == 2 and outer is None:
@@ -871,7 +892,7 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                    "message": s.status_message}
             rows.append((s.end_ns or s.start_ns or 0, dict(
                 session_id=sid, event_type="error", ts=ns_to_dt(s.end_ns or s.start_ns),
-                agent=name, file=file, error_type=err["error_type"],
+                agent=name, file=file_of(k), error_type=err["error_type"],
                 error_message=s.status_message, _data=err)))
 
     rows.sort(key=lambda r: r[0])

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from agentkpi.cli import main
 
 # Written out here, not read from the CLI: removing a command (or its module) must fail a test.
-COMMANDS = {"alerts", "config", "export", "generate", "ingest", "kpis", "plot", "query",
-            "quickstart", "reprice", "report", "rollup", "serve", "status"}
+COMMANDS = {"alerts", "collect", "config", "export", "generate", "ingest", "kpis", "plot",
+            "query", "quickstart", "reprice", "report", "rollup", "serve", "status"}
 SUBCOMMANDS = {"alerts": {"check"}}
 
 
