@@ -95,6 +95,13 @@ REASONING_KEYS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasonin
                   "gen_ai.usage.details.reasoning_tokens",
                   "llm.token_count.completion_details.reasoning")
 USAGE_KEYS = INPUT_KEYS + OUTPUT_KEYS + CACHE_READ_KEYS + CACHE_CREATION_KEYS
+_USAGE_SET = frozenset(USAGE_KEYS)
+_TOKEN_ALIASES: dict[str, tuple[str, int]] = {
+    k: (bucket, rank)
+    for bucket, keys in (("input", INPUT_KEYS), ("output", OUTPUT_KEYS),
+                         ("read", CACHE_READ_KEYS), ("write", CACHE_CREATION_KEYS),
+                         ("write_1h", CACHE_CREATION_1H_KEYS), ("reasoning", REASONING_KEYS))
+    for rank, k in enumerate(keys)}
 COST_KEYS = ("gen_ai.usage.cost", "gen_ai.usage.cost.amount", "llm.cost.total")
 COST_PART_KEYS = ("gen_ai.usage.input_cost", "gen_ai.usage.output_cost")
 CONVERSATION_KEYS = ("gen_ai.conversation.id", "session.id", "gen_ai.session.id")
@@ -512,7 +519,23 @@ def _first(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
 
 
 def has_usage(attrs: dict[str, Any]) -> bool:
-    return any(attrs.get(k) is not None for k in USAGE_KEYS)
+    present = _USAGE_SET.intersection(attrs)  # in C: most spans carry none of the names
+    return any(attrs[k] is not None for k in present)
+
+
+def _token_values(a: dict[str, Any]) -> dict[str, Any]:
+    """``{bucket: raw value}`` of the token attributes present, the first-listed name of
+    each bucket winning (one set intersection instead of a lookup per alias)."""
+    found: dict[str, tuple[int, Any]] = {}
+    for k in _TOKEN_ALIASES.keys() & a.keys():
+        v = a[k]
+        if v is None or v == "":
+            continue
+        bucket, rank = _TOKEN_ALIASES[k]
+        old = found.get(bucket)
+        if old is None or rank < old[0]:
+            found[bucket] = (rank, v)
+    return {b: v for b, (_, v) in found.items()}
 
 
 def classify(span: Span) -> str:
@@ -798,6 +821,7 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
 
     rows: list[tuple[int, dict[str, Any]]] = []
     sess: dict[str, dict[str, Any]] = {}
+    projects: dict[int, str | None] = {}
 
     def touch(k: tuple[str, str]) -> tuple[str, dict[str, Any]]:
         s = by_key[k]
@@ -812,7 +836,10 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         if s.end_ns is not None and (row["_end"] is None or s.end_ns > row["_end"]):
             row["_end"] = s.end_ns
         if row.get("project") is None:
-            row["project"] = _project(s.resource)
+            res_key = id(s.resource)
+            if res_key not in projects:
+                projects[res_key] = _project(s.resource)
+            row["project"] = projects[res_key]
         if row.get("user_id") is None:
             row["user_id"] = to_str(_first(s.attrs, USER_KEYS))
         if row.get("machine") is None:
@@ -934,8 +961,8 @@ def _leaf_owner(node: tuple[str, str], kids: dict[tuple[str, str], list[tuple[st
         cur = nxt
 
 
-def _tokens(a: dict[str, Any], keys: tuple[str, ...], q: Quality, where: str) -> int | None:
-    v = _first(a, keys)
+def _tokens(vals: dict[str, Any], bucket: str, q: Quality, where: str) -> int | None:
+    v = vals.get(bucket)
     n = to_int(v, q, where) if v is not None else None
     if n is not None and n < 0:
         q.note("number_unparseable", where)
@@ -945,12 +972,13 @@ def _tokens(a: dict[str, Any], keys: tuple[str, ...], q: Quality, where: str) ->
 
 def _llm_row(s: Span, q: Quality, where: str) -> dict[str, Any]:
     a = s.attrs
-    inp = _tokens(a, INPUT_KEYS, q, where)
-    out = _tokens(a, OUTPUT_KEYS, q, where)
-    read = _tokens(a, CACHE_READ_KEYS, q, where)
-    write = _tokens(a, CACHE_CREATION_KEYS, q, where)
-    write_1h = _tokens(a, CACHE_CREATION_1H_KEYS, q, where)
-    reasoning = _tokens(a, REASONING_KEYS, q, where)
+    vals = _token_values(a)
+    inp = _tokens(vals, "input", q, where)
+    out = _tokens(vals, "output", q, where)
+    read = _tokens(vals, "read", q, where)
+    write = _tokens(vals, "write", q, where)
+    write_1h = _tokens(vals, "write_1h", q, where)
+    reasoning = _tokens(vals, "reasoning", q, where)
     prompt = None
     if inp is not None:
         prompt = inp - (read or 0) - (write or 0)
