@@ -30,12 +30,14 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from agentkpi import pricing
 from agentkpi.errors import UsageError
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
@@ -507,11 +509,26 @@ class TraceIngester:
             self._thread.join(120)
         try:
             self.run_once()  # what arrived last
+            record = getattr(self._store_open(), "record_audit", None)
+            if record is not None:
+                record(self.audit_rows())
         except Exception as exc:  # noqa: BLE001 - the log keeps it for the next start
             logger.error("agentkpi collect: final ingest failed (the next start catches "
                          "up): %s", exc)
         finally:
             self._store_release(busy=False)
+
+    def audit_rows(self) -> list[dict[str, Any]]:
+        """This run's import-audit counters as rows of the store's ``import_audit``."""
+        st = self.stats
+        counts = {"lines_read": st.records, "otel_spans_merged": st.spans_merged,
+                  "otel_tool_spans_merged": st.tool_spans_merged,
+                  "otel_agent_usage_ignored": st.agent_usage_ignored,
+                  "otel_duplicate_spans": st.duplicate_spans,
+                  **{k: n for k, n in st.quality.audit.items() if k.startswith("malformed")}}
+        now = datetime.now(UTC).replace(tzinfo=None)
+        return [{"run_at": now, "source": self.prefix, "format": "otel-collector",
+                 "machine": None, "kind": k, "n": n} for k, n in sorted(counts.items()) if n]
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -685,9 +702,12 @@ class TraceIngester:
             ledger.append({"path": tr.unit, "fingerprint": f"spans:{len(tr.own)}",
                            "source": otel.NAME, "status": "ok", "reason": None,
                            "n_sessions": 0, "n_events": per_unit.get(tr.unit, 0)})
+        # the ingest's one pricing step (a source cost wins; unknown models stay NULL);
+        # its counters are not added up here: a trace may be re-derived several times
+        events = pricing.price_events(batch.event_table(), Quality())
         store = self._store_open()
-        store.write_batch(batch.session_table(), batch.event_table(), ledger,
-                          replace_sessions=False, fresh=fresh)
+        store.write_batch(batch.session_table(), events, ledger, replace_sessions=False,
+                          fresh=fresh)
         for tid in dirty:
             self.traces[tid].written = True
         st.traces_written += len(dirty)

@@ -61,6 +61,14 @@ AUDIT_KINDS: dict[str, str] = {
     "unpriced_tokens": "Tokens of llm_calls that have no cost (model not in the price table).",
     "priced_calls": "llm_calls whose cost was computed from the price table.",
     "source_cost_calls": "llm_calls whose cost came from the source.",
+    "otel_spans_merged": "OpenTelemetry model-call spans nested in or around another span of "
+                         "the same call (wrapper, instrumentation, provider spans); merged into "
+                         "one llm_call (docs/otel.md).",
+    "otel_agent_usage_ignored": "Agent spans (invoke_agent) carrying usage, which repeats their "
+                                "model calls'; not counted again.",
+    "otel_tool_spans_merged": "execute_tool spans nested in a span of the same tool; one run.",
+    "otel_duplicate_spans": "The same span (trace id, span id) received or read twice (an "
+                            "exporter retry); kept once.",
     "duplicate_events_merged": "Rows with the same event_key already in the store (another "
                                "file, another machine's copy); one row kept.",
     "counters_without_usage": "Codex token_count lines with info: null (rate limits only); "

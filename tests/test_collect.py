@@ -116,11 +116,13 @@ def test_real_sdk_exporter_via_the_standard_env_var(tmp_path: Path,
         assert col.server.accepted_requests == 4  # one request per span
         settle(col)
         calls = query(store, "SELECT session_id, model, prompt_tokens, cache_read_tokens, "
-                             "completion_tokens, agent FROM events "
+                             "completion_tokens, agent, cost_source FROM events "
                              "WHERE event_type = 'llm_call'")
+        # no cost on the spans: the ingest's pricing step prices the call
         assert calls == [{"session_id": "conv-42", "model": "claude-sonnet-4",
                           "prompt_tokens": 200, "cache_read_tokens": 1000,
-                          "completion_tokens": 80, "agent": "support"}]
+                          "completion_tokens": 80, "agent": "support",
+                          "cost_source": "priced"}]
         tools = query(store, "SELECT tool, success FROM events "
                              "WHERE event_type = 'tool_output'")
         assert tools == [{"tool": "grep", "success": False}]
@@ -129,6 +131,10 @@ def test_real_sdk_exporter_via_the_standard_env_var(tmp_path: Path,
         assert sess == {"project": "sdk-agent", "agent": "support", "source": "otel"}
         assert col.ingester.stats.spans_merged == 1
         assert col.ingester.stats.agent_usage_ignored == 1
+    audit = query(store, "SELECT kind, n FROM import_audit WHERE format = 'otel-collector' "
+                         "ORDER BY kind")
+    assert audit == [{"kind": "lines_read", "n": 4}, {"kind": "otel_agent_usage_ignored", "n": 1},
+                     {"kind": "otel_spans_merged", "n": 1}]
 
 
 def test_real_sdk_exporter_gzip_and_the_kpis(tmp_path: Path) -> None:

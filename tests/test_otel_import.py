@@ -42,7 +42,7 @@ def rows(events: dict[str, list[Any]], event_type: str) -> list[dict[str, Any]]:
 
 
 def audit(q: Quality) -> dict[str, int]:
-    return {k: n for k, n in getattr(q, "audit_counts", {}).items() if n}
+    return {k: n for k, n in q.audit.items() if k.startswith("otel_") and n}
 
 
 # ------------------------------------------------------------------ real samples

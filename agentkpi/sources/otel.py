@@ -613,23 +613,9 @@ def _slim(attrs: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ derivation
 
 def audit(q: Quality, name: str, n: int = 1) -> None:
-    """Count an import-audit item (merged spans, ignored agent usage): not a data error."""
-    if n <= 0:
-        return
-    counter = getattr(q, "audit", None)
-    if callable(counter):
-        counter(name, n)
-        return
-    store = getattr(q, "audit_counts", None)
-    if store is None:
-        from collections import Counter
-
-        store = Counter()
-        try:
-            q.audit_counts = store  # type: ignore[attr-defined]
-        except AttributeError:  # pragma: no cover
-            return
-    store[name] += n
+    """Count an import-audit item (``AUDIT_KINDS``: merged spans, ignored agent usage)."""
+    if n > 0:
+        q.count_audit(name, n)
 
 
 class Derived:
@@ -860,7 +846,7 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         where = f"{file}: span {k[1]}"
         row = _llm_row(s, q, where)
         row.update(session_id=sid, agent=agent_of(k), file=file_of(k),
-                   parent_id=s.parent_id)
+                   parent_id=s.parent_id, event_key=f"otel:llm_call:{k[0]}:{k[1]}")
         if merged:
             row["_data"]["merged_span_ids"] = [m[1] for m in merged]
         if srow["_model"] is None or (s.start_ns or 0) < srow["_model"][0]:
@@ -886,14 +872,15 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                       tool_call_id=call_id, parent_id=s.parent_id,
                       mcp_server=to_str(s.attrs.get("mcp.server.name")))
         rows.append((s.start_ns or 0, dict(common, event_type="tool_call", ts=ns_to_dt(
-            s.start_ns), _data=data)))
+            s.start_ns), event_key=f"otel:tool_call:{k[0]}:{k[1]}", _data=data)))
         out_data = {"trace_id": k[0], "span_id": k[1], "tool": name, "success": not failed,
                     "duration_ms": dur}
         if failed:
             out_data["error"] = s.status_message or to_str(s.attrs.get("error.type"))
         rows.append(((s.end_ns or s.start_ns or 0), dict(
             common, event_type="tool_output", ts=ns_to_dt(s.end_ns or s.start_ns),
-            success=not failed, duration_ms=dur, _data=out_data)))
+            success=not failed, duration_ms=dur, event_key=f"otel:tool_output:{k[0]}:{k[1]}",
+            _data=out_data)))
     for k, c in cls.items():
         if c != AGENT or not wanted(k):
             continue
