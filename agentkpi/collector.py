@@ -488,6 +488,8 @@ class TraceIngester:
         self.hold = min(2.0, max(interval * 2, 0.5))
         self._store: Any = None
         self._store_since = 0.0
+        self._yielded = False
+        self._pending = [0, 0]
         self.offsets: dict[str, int] = {}
         self.traces: dict[str, _Trace] = {}
         self.n_spans = 0
@@ -539,7 +541,10 @@ class TraceIngester:
             except Exception as exc:  # noqa: BLE001 - keep collecting; report and retry
                 self.error = f"{type(exc).__name__}: {exc}"
                 logger.error("agentkpi collect: ingest failed (will retry): %s", self.error)
-            self._stop.wait(max(0.05, self.interval - (time.monotonic() - t0)))
+            # after giving the store up under load, leave readers a moment to get in
+            pause = 0.25 if self._yielded else 0.05
+            self._yielded = False
+            self._stop.wait(max(pause, self.interval - (time.monotonic() - t0)))
 
     # -- one cycle
     def recover(self, store: Any) -> None:
@@ -589,7 +594,8 @@ class TraceIngester:
         now = time.time()
         dirty: set[str] = set()
         progress: list[dict[str, Any]] = []
-        pid = os.getpid()
+        offsets: dict[str, int] = {}
+        self._pending = [0, 0]  # records, spans read this cycle
         for seg in list_segments(self.dir):
             if seg.compression is not None:
                 continue
@@ -608,14 +614,14 @@ class TraceIngester:
             except OSError:
                 continue
             end = raw.rfind(b"\n") + 1
-            if seg.pid != pid and end < len(raw):
+            if end < len(raw) and not _alive(seg.pid):
                 # a dead writer's torn last line (it was never answered 200)
                 q.note("line_bad_json", f"{path}: torn last line")
                 end = len(raw)
             if end == 0:
                 continue
             dirty |= self._consume(path, seg.path.name, raw[:end], start, q, now)
-            self.offsets[path] = start + end
+            offsets[path] = start + end
             mtime = st.st_mtime
             progress.append({"path": path, "fingerprint": f"{start + end}:{mtime}",
                              "source": "otel-collector", "status": "ok", "reason": None,
@@ -626,6 +632,11 @@ class TraceIngester:
                 written = self._write(dirty, progress, q)
         finally:
             self._store_release(busy=bool(dirty or progress))
+        # only now: a failed write is retried from the same offsets next cycle (the
+        # spans already buffered are the same spans, keyed by id)
+        self.offsets.update(offsets)
+        self.stats.records += self._pending[0]
+        self.stats.spans += self._pending[1]
         self.stats.committed = self.stats.records
         self._evict(now)
         self.stats.cycles += 1
@@ -649,9 +660,9 @@ class TraceIngester:
                 continue
             if not isinstance(rec, dict) or rec.get("event_type") != RECORD_TYPE:
                 continue
-            self.stats.records += 1
+            self._pending[0] += 1
             spans = otel.spans_from_log_record(rec.get("data"), q, f"{path}@{at}")
-            self.stats.spans += len(spans)
+            self._pending[1] += len(spans)
             for s in spans:
                 tr = self.traces.get(s.trace_id)
                 if tr is None:
@@ -688,17 +699,8 @@ class TraceIngester:
         per_unit: dict[str, int] = {}
         for f in batch.events["file"]:
             per_unit[f] = per_unit.get(f, 0) + 1
-        st = self.stats
         for tid in dirty:
             tr = self.traces[tid]
-            got = (d.by_trace or {}).get(tid)
-            new = (got[0], got[1], got[2], got[3]) if got else (0, 0, 0, 0)
-            old = tr.stats
-            st.spans_merged += new[0] - old[0]
-            st.tool_spans_merged += new[1] - old[1]
-            st.agent_usage_ignored += new[2] - old[2]
-            st.duplicate_spans += new[3] - old[3]
-            tr.stats = new
             ledger.append({"path": tr.unit, "fingerprint": f"spans:{len(tr.own)}",
                            "source": otel.NAME, "status": "ok", "reason": None,
                            "n_sessions": 0, "n_events": per_unit.get(tr.unit, 0)})
@@ -708,8 +710,18 @@ class TraceIngester:
         store = self._store_open()
         store.write_batch(batch.session_table(), events, ledger, replace_sessions=False,
                           fresh=fresh)
+        st = self.stats
         for tid in dirty:
-            self.traces[tid].written = True
+            tr = self.traces[tid]
+            tr.written = True
+            got = (d.by_trace or {}).get(tid)
+            new = (got[0], got[1], got[2], got[3]) if got else (0, 0, 0, 0)
+            old = tr.stats
+            st.spans_merged += new[0] - old[0]
+            st.tool_spans_merged += new[1] - old[1]
+            st.agent_usage_ignored += new[2] - old[2]
+            st.duplicate_spans += new[3] - old[3]
+            tr.stats = new
         st.traces_written += len(dirty)
         st.events += batch.n_events
         st.last_write = time.time()
@@ -728,6 +740,7 @@ class TraceIngester:
                                         time.monotonic() - self._store_since >= self.hold):
             store, self._store = self._store, None
             store.close()
+            self._yielded = busy
 
     def _evict(self, now: float) -> None:
         for tid, tr in list(self.traces.items()):
@@ -744,6 +757,17 @@ class TraceIngester:
                     break
                 self.n_spans -= len(tr.spans)
                 del self.traces[tid]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a live writer's last line may still be arriving)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _settled(tr: _Trace) -> bool:

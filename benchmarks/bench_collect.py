@@ -8,6 +8,9 @@ pre-builds every request body (each trace: invoke_agent > chat wrapper > chat pr
 span repeating the usage, plus an execute_tool span; 4 spans), then sends them from
 ``--clients`` threads over keep-alive connections as fast as answers come back. Reports:
 
+Clients are ``--clients`` threads spread over ``--procs`` processes, each thread with
+one keep-alive connection (as an exporter keeps one).
+
 * accepted spans/s: spans in requests answered 200 / wall time from the first send to
   the last answer; also per CPU-second of the collector process;
 * request latency p50/p99 (send to 200, durable on disk);
@@ -20,6 +23,7 @@ span repeating the usage, plus an execute_tool span; 4 spans), then sends them f
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -152,6 +156,49 @@ def _wait_calls(store: Path, want: int, timeout: float = 600) -> float:
     raise SystemExit(f"the store never reached {want} llm_calls")
 
 
+_BODIES: list[bytes] = []
+
+
+def _client_proc(i: int, procs: int, clients: int, port: int, ctype: str, start: Any,
+                 out: Any) -> None:
+    """One client process: its share of the threads and of the request bodies."""
+    import http.client
+
+    mine = _BODIES[i::procs]
+    n_threads = clients // procs + (1 if i < clients % procs else 0)
+    lock = threading.Lock()
+    it = iter(mine)
+    lat: list[float] = []
+    err = [0]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                body = next(it, None)
+            if body is None:
+                conn.close()
+                return
+            t = time.perf_counter()
+            conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": ctype})
+            r = conn.getresponse()
+            r.read()
+            dt = time.perf_counter() - t
+            with lock:
+                if r.status == 200:
+                    lat.append(dt)
+                else:
+                    err[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(n_threads)]
+    start.wait()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    out.put((lat, err[0]))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.out or tempfile.mkdtemp(prefix="bench-collect-"))
     shutil.rmtree(work, ignore_errors=True)
@@ -175,34 +222,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except httpx.HTTPError:
             time.sleep(0.1)
     cpu0 = _cpu_seconds(proc.pid)
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    it = iter(bodies)
-
-    def client() -> None:
-        with httpx.Client(timeout=60) as c:
-            while True:
-                with lock:
-                    body = next(it, None)
-                if body is None:
-                    return
-                t = time.perf_counter()
-                r = c.post(url, content=body, headers={"Content-Type": ctype})
-                dt = time.perf_counter() - t
-                with lock:
-                    if r.status_code == 200:
-                        latencies.append(dt)
-                    else:
-                        errors[0] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    # 16 clients = ``--procs`` client processes x threads (forked after the bodies are
+    # built, so they share them), each thread with its own keep-alive connection
+    global _BODIES
+    _BODIES = bodies
+    procs = max(1, min(args.procs, args.clients))
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_client_proc, args=(
+        i, procs, args.clients, port, ctype, start, out)) for i in range(procs)]
+    for w in workers:
+        w.start()
+    time.sleep(0.5)
     t_start = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    start.set()
+    latencies: list[float] = []
+    errors = 0
+    for _ in workers:
+        lat, err = out.get()
+        latencies += lat
+        errors += err
     t_end = time.perf_counter()
+    for w in workers:
+        w.join()
     cpu_accept = _cpu_seconds(proc.pid) - cpu0
     accepted = len(latencies) * spans_per_body
     t_all = _wait_calls(store, n_traces)
@@ -219,7 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": f"{platform.node()} {cpu_model()} x{os.cpu_count()}",
         "encoding": args.encoding, "clients": args.clients, "requests": args.requests,
-        "spans_per_request": spans_per_body, "traces": n_traces, "errors": errors[0],
+        "spans_per_request": spans_per_body, "traces": n_traces, "errors": errors,
         "accepted_spans": accepted, "wall_s": t_end - t_start,
         "spans_per_s": accepted / (t_end - t_start),
         "collector_cpu_s_while_accepting": cpu_accept,
@@ -235,6 +278,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--procs", type=int, default=4, help="client processes the clients "
+                    "are spread over")
     ap.add_argument("--requests", type=int, default=1600)
     ap.add_argument("--spans", type=int, default=200, help="spans per request (x4)")
     ap.add_argument("--encoding", choices=["protobuf", "json"], default="protobuf")

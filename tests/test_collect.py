@@ -296,3 +296,40 @@ def test_restart_resumes_without_doubling_and_merges_across_the_restart(
         rows = query(store, "SELECT session_id, prompt_tokens FROM events ORDER BY 1")
     assert rows == [{"session_id": t, "prompt_tokens": 40},
                     {"session_id": trace_id(104), "prompt_tokens": 7}]
+
+
+def test_a_failed_store_write_is_retried_from_the_same_offset(tmp_path: Path) -> None:
+    """The store is locked by another process for a while: nothing is skipped or doubled."""
+    from agentkpi.errors import StoreError
+
+    path = tmp_path / "store.duckdb"
+    failures = [3]
+    opened = [0]
+
+    def opener() -> Store:
+        opened[0] += 1
+        # the first open (recovery) works; the writes of the data then fail three times
+        if opened[0] > 1 and failures[0] > 0:
+            failures[0] -= 1
+            raise StoreError("cannot open store: locked by another process")
+        return Store(path)
+
+    col = Collector(host="127.0.0.1", port=0, log_dir=tmp_path / "log", open_store=opener,
+                    interval=0.1)
+    t = threading.Thread(target=col.serve_forever, daemon=True)
+    t.start()
+    host, port = col.address
+    try:
+        for n in (105, 106):
+            r = httpx.post(f"http://{host}:{port}/v1/traces", content=orjson.dumps(request([
+                chat(trace_id(n), None, **usage(n, 1))])),
+                headers={"Content-Type": "application/json"})
+            assert r.status_code == 200
+        settle(col)
+    finally:
+        col.shutdown()
+        t.join(60)
+    assert failures == [0]
+    assert query(path, "SELECT prompt_tokens FROM events ORDER BY 1") == [
+        {"prompt_tokens": 105}, {"prompt_tokens": 106}]
+    assert col.ingester.stats.records == 2
