@@ -333,3 +333,36 @@ def test_a_failed_store_write_is_retried_from_the_same_offset(tmp_path: Path) ->
     assert query(path, "SELECT prompt_tokens FROM events ORDER BY 1") == [
         {"prompt_tokens": 105}, {"prompt_tokens": 106}]
     assert col.ingester.stats.records == 2
+
+
+def test_collect_into_clickhouse_replaces_a_trace_rederived(tmp_path: Path) -> None:
+    """--engine clickhouse: the same trace units, the wrapper arriving later merges."""
+    from agentkpi.engines import open_store
+
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    col = Collector(host="127.0.0.1", port=0, log_dir=tmp_path / "log", engine="clickhouse",
+                    open_store=lambda: open_store("clickhouse", dsn), interval=0.1)
+    t = threading.Thread(target=col.serve_forever, daemon=True)
+    t.start()
+    host, port = col.address
+    url = f"http://{host}:{port}/v1/traces"
+    tr, wrapper, leaf = trace_id(107), span_id(), span_id()
+    h = {"Content-Type": "application/json"}
+    try:
+        httpx.post(url, headers=h, content=orjson.dumps(request([
+            chat(tr, wrapper, sid=leaf, **usage(900, 9))])))
+        settle(col)
+        httpx.post(url, headers=h, content=orjson.dumps(request([
+            chat(tr, None, sid=wrapper, **usage(900, 9)),
+            span(tr, span_id(), wrapper, "execute_tool ls",
+                 **{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "ls"})])))
+        settle(col)
+    finally:
+        col.shutdown()
+        t.join(60)
+    with open_store("clickhouse", dsn, read_only=True) as st:
+        rows = st.sql("SELECT event_type, prompt_tokens FROM events ORDER BY event_type"
+                      ).to_pylist()
+    assert rows == [{"event_type": "llm_call", "prompt_tokens": 900},
+                    {"event_type": "tool_call", "prompt_tokens": None},
+                    {"event_type": "tool_output", "prompt_tokens": None}]
