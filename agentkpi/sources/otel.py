@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from agentkpi.model import CanonicalBatch
+from agentkpi.model import EVENT_COLUMNS, CanonicalBatch
 from agentkpi.quality import Quality, to_float, to_int, to_str
 
 NAME = "otel"
@@ -656,12 +656,13 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         return stats
     cls = {k: classify(s) for k, s in by_key.items()}
 
-    def parent_of(k: tuple[str, str]) -> tuple[str, str] | None:
-        p = by_key[k].parent_id
-        if p is None:
-            return None
-        pk = (k[0], p)
-        return pk if pk in by_key else None
+    parents: dict[tuple[str, str], tuple[str, str]] = {}
+    for k, s in by_key.items():
+        if s.parent_id is not None:
+            pk = (k[0], s.parent_id)
+            if pk in by_key:
+                parents[k] = pk
+    parent_of = parents.get
 
     # nearest ancestor of each class, memoised; guards against parent cycles
     nearest: dict[str, dict[tuple[str, str], tuple[str, str] | None]] = {
@@ -910,12 +911,20 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                 error_message=s.status_message, _data=err)))
 
     rows.sort(key=lambda r: r[0])
+    names = _event_names()
+    known = names.keys()
+    append = batch.event_rows.append
     for seq, (_, row) in enumerate(rows):
         data = row.pop("_data")
         row["seq"] = seq
         row["data"] = orjson.dumps(data, default=str,
                                    option=orjson.OPT_NON_STR_KEYS).decode()
-        batch.add_event(**row)
+        if row.keys() <= known:  # one tuple in column order, built in C
+            full = names.copy()
+            full.update(row)
+            append(tuple(full.values()))
+        else:
+            batch.add_event(**row)
     for row in sess.values():
         start, end, model, agent = (row.pop("_start"), row.pop("_end"), row.pop("_model"),
                                     row.pop("_agent"))
@@ -927,6 +936,11 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         audit(q, "otel_agent_usage_ignored", stats.agent_usage_ignored)
         audit(q, "otel_duplicate_spans", stats.duplicates)
     return stats
+
+
+def _event_names() -> dict[str, None]:
+    """``{column: None}`` in ``EVENT_COLUMNS`` order (a template for one event row)."""
+    return dict.fromkeys(name for name, *_ in EVENT_COLUMNS)
 
 
 def _leaf_owner(node: tuple[str, str], kids: dict[tuple[str, str], list[tuple[str, str]]],
