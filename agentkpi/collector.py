@@ -43,6 +43,7 @@ from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
 from agentkpi.sdk.eventlog import EventLogWriter, list_segments
 from agentkpi.sources import otel
+from agentkpi.store import Store
 
 logger = logging.getLogger("agentkpi.collect")
 
@@ -474,7 +475,7 @@ class TraceIngester:
     a new unit (earlier spans are not re-emitted, so nothing is counted twice).
     """
 
-    def __init__(self, log_dir: str | os.PathLike[str], open_store: Callable[[], Any], *,
+    def __init__(self, log_dir: str | os.PathLike[str], open_store: Callable[[], Store], *,
                  interval: float = 1.0, window: float = 300.0, settle: float = 30.0,
                  max_spans: int = 200_000, engine: str = "duckdb") -> None:
         self.dir = Path(log_dir).resolve()
@@ -486,7 +487,7 @@ class TraceIngester:
         self.max_spans = max_spans
         self.atomic = engine == "duckdb"
         self.hold = min(2.0, max(interval * 2, 0.5))
-        self._store: Any = None
+        self._store: Store | None = None
         self._store_since = 0.0
         self._yielded = False
         self._pending = [0, 0]
@@ -547,10 +548,9 @@ class TraceIngester:
             self._stop.wait(max(pause, self.interval - (time.monotonic() - t0)))
 
     # -- one cycle
-    def recover(self, store: Any) -> None:
+    def recover(self, store: Store) -> None:
         """Offsets from the store's ledger; recent traces rebuilt as context."""
-        ledger = {p: fp for p, fp in store.fingerprints().items()
-                  if p.startswith(self.prefix)}
+        ledger = store.fingerprints(self.prefix)
         units = {p: fp for p, fp in ledger.items() if "#trace=" in p}
         for p, fp in ledger.items():
             if "#trace=" not in p:
@@ -727,7 +727,7 @@ class TraceIngester:
         st.last_write = time.time()
         return batch.n_events
 
-    def _store_open(self) -> Any:
+    def _store_open(self) -> Store:
         if self._store is None:
             self._store = self.open_store()
             self._store_since = time.monotonic()
@@ -788,7 +788,7 @@ class Collector:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 4318,
                  log_dir: str | os.PathLike[str] = "agentkpi-otlp",
-                 open_store: Callable[[], Any], engine: str = "duckdb",
+                 open_store: Callable[[], Store], engine: str = "duckdb",
                  api_keys: frozenset[str] | None = None, max_body: int = DEFAULT_MAX_BODY,
                  interval: float = 1.0, window: float = 300.0, settle: float = 30.0,
                  max_segment_bytes: int = 64 * 1024 * 1024) -> None:

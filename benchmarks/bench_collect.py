@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 
 from agentkpi.errors import StoreError  # noqa: E402
-from agentkpi.store import Store  # noqa: E402
+from agentkpi.store import DuckDBStore  # noqa: E402
 from benchmarks._machine import cpu_model  # noqa: E402
 
 
@@ -139,7 +139,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _llm_calls(store: Path) -> int | None:
     try:
-        with Store(store, read_only=True, lock_timeout=0.2) as st:
+        with DuckDBStore(store, read_only=True, lock_timeout=0.2) as st:
             return int(st.sql("SELECT count(*) AS n FROM events WHERE event_type = "
                               "'llm_call'").to_pylist()[0]["n"])
     except StoreError:

@@ -20,7 +20,7 @@ from agentkpi.cli import main
 from agentkpi.collector import Collector
 from agentkpi.errors import UsageError
 from agentkpi.sdk.eventlog import read_events
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.otlp_build import chat, request, span, span_id, trace_id, usage
 
 
@@ -28,7 +28,7 @@ from tests.otlp_build import chat, request, span, span_id, trace_id, usage
 def running(tmp_path: Path, **kw: Any) -> Iterator[tuple[Collector, str, Path]]:
     store = tmp_path / "store.duckdb"
     col = Collector(host="127.0.0.1", port=0, log_dir=tmp_path / "log",
-                    open_store=lambda: Store(store), interval=0.1, **kw)
+                    open_store=lambda: DuckDBStore(store), interval=0.1, **kw)
     t = threading.Thread(target=col.serve_forever, daemon=True)
     t.start()
     host, port = col.address
@@ -54,7 +54,7 @@ def settle(col: Collector, until: Callable[[], bool] | None = None) -> None:
 def query(store: Path, sql: str) -> list[dict[str, Any]]:
     # read-write like the in-process ingester: DuckDB refuses one file opened twice in a
     # process with different configurations
-    with Store(store) as st:
+    with DuckDBStore(store) as st:
         return st.sql(sql).to_pylist()
 
 
@@ -140,7 +140,8 @@ def test_real_sdk_exporter_via_the_standard_env_var(tmp_path: Path,
 def test_real_sdk_exporter_gzip_and_the_kpis(tmp_path: Path) -> None:
     from opentelemetry.exporter.otlp.proto.http import Compression
 
-    from agentkpi.kpis import KpiQuery
+    from agentkpi.kpis.sql import KpiQuery
+    from agentkpi.kpis.sql import run as run_kpis
 
     with running(tmp_path) as (col, url, store):
         provider = _tracer(f"{url}/v1/traces", compression=Compression.Gzip)
@@ -148,11 +149,11 @@ def test_real_sdk_exporter_gzip_and_the_kpis(tmp_path: Path) -> None:
             _agent_run(provider, f"conv-{i}")
         provider.shutdown()
         settle(col)
-        with Store(store) as st:
+        with DuckDBStore(store) as st:
             lo, hi = st.time_range()
             hour = lo.replace(minute=0, second=0, microsecond=0)
             end = hi.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            (row,) = st.run_kpis(KpiQuery(start=hour, end=end, grain=None, kpis=[
+            (row,) = run_kpis(st, KpiQuery(start=hour, end=end, grain=None, kpis=[
                 "sessions", "llm_calls", "tool_calls_total", "tool_calls_failed"]))
         assert (row["sessions"], row["llm_calls"], row["tool_calls_total"],
                 row["tool_calls_failed"]) == (3, 3, 3, 3)
@@ -264,7 +265,7 @@ def test_api_keys(tmp_path: Path) -> None:
 def test_binding_beyond_loopback_needs_api_keys(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--api-keys"):
         Collector(host="0.0.0.0", port=0, log_dir=tmp_path / "log",
-                  open_store=lambda: Store(tmp_path / "s.duckdb"))
+                  open_store=lambda: DuckDBStore(tmp_path / "s.duckdb"))
     r = CliRunner().invoke(main, ["collect", "--host", "0.0.0.0", "--port", "0",
                                   "--store", str(tmp_path / "s.duckdb"),
                                   "--log-dir", str(tmp_path / "log")])
@@ -306,13 +307,13 @@ def test_a_failed_store_write_is_retried_from_the_same_offset(tmp_path: Path) ->
     failures = [3]
     opened = [0]
 
-    def opener() -> Store:
+    def opener() -> DuckDBStore:
         opened[0] += 1
         # the first open (recovery) works; the writes of the data then fail three times
         if opened[0] > 1 and failures[0] > 0:
             failures[0] -= 1
             raise StoreError("cannot open store: locked by another process")
-        return Store(path)
+        return DuckDBStore(path)
 
     col = Collector(host="127.0.0.1", port=0, log_dir=tmp_path / "log", open_store=opener,
                     interval=0.1)
@@ -337,7 +338,7 @@ def test_a_failed_store_write_is_retried_from_the_same_offset(tmp_path: Path) ->
 
 def test_collect_into_clickhouse_replaces_a_trace_rederived(tmp_path: Path) -> None:
     """--engine clickhouse: the same trace units, the wrapper arriving later merges."""
-    from agentkpi.engines import open_store
+    from agentkpi.store import open_store
 
     dsn = f"chdb://{tmp_path / 'ch'}"
     col = Collector(host="127.0.0.1", port=0, log_dir=tmp_path / "log", engine="clickhouse",

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore
 from tests.otlp_build import chat, request, span, usage
 
 
@@ -103,7 +103,7 @@ def test_kill_9_under_load_loses_nothing_answered_200(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)  # stops after a final ingest of everything logged
     assert proc.wait(120) == 0, proc.stderr.read().decode()
 
-    with Store(tmp_path / "store.duckdb") as st:
+    with DuckDBStore(tmp_path / "store.duckdb") as st:
         per_trace = {r["session_id"]: r for r in st.sql(
             "SELECT session_id, count(*) AS calls, sum(prompt_tokens) AS tokens "
             "FROM events WHERE event_type = 'llm_call' GROUP BY 1").to_pylist()}

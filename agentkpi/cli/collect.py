@@ -48,7 +48,7 @@ def collect_cmd(host: str, port: int, log_dir: str, api_keys: str | None, max_bo
     once (docs/otel.md). Stop with Ctrl-C: what was accepted is ingested first.
     """
     from agentkpi.collector import Collector, load_api_keys
-    from agentkpi.engines import open_store
+    from agentkpi.store import open_store
 
     keys = load_api_keys(api_keys) if api_keys else None
 

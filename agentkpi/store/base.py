@@ -96,6 +96,11 @@ class Store(Protocol):
         (an empty fingerprint always counts as changed)."""
         ...
 
+    def fingerprints(self, prefix: str = "") -> dict[str, str]:
+        """``{path: fingerprint}`` of the ledger rows whose path starts with ``prefix``
+        (the collector reads its log offsets and trace units back this way)."""
+        ...
+
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
         """Replace what ``files`` produced before with ``sessions`` / ``events``.

@@ -428,8 +428,10 @@ class ClickHouseStore:
         return int(self.client.command("SELECT max(version) FROM schema_migrations") or 0)
 
     # ---------------------------------------------------------------- ingest ledger
-    def fingerprints(self) -> dict[str, str]:
-        rows = self.client.query("SELECT path, fingerprint FROM ingested_files FINAL").result_rows
+    def fingerprints(self, prefix: str = "") -> dict[str, str]:
+        where = f" WHERE startsWith(path, {_q(prefix)})" if prefix else ""
+        rows = self.client.query("SELECT path, fingerprint FROM ingested_files FINAL"
+                                 + where).result_rows
         return dict(rows)
 
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -216,6 +216,11 @@ class DuckDBStore:
         return int(row[0] or 0)
 
     # ---------------------------------------------------------------- ingest ledger
+    def fingerprints(self, prefix: str = "") -> dict[str, str]:
+        rows = self.con.execute("SELECT path, fingerprint FROM ingested_files "
+                                "WHERE starts_with(path, ?)", [prefix]).fetchall()
+        return dict(rows)
+
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (path, fingerprint) pairs that are new or changed since their last ingest.
 
