@@ -15,6 +15,9 @@ function                  what
 :func:`sessions`          sessions of the range, most expensive first
 :func:`session_events`    one session and its events in recorded order
 :func:`session_timeline`  one session as a timeline: lanes, bars, marks, cost
+:func:`costs`             where the money goes: by model over time, agent, MCP
+                          server; cache savings; unpriced tokens; price versions
+:func:`sources`           the import audit per source and the skipped files
 :func:`meta`              store counts, time range, grains, breakdown pages
 :func:`run_kpis`          KPI rows for a range (used by the alerts)
 ========================  ==================================================
@@ -37,6 +40,7 @@ from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 from agentkpi.kpis.display import label
 from agentkpi.kpis.sql import GRAINS
+from agentkpi.quality import AUDIT_KINDS
 from agentkpi.queries import query
 from agentkpi.store import SessionRecord, Store, open_store
 
@@ -434,6 +438,115 @@ def session_timeline(store: Store, session_id: str,
             "duration_ms": end, "lanes": ordered, "items": items, "cost": cost,
             "total_cost_usd": total, "events": len(rec.events),
             "untimed": len(rec.events) - len(timed)}
+
+
+COST_KPIS = ("cost_usd", "llm_calls", "tokens_prompt", "tokens_completion",
+             "tokens_cache_read", "tokens_cache_creation", "unpriced_tokens")
+
+
+def _rows_by(store: Store, dim: str, start: datetime, end: datetime, kpis: Sequence[str],
+             filters: dict[str, str], tz: str) -> list[dict[str, Any]]:
+    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
+    out = [{dim: NONE_LABEL if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
+           for r in rows]
+    out.sort(key=lambda r: (-(r[kpis[0]] or 0), r[dim]))
+    return out
+
+
+def cache_savings(model: str, cache_read_tokens: int) -> float | None:
+    """What ``cache_read_tokens`` saved: their price as uncached input minus their price
+    as cache reads, at the price table's base rates (None when the model is unpriced)."""
+    from agentkpi import pricing
+
+    if not cache_read_tokens:
+        return 0.0
+    full = pricing.cost(model, prompt=cache_read_tokens, completion=0)
+    cached = pricing.cost(model, prompt=0, completion=0, cache_read=cache_read_tokens)
+    return None if full is None or cached is None else full - cached
+
+
+def costs(store: Store, start: datetime | None = None, end: datetime | None = None,
+          grain: str = "day", tz: str = "UTC",
+          filters: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where the money goes over the range.
+
+    ``by_model_series``: cost per bucket and model (the stacked chart); ``by_model``,
+    ``by_agent`` (main agent and subagents), ``by_mcp_server`` (tool runs and failures of
+    each MCP server's tools); ``cache_savings_usd`` per model and in total; models
+    with ``unpriced_tokens`` (the price table lacks them: no cost, never $0); the
+    ``price_versions`` that priced the range's model calls (``cost_source``).
+    """
+    if grain not in GRAINS:
+        raise UsageError(f"bad grain {grain!r}: use one of {', '.join(GRAINS)}")
+    start, end, span = resolve_range(store, start, end, grain)
+    filters = dict(filters or {})
+    series_rows = run_kpis(store, start, end, ["cost_usd"], grain=grain, by=["model"],
+                           filters=filters, tz=tz)
+    by_model = _rows_by(store, "model", start, end, COST_KPIS, filters, tz)
+    models = [r["model"] for r in by_model if r["cost_usd"]]
+    grid = buckets(start, end, grain) if tz == "UTC" else sorted(
+        {r["bucket"] for r in series_rows})
+    cell = {(r["bucket"], NONE_LABEL if r["model"] is None else str(r["model"])): r["cost_usd"]
+            for r in series_rows}
+    series = [{"bucket": _iso(b), **{m: cell.get((b, m)) or 0.0 for m in models}}
+              for b in grid]
+    total_saved = 0.0
+    for r in by_model:
+        r["cache_savings_usd"] = saved = cache_savings(r["model"], r["tokens_cache_read"] or 0)
+        total_saved += saved or 0.0
+    by_agent = _rows_by(store, "agent", start, end, ("cost_usd", "llm_calls", "sessions",
+                                                      "tool_calls_total"), filters, tz)
+    by_mcp = [r for r in _rows_by(store, "mcp_server", start, end,
+                                  ("tool_calls_total", "tool_calls_failed",
+                                   "tool_success_rate", "sessions"), filters, tz)
+              if r["mcp_server"] != NONE_LABEL]
+    d = store.dialect
+    cols, vrows = store.fetch(
+        "SELECT coalesce(cost_source, 'unpriced') AS cost_source, price_version, "
+        "count(*) AS calls FROM events WHERE event_type = 'llm_call' "
+        f"AND ts >= {d.ts_literal(start)} AND ts < {d.ts_literal(end)} "
+        "GROUP BY 1, 2 ORDER BY 3 DESC")
+    versions = [dict(zip(cols, v, strict=True)) for v in vrows]
+    return {
+        "page": "costs", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,
+        "filters": filters, "data_range": span,
+        "kpis": kpi_meta([*COST_KPIS, "sessions", "tool_calls_total", "tool_calls_failed",
+                          "tool_success_rate"]),
+        "models": models, "by_model_series": series,
+        "by_model": by_model, "by_agent": by_agent, "by_mcp_server": by_mcp,
+        "cache_savings_usd": total_saved,
+        "unpriced": [{"model": r["model"], "unpriced_tokens": r["unpriced_tokens"]}
+                     for r in by_model if r["unpriced_tokens"]],
+        "price_versions": versions,
+    }
+
+
+def sources(store: Store) -> dict[str, Any]:
+    """The import audit: per source, format and machine, every audit counter summed over
+    the runs, the last run; and per source the files read, skipped, and why."""
+    cols, rows = store.fetch(
+        "SELECT source, format, machine, kind, sum(n) AS n, max(run_at) AS last_run "
+        "FROM import_audit GROUP BY source, format, machine, kind "
+        "ORDER BY source, format, machine, kind")
+    audit: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    for src, fmt, machine, kind, n, last in rows:
+        a = audit.setdefault((src, fmt, machine), {"source": src, "format": fmt,
+                                                   "machine": machine, "counters": {},
+                                                   "last_run": None})
+        a["counters"][kind] = int(n or 0)
+        if last is not None and (a["last_run"] is None or _iso(last) > a["last_run"]):
+            a["last_run"] = _iso(last)
+    fcols, frows = store.fetch(
+        "SELECT source, status, coalesce(reason, '') AS reason, count(*) AS files, "
+        "max(ingested_at) AS last FROM ingested_files GROUP BY source, status, reason "
+        "ORDER BY source, status, reason")
+    files = [{**dict(zip(fcols, r, strict=True)), "last": _iso(r[4])} for r in frows]
+    mcols, mrows = store.fetch(
+        "SELECT coalesce(machine, '(none)') AS machine, count(*) AS sessions FROM sessions "
+        "GROUP BY 1 ORDER BY 2 DESC")
+    return {"page": "sources", "audit": list(audit.values()), "files": files,
+            "machines": [dict(zip(mcols, r, strict=True)) for r in mrows],
+            "audit_kinds": dict(AUDIT_KINDS)}
 
 
 def meta(store: Store) -> dict[str, Any]:

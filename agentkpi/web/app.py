@@ -10,7 +10,9 @@ page                          JSON twin                          what
 ``/``                         ``/api/overview``                  KPI time series + totals
 ``/breakdown/{dim}``          ``/api/breakdown/{dim}``           one row per tool/model/...
 ``/sessions``                 ``/api/sessions``                  sessions in the range
-``/session/{id}``             ``/api/session/{id}``              one session's events
+``/session/{id}``             ``/api/session/{id}``              one session: timeline, events
+``/costs``                    ``/api/costs``                     where the money goes
+``/sources``                  ``/api/sources``                   the import audit
 \u2014                        ``/api/meta``                      store counts, time range
 ============================  =================================  ==========================
 
@@ -64,6 +66,8 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("overview", "/", "Overview"),
     *((d, f"/breakdown/{d}", DIMENSIONS[d].page or d) for d in PAGE_DIMENSIONS),
     ("sessions", "/sessions", "Sessions"),
+    ("costs", "/costs", "Costs"),
+    ("sources", "/sources", "Sources"),
 )
 
 
@@ -182,8 +186,8 @@ def _params(request: Request) -> dict[str, Any]:
 
 
 def _key(request: Request) -> str:
-    return request.url.path + "?" + "&".join(sorted(f"{k}={v}"
-                                                    for k, v in request.query_params.items()))
+    return request.url.path + "?" + "&".join(sorted(
+        f"{k}={v}" for k, v in request.query_params.items() if k not in ("download", "table")))
 
 
 def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -193,6 +197,8 @@ def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
     never passes unnoticed.
     """
     def wrapped(request: Request) -> Response:
+        if request.query_params.get("download"):
+            return _download(request, f)
         try:
             times.zone(request.query_params.get("tz"))
             return f(request)
@@ -200,6 +206,66 @@ def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
             return JSONResponse({"error": str(exc)}, status_code=400)
     wrapped.__name__ = f.__name__
     return wrapped
+
+
+DOWNLOAD_TYPES = {"csv": "text/csv; charset=utf-8",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def table_bytes(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """``rows`` (a view's table) as a CSV or XLSX file, through the formula-safe sinks."""
+    import io
+
+    import pyarrow as pa
+
+    from agentkpi.sinks.export import writer
+
+    flat = [_flat(r) for r in rows]
+    names = list(dict.fromkeys(k for r in flat for k in r))
+    try:
+        table = pa.Table.from_pylist(flat, schema=None) if flat else pa.table({})
+        table = table.select(names) if flat else table
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a column: as text
+        table = pa.table({n: [None if r.get(n) is None else str(r.get(n)) for r in flat]
+                          for n in names})
+    buf = io.BytesIO()
+    writer(fmt).write(table, buf)
+    return buf.getvalue()
+
+
+def _download(request: Request, f: Callable[[Request], Response]) -> Response:
+    """``?download=csv|xlsx&table=NAME``: one table of the route's JSON as a file."""
+    import json
+
+    fmt = request.query_params.get("download", "")
+    name = request.query_params.get("table", "")
+    if fmt not in DOWNLOAD_TYPES:
+        return JSONResponse({"error": f"download must be one of {', '.join(DOWNLOAD_TYPES)}, "
+                                      f"not {fmt!r}"}, status_code=400)
+    res = f(request)
+    if res.status_code != 200:
+        return res
+    payload = json.loads(bytes(res.body))
+    tables = {k: v for k, v in payload.items()
+              if isinstance(v, list) and all(isinstance(r, dict) for r in v)}
+    if name not in tables:
+        return JSONResponse({"error": f"no table {name!r} on this page; tables: "
+                                      f"{', '.join(sorted(tables)) or 'none'}"},
+                            status_code=400)
+    page = request.url.path.rstrip("/").rsplit("/", 1)[-1] or "overview"
+    filename = f"agentkpi-{page}-{name}.{fmt}".replace('"', "")
+    return Response(table_bytes(tables[name], fmt), media_type=DOWNLOAD_TYPES[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # ---------------------------------------------------------------------- API routes
@@ -229,6 +295,19 @@ def api_session(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
     sid = request.path_params["session_id"]
     return dash.answer(_key(request), lambda st: views.session_events(st, sid))
+
+
+def api_costs(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    p = _params(request)
+    if "grain" not in request.query_params:
+        p["grain"] = "day"
+    return dash.answer(_key(request), lambda st: views.costs(st, **p))
+
+
+def api_sources(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dashboard
+    return dash.answer(_key(request), views.sources)
 
 
 def api_meta(request: Request) -> Response:
@@ -302,6 +381,14 @@ def page_sessions(request: Request) -> Response:
     return _page(request, "sessions", "/api/sessions", "Sessions")
 
 
+def page_costs(request: Request) -> Response:
+    return _page(request, "costs", "/api/costs", "Where the money goes")
+
+
+def page_sources(request: Request) -> Response:
+    return _page(request, "sources", "/api/sources", "Sources: the import audit")
+
+
 def page_session(request: Request) -> Response:
     sid = request.path_params["session_id"]
     return _page(request, "session", f"/api/session/{sid}", f"Session {sid}")
@@ -320,6 +407,10 @@ def create_app(store: str | None = None, engine: str | None = None, dsn: str | N
         Route("/breakdown/{dim}", page_breakdown),
         Route("/sessions", page_sessions),
         Route("/session/{session_id:path}", page_session),
+        Route("/costs", page_costs),
+        Route("/sources", page_sources),
+        Route("/api/costs", _guard(api_costs)),
+        Route("/api/sources", _guard(api_sources)),
         Route("/api/overview", _guard(api_overview)),
         Route("/api/breakdown/{dim}", _guard(api_breakdown)),
         Route("/api/sessions", _guard(api_sessions)),

@@ -40,6 +40,41 @@
     return v === null || v === undefined ? "" : String(v);
   }
 
+  // Every table downloads as CSV and XLSX: the page's own JSON route with ?download=&table=.
+  function downloads(name) {
+    var box = h("span", {"class": "downloads", "data-table": name});
+    box.appendChild(document.createTextNode("download: "));
+    ["csv", "xlsx"].forEach(function (fmt, i) {
+      if (i) box.appendChild(document.createTextNode(" \u00b7 "));
+      box.appendChild(h("a", {href: api + query({download: fmt, table: name}), "data-format": fmt,
+                              download: ""}, fmt.toUpperCase()));
+    });
+    return box;
+  }
+  // A plain table of KPI rows: the first column is the key, the rest formatted by unit.
+  function kpiTable(d, rows, cols, id, name, link) {
+    var wrap = h("div", {"class": "table-box"});
+    var t = h("table", {id: id, "data-rows": String(rows.length)});
+    var tr = h("tr");
+    cols.forEach(function (col) { tr.appendChild(h("th", {"data-col": col, title: hoverOf(d, col)}, labelOf(d, col))); });
+    var thead = h("thead"); thead.appendChild(tr); t.appendChild(thead);
+    var tb = h("tbody");
+    rows.forEach(function (r) {
+      var row = h("tr");
+      cols.forEach(function (col, i) {
+        var v = r[col], td = h("td", i === 0 || typeof v === "string" ? {"class": "text"} : null);
+        if (i === 0 && link) td.appendChild(h("a", {href: link(v)}, v));
+        else td.textContent = fmtCell(v, unitOf(d, col));
+        row.appendChild(td);
+      });
+      tb.appendChild(row);
+    });
+    t.appendChild(tb);
+    wrap.appendChild(t);
+    wrap.appendChild(downloads(name));
+    return wrap;
+  }
+
   // ------------------------------------------------------------------ navigation
   document.querySelectorAll("nav a").forEach(function (a) {
     var n = a.dataset.nav;
@@ -121,7 +156,7 @@
       $("from").value = toInput(d.from); $("to").value = toInput(d.to);
       $("grain").value = d.grain || "hour";
     }
-    $("controls").hidden = page === "session";
+    $("controls").hidden = page === "session" || page === "sources";
     renderFilters(d.filters || {});
     var c = $("content");
     c.textContent = "";
@@ -129,6 +164,8 @@
     else if (page === "breakdown") renderTable(c, d, d.dim);
     else if (page === "sessions") renderTable(c, d, "session_id");
     else if (page === "session") renderSession(c, d);
+    else if (page === "costs") renderCosts(c, d);
+    else if (page === "sources") renderSources(c, d);
     renders += 1;
     body.dataset.renders = String(renders);
     body.dataset.loaded = "1";
@@ -174,6 +211,7 @@
       })});
     });
     c.appendChild(grid);
+    c.appendChild(downloads("series"));
     c.appendChild(h("p", {"class": "note"}, d.series.length + " " + d.grain + " buckets, " +
       d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC (half-open; axes in " + (d.tz || "UTC") + "). Data spans " +
       (d.data_range.first_event || "?") + " \u2192 " + (d.data_range.last_event || "?") + "."));
@@ -235,6 +273,7 @@
     });
     t.appendChild(tb);
     c.appendChild(t);
+    c.appendChild(downloads("rows"));
     c.appendChild(h("p", {"class": "note"}, (d.total_rows > rows.length ? "showing " + rows.length + " of " + d.total_rows : rows.length) +
       " rows, " + d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC. Click a header to sort, a name to filter the overview."));
   }
@@ -282,7 +321,69 @@
     });
     t.appendChild(tb);
     raw.appendChild(t);
+    raw.appendChild(downloads("events"));
     c.appendChild(raw);
+  }
+
+  function section(c, title, note) {
+    c.appendChild(h("h2", null, title));
+    if (note) c.appendChild(h("p", {"class": "note"}, note));
+  }
+
+  function renderCosts(c, d) {
+    var cards = h("div", {"class": "cards", id: "totals"});
+    var total = d.by_model.reduce(function (a, r) { return a + (r.cost_usd || 0); }, 0);
+    var unpriced = d.unpriced.reduce(function (a, r) { return a + (r.unpriced_tokens || 0); }, 0);
+    [["cost_usd", AKChart.fmt(total, "USD"), "Cost"],
+     ["cache_savings_usd", AKChart.fmt(d.cache_savings_usd, "USD"), "Saved by cache reads"],
+     ["unpriced_tokens", AKChart.fmt(unpriced, "tokens"), "Unpriced tokens"]].forEach(function (x) {
+      var card = h("div", {"class": "card", "data-kpi": x[0], title: x[0]});
+      card.appendChild(h("div", {"class": "v"}, x[1]));
+      card.appendChild(h("div", {"class": "k"}, x[2]));
+      cards.appendChild(card);
+    });
+    c.appendChild(cards);
+    var box = h("div", {"class": "chart-box", "data-chart": "cost-by-model"});
+    AKChart.line(box, {title: "Cost by model (stacked)", unit: "USD", tz: d.tz, stacked: true,
+      x: d.by_model_series.map(function (r) { return r.bucket; }),
+      series: d.models.map(function (m) { return {name: m, kpi: m, values: d.by_model_series.map(function (r) { return r[m]; })}; })});
+    c.appendChild(box);
+    c.appendChild(downloads("by_model_series"));
+    var model = function (v) { return "/" + query({model: v}); };
+    section(c, "By model", "Cache savings: what the cache-read tokens would have cost as uncached input, minus what they cost, at the price table's base rates.");
+    d.kpis.cache_savings_usd = {label: "Saved by cache reads", unit: "USD", description: "cache-read tokens priced as input minus their cache-read price"};
+    c.appendChild(kpiTable(d, d.by_model, ["model", "cost_usd", "llm_calls", "tokens_prompt", "tokens_completion",
+      "tokens_cache_read", "tokens_cache_creation", "cache_savings_usd", "unpriced_tokens"], "by-model", "by_model", model));
+    section(c, "By agent and subagent");
+    c.appendChild(kpiTable(d, d.by_agent, ["agent", "cost_usd", "llm_calls", "sessions", "tool_calls_total"], "by-agent", "by_agent",
+      function (v) { return "/" + query({agent: v}); }));
+    section(c, "By MCP server", "Tool runs of each MCP server's tools (mcp__<server>__<tool>) and how many failed.");
+    c.appendChild(kpiTable(d, d.by_mcp_server, ["mcp_server", "tool_calls_total", "tool_calls_failed", "tool_success_rate", "sessions"],
+      "by-mcp", "by_mcp_server"));
+    section(c, "Unpriced tokens", d.unpriced.length ? "These models are not in the price table: their calls have no cost (never $0). Run `agentkpi reprice` after updating agentkpi." : "Every model call in the range has a cost.");
+    if (d.unpriced.length) c.appendChild(kpiTable(d, d.unpriced, ["model", "unpriced_tokens"], "unpriced", "unpriced"));
+    section(c, "Price tables used", "cost_source: 'source' = the cost came with the data, 'priced' = computed from the price table version shown.");
+    var pv = d.price_versions.map(function (r) { return {cost_source: r.cost_source, price_version: r.price_version || "\u2013", calls: r.calls}; });
+    c.appendChild(kpiTable(d, pv, ["cost_source", "price_version", "calls"], "price-versions", "price_versions"));
+  }
+
+  function renderSources(c, d) {
+    section(c, "Import audit", "Per source, format and machine, summed over every ingest run: what was read, merged, ignored and skipped. This is why agentkpi's totals differ from a naive sum of the files.");
+    var kinds = {};
+    d.audit.forEach(function (a) { Object.keys(a.counters).forEach(function (k) { kinds[k] = true; }); });
+    var cols = ["source", "format", "machine", "last_run"].concat(Object.keys(kinds).sort());
+    var rows = d.audit.map(function (a) {
+      var r = {source: a.source, format: a.format, machine: a.machine, last_run: a.last_run};
+      Object.keys(a.counters).forEach(function (k) { r[k] = a.counters[k]; });
+      return r;
+    });
+    d.kpis = {};
+    Object.keys(kinds).forEach(function (k) { d.kpis[k] = {label: k.replace(/_/g, " "), unit: "count", description: d.audit_kinds[k] || (k.indexOf("malformed:") === 0 ? "malformed lines skipped for this reason" : "")}; });
+    c.appendChild(kpiTable(d, rows, cols, "audit", "audit"));
+    section(c, "Files", "Every file the ledger knows, by source and status; skipped files keep their reason and are read again when they change.");
+    c.appendChild(kpiTable(d, d.files, ["source", "status", "reason", "files", "last"], "files", "files"));
+    section(c, "Machines", "Sessions per machine (ingest --machine).");
+    c.appendChild(kpiTable(d, d.machines, ["machine", "sessions"], "machines", "machines"));
   }
 
   load(true);

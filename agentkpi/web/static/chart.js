@@ -86,6 +86,12 @@
   }
 
   function line(container, spec) {
+    if (spec.stacked) {  // each series drawn on top of the ones before it
+      var acc = spec.x.map(function () { return 0; });
+      spec = {title: spec.title, unit: spec.unit, x: spec.x, tz: spec.tz, series: spec.series.map(function (s) {
+        return {name: s.name, kpi: s.kpi, values: s.values.map(function (v, j) { acc[j] += (v || 0); return acc[j]; })};
+      })};
+    }
     var W = 560, H = 240, m = {l: 56, r: 14, t: 30, b: 46};
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, "class": "chart", role: "img",
                          "aria-label": spec.title + " (" + spec.unit + ")"});
