@@ -44,7 +44,7 @@ no window contains NULL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -126,6 +126,59 @@ EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2
 
 SESSION_SCHEMA = pa.schema([(n, t) for n, t, _, _ in SESSION_COLUMNS])
 EVENT_SCHEMA = pa.schema([(n, t) for n, t, _, _ in EVENT_COLUMNS])
+
+
+class DataField(NamedTuple):
+    """One entry of a field map: which key(s) of an event's ``data`` fill an ``events`` column.
+
+    The column gets the first of ``keys`` whose value, coerced by ``coerce`` (a name in
+    :data:`agentkpi.quality.COERCIONS`: ``text``, ``int``, ``float``, ``bool``), is not
+    NULL; a value that does not coerce is NULL and counted (:mod:`agentkpi.quality`).
+    With ``event_type`` set the column is filled for events of that type only.
+    """
+
+    column: str
+    keys: tuple[str, ...]
+    coerce: str
+    event_type: str | None = None
+
+
+#: The field map of the common ``data`` vocabulary (session dataset, SDK event log, seeds
+#: 002/003). A ``data`` that is not a JSON object fills no column and is kept as JSON text
+#: in ``data`` (an empty object or null: ``data`` NULL). Columns not listed stay NULL.
+#: :func:`agentkpi.quality.event_row_builder` applies a map; an importer whose source
+#: spells a key differently declares its own map with :func:`field_map`.
+DATA_FIELDS: tuple[DataField, ...] = (
+    DataField("tool", ("tool",), "text"),
+    DataField("success", ("success",), "bool"),
+    DataField("model", ("model",), "text"),
+    DataField("prompt_tokens", ("prompt_tokens",), "int"),
+    DataField("completion_tokens", ("completion_tokens",), "int"),
+    DataField("cache_read_tokens", ("cache_read_tokens",), "int"),
+    DataField("cache_creation_tokens", ("cache_creation_tokens",), "int"),
+    DataField("cost_usd", ("cost_usd",), "float"),
+    DataField("latency_ms", ("latency_ms",), "float"),
+    DataField("duration_ms", ("duration_ms",), "float"),
+    DataField("flavor", ("flavor",), "text"),
+    DataField("status", ("final_status", "status"), "text"),
+    DataField("wall_time_s", ("wall_time_s",), "float"),
+    DataField("rating", ("rating",), "text"),
+    DataField("source", ("source",), "text"),
+    DataField("hardware", ("hardware",), "text"),
+    DataField("error_type", ("error_type", "type"), "text", "error"),
+    DataField("error_message", ("error", "message"), "text", "error"),
+    DataField("agent", ("agent_id", "agent"), "text"),
+)
+
+
+def field_map(base: tuple[DataField, ...] = DATA_FIELDS, **keys: tuple[str, ...]
+              ) -> tuple[DataField, ...]:
+    """``base`` with the source keys of some columns replaced, e.g.
+    ``field_map(tool=("tool_name", "tool"))`` for a source that says ``tool_name``."""
+    unknown = set(keys) - {f.column for f in base}
+    if unknown:
+        raise ValueError(f"no column {sorted(unknown)} in the field map")
+    return tuple(f._replace(keys=keys[f.column]) if f.column in keys else f for f in base)
 
 #: Event vocabulary: name -> what it means and which KPIs read it.
 EVENT_TYPES: dict[str, str] = {

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from agentkpi.model import DATA_FIELDS, EVENT_COLUMNS, EVENT_COLUMNS_V1, DataField
 from agentkpi.times import to_utc_naive
 
 #: Issue kinds and what each one means (also the report's documentation).
@@ -252,3 +256,97 @@ def to_str(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return None
     return str(value)
+
+
+def to_text(value: Any, q: Quality | None = None, where: str = "") -> str | None:
+    """:func:`to_str` with the coercion signature (text never counts an issue)."""
+    return value if type(value) is str and value else to_str(value)
+
+
+def _int_fast(value: Any, q: Quality, where: str = "") -> int | None:
+    if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):
+        return value
+    return to_int(value, q, where)
+
+
+def _float_fast(value: Any, q: Quality, where: str = "") -> float | None:
+    if value is None or type(value) is float:
+        return value
+    return float(value) if type(value) is int else to_float(value, q, where)
+
+
+def _bool_fast(value: Any, q: Quality, where: str = "") -> bool | None:
+    return value if value is None or type(value) is bool else to_bool(value, q, where)
+
+
+#: The coercions a field map (:data:`agentkpi.model.DATA_FIELDS`) may name:
+#: ``(value, quality, where) -> value or None`` (bad values counted).
+COERCIONS: dict[str, Callable[[Any, Quality, str], Any]] = {
+    "text": to_text, "int": _int_fast, "float": _float_fast, "bool": _bool_fast,
+}
+
+#: An event-row builder: ``(session_id, seq, ts, event_type, data, file, quality, where)``
+#: -> one tuple in ``EVENT_COLUMNS`` order (see :class:`agentkpi.model.CanonicalBatch`).
+EventRowBuilder = Callable[[Any, Any, Any, Any, Any, str, Quality, str], tuple[Any, ...]]
+
+
+def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuilder:
+    """Compile a field map into the function importers call once per event.
+
+    The map stays data; this turns it into one straight-line Python function (the
+    ingest hot loop runs it millions of times, so no per-field loop at run time):
+    each column is ``coerce(data.get(key), q, where)``, the first non-NULL of its
+    keys, NULL for events outside its ``event_type``. ``data`` that is not a
+    non-empty object fills no column; it is kept as JSON text (NULL for null/{}).
+    """
+    names = [n for n, *_ in EVENT_COLUMNS]
+    by_column = {f.column: f for f in fields}
+    for f in fields:
+        if f.column not in names or f.column in ("session_id", "seq", "ts", "event_type",
+                                                  "data", "file"):
+            raise ValueError(f"field map: {f.column!r} is not a typed event column")
+        if f.coerce not in COERCIONS or not f.keys:
+            raise ValueError(f"field map: {f.column!r} needs keys and a coercion from "
+                             f"{', '.join(COERCIONS)}")
+    width = len(EVENT_COLUMNS_V1)
+    if any(names.index(c) >= width for c in by_column):
+        width = len(names)
+    env: dict[str, Any] = {f"_{n}": fn for n, fn in COERCIONS.items()}
+    exprs = []
+    for name in names[:width]:
+        f = by_column.get(name)
+        if name in ("session_id", "seq", "ts", "event_type"):
+            exprs.append(name)
+        elif name == "data":
+            exprs.append("_dumps(data).decode()")  # decoded JSON: keys are strings
+        elif name == "file":
+            exprs.append("path")
+        elif f is None:
+            exprs.append("None")
+        else:
+            expr = "None"
+            for key in reversed(f.keys):  # first key wins: coalesce from the last one up
+                one = f"_{f.coerce}(g({key!r}), q, where)"
+                expr = one if expr == "None" else f"(_v if (_v := {one}) is not None else {expr})"
+            if f.event_type is not None:
+                expr = f"({expr} if event_type == {f.event_type!r} else None)"
+            exprs.append(expr)
+    body = ",\n        ".join(exprs)
+    gap = ", ".join(["None"] * (names.index("data") - 4))
+    tail = "".join(", None" for _ in range(width - names.index("file") - 1))
+    src = ("def event_row(session_id, seq, ts, event_type, data, path, q, where):\n"
+           "    if type(data) is not dict or not data:\n"
+           "        return (session_id, seq, ts, event_type, " + gap + ", "
+           "None if data is None or data == {} else _dumps(data, option=_NON_STR).decode(), "
+           "path" + tail + ")\n"
+           "    g = data.get\n"
+           f"    return (\n        {body},\n    )\n")
+    env.update(_dumps=orjson.dumps, _NON_STR=orjson.OPT_NON_STR_KEYS)
+    exec(compile(src, "<agentkpi field map>", "exec"), env)  # noqa: S102 - generated from data
+    build: EventRowBuilder = env["event_row"]
+    build.__doc__ = f"One canonical event row through a field map (generated):\n\n{src}"
+    return build
+
+
+#: The builder of the common vocabulary (:data:`agentkpi.model.DATA_FIELDS`).
+event_row = event_row_builder()

@@ -27,10 +27,8 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_bool, to_float, to_int, to_str
+from agentkpi.quality import EventRowBuilder, Quality, event_row, parse_ts, to_int, to_str
 from agentkpi.sdk.eventlog import SEGMENT_RE, decompress, iter_lines
 from agentkpi.sources import otel
 
@@ -95,48 +93,14 @@ def supersedes(path: str) -> list[str]:
 
 def add_event_row(batch: CanonicalBatch, *, session_id: str | None, seq: int, ts: Any,
                   event_type: str, data: Any, path: str, q: Quality, where: str,
-                  tool_key: str = "tool", error_message_key: str = "error") -> None:
-    """One event -> one canonical row; typed columns pulled out of ``data``.
+                  row: EventRowBuilder = event_row) -> None:
+    """One event -> one canonical row; typed columns pulled out of ``data`` by the field
+    map compiled into ``row`` (default: the common :data:`agentkpi.model.DATA_FIELDS`).
 
-    Shared by the log sources (eventlog, seed003). ``data`` may be any JSON
+    Shared by the log sources (eventlog, seed002, seed003). ``data`` may be any JSON
     value; non-objects are kept in the ``data`` column only.
     """
-    d = data if isinstance(data, dict) else {}
-    g = d.get
-    is_error = event_type == "error"
-    err = g(error_message_key)
-    if err is None and error_message_key != "error":
-        err = g("error")
-    success = g("success")
-    row = dict(
-        session_id=session_id,
-        seq=seq,
-        ts=ts,
-        event_type=event_type,
-        tool=to_str(g(tool_key) if tool_key in d else g("tool")),
-        success=to_bool(success, q, where) if success is not None else None,
-        model=to_str(g("model")),
-        flavor=to_str(g("flavor")),
-        status=to_str(g("final_status") or g("status")),
-        rating=to_str(g("rating")),
-        source=to_str(g("source")),
-        hardware=to_str(g("hardware")),
-        error_type=to_str(g("error_type") or g("type")) if is_error else None,
-        error_message=(err if isinstance(err, str) else to_str(g("message")))
-        if is_error else None,
-        agent=to_str(g("agent_id") or g("agent")),
-        data=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
-        if data not in (None, {}) else None,
-        file=path,
-    )
-    for col in ("prompt_tokens", "completion_tokens", "cache_read_tokens",
-                "cache_creation_tokens"):
-        v = g(col)
-        row[col] = to_int(v, q, where)
-    for col in ("cost_usd", "latency_ms", "duration_ms", "wall_time_s"):
-        v = g(col)
-        row[col] = v if type(v) is float else to_float(v, q, where)
-    batch.add_event(**row)
+    batch.event_rows.append(row(session_id, seq, ts, event_type, data, path, q, where))
 
 
 class SessionRows:

@@ -25,13 +25,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentkpi import config
-from agentkpi.model import CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_bool, to_str
-from agentkpi.sources.eventlog import add_event_row, readable_lines
+from agentkpi.model import EVENT_COLUMNS, CanonicalBatch, field_map
+from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str
+from agentkpi.sources.eventlog import readable_lines
 
 NAME = "seed002"
 REPLACES_SESSIONS = True   # a file is a whole (synthetic) session
 TZ_ENV = "AGENTKPI_SEED002_TZ"
+#: A metric line's keys (all but metric/value/timestamp) are its data; the model is model_name.
+FIELDS = field_map(model=("model_name",))
+_row = event_row_builder(FIELDS)
+_MODEL = [n for n, *_ in EVENT_COLUMNS].index("model")
 
 
 def _is_metrics_file(name: str) -> bool:
@@ -100,18 +104,14 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
         for k, v in obj.items():
             if k not in ("metric", "value", "timestamp"):
                 data[k] = v
-        m = to_str(obj.get("model_name"))
+        row = _row(sid, n, ts, "metric", data, path, q, where)
         if name and name.startswith("model_usage:"):
+            # a usage metric names its model: that is the event's model, whatever model_name says
             m = name.split(":", 1)[1] or None
+            row = row[:_MODEL] + (m,) + row[_MODEL + 1:]
             if model is None:
                 model = m
-        add_event_row(batch, session_id=sid, seq=n, ts=ts, event_type="metric", data=data,
-                      path=path, q=q, where=where)
-        # typed columns the generic mapping cannot know
-        ev = batch.events
-        ev["model"][-1] = m
-        ev["success"][-1] = to_bool(obj.get("success"), q, where) \
-            if obj.get("success") is not None else None
+        batch.event_rows.append(row)
         n += 1
         if ts is not None:
             first = ts if first is None or ts < first else first

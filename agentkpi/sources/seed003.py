@@ -30,8 +30,8 @@ import posixpath
 import re
 from typing import Any
 
-from agentkpi.model import CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_str
+from agentkpi.model import CanonicalBatch, field_map
+from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str
 from agentkpi.sources.eventlog import KNOWN_TYPES, SessionRows, add_event_row, readable_lines
 
 NAME = "seed003"
@@ -39,6 +39,9 @@ REPLACES_SESSIONS = False
 
 FILE_RE = re.compile(r"^metrics_[^/]*\.jsonl(\.gz)?$")
 TYPE_MAP = {"tool_use": "tool_output", "error_occurred": "error"}
+#: Seed 003 spells two data keys its own way.
+FIELDS = field_map(tool=("tool_name", "tool"), error_message=("error_message", "error", "message"))
+_row = event_row_builder(FIELDS)
 
 
 def detect(fs: Any, root: str) -> bool:
@@ -80,8 +83,7 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
             data = {**data, "_metadata": meta}
         d = data if isinstance(data, dict) else {}
         add_event_row(batch, session_id=sid, seq=lineno - 1, ts=ts, event_type=et, data=data,
-                      path=path, q=q, where=where, tool_key="tool_name",
-                      error_message_key="error_message")
+                      path=path, q=q, where=where, row=_row)
         if sid is None:
             continue
         user = to_str(obj.get("user_id"))

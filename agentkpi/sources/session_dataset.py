@@ -22,16 +22,7 @@ from typing import Any
 import orjson
 
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
-from agentkpi.quality import (
-    INT64_MAX,
-    INT64_MIN,
-    Quality,
-    parse_ts,
-    to_bool,
-    to_float,
-    to_int,
-    to_str,
-)
+from agentkpi.quality import Quality, event_row, parse_ts, to_str
 
 NAME = "session_dataset"
 REPLACES_SESSIONS = True
@@ -179,27 +170,16 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                q: Quality) -> None:
     """Append ``[{timestamp, event_type, data}, ...]`` as canonical event rows.
 
-    This is the ingest hot loop (millions of events): each event becomes one
-    tuple in ``EVENT_COLUMNS`` order, clean values take an inline fast path, and
-    anything else goes through the counting coercions of :mod:`agentkpi.quality`.
+    This is the ingest hot loop (millions of events): timestamps take an inline
+    fast path, ``data`` goes through the common field map
+    (:data:`agentkpi.model.DATA_FIELDS`, compiled by
+    :func:`agentkpi.quality.event_row_builder`), one tuple per event.
     """
     add_row = batch.event_rows.append
     fromiso = datetime.fromisoformat
-    dumps = orjson.dumps
     known = _KNOWN_TYPES
-    str_, int_, float_, bool_ = str, int, float, bool
-    lo, hi = INT64_MIN, INT64_MAX
-
-    def text(v: Any) -> str | None:
-        return v if type(v) is str_ and v else (None if v is None else to_str(v))
-
-    def integer(v: Any, where: str) -> int | None:
-        return v if v is None or (type(v) is int_ and lo <= v <= hi) else to_int(v, q, where)
-
-    def number(v: Any, where: str) -> float | None:
-        if v is None or type(v) is float_:
-            return v
-        return float(v) if type(v) is int_ else to_float(v, q, where)
+    row = event_row
+    str_ = str
 
     for seq, ev in enumerate(events):
         if type(ev) is not dict:
@@ -222,34 +202,4 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                 ts = None
         else:
             ts = parse_ts(raw_ts, q, f"{path}: events[{seq}]")
-        data = ev.get("data")
-        if type(data) is not dict or not data:
-            add_row((session_id, seq, ts, et) + _NO_FIELDS + (None, path))
-            continue
-        g = data.get
-        where = f"{path}: events[{seq}]"
-        ok = g("success")
-        if not (ok is None or type(ok) is bool_):
-            ok = to_bool(ok, q, where)
-        if et == "error":
-            err = g("error")
-            etype = to_str(g("error_type") or g("type"))
-            emsg = err if isinstance(err, str) else to_str(g("message"))
-        else:
-            etype = emsg = None
-        agent = g("agent_id") or g("agent")
-        add_row((
-            session_id, seq, ts, et, text(g("tool")), ok, text(g("model")),
-            integer(g("prompt_tokens"), where), integer(g("completion_tokens"), where),
-            integer(g("cache_read_tokens"), where), integer(g("cache_creation_tokens"), where),
-            number(g("cost_usd"), where), number(g("latency_ms"), where),
-            number(g("duration_ms"), where), text(g("flavor")), text(g("final_status")),
-            number(g("wall_time_s"), where), text(g("rating")), text(g("source")),
-            text(g("hardware")), etype, emsg,
-            agent if agent is None or type(agent) is str_ else to_str(agent),
-            dumps(data).decode(), path,
-        ))
-
-
-#: The typed columns of an event without data (tool .. agent), all missing.
-_NO_FIELDS: tuple[None, ...] = (None,) * 19
+        add_row(row(session_id, seq, ts, et, ev.get("data"), path, q, f"{path}: events[{seq}]"))
