@@ -12,6 +12,7 @@ its session (``REPLACES_SESSIONS``).
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -90,13 +91,29 @@ def _list_local(base: str) -> dict[str, str]:
     return {path: fp for part in parts for path, fp in part}
 
 
+def _loads(text: str | bytes) -> Any:
+    """JSON text -> value; also the ``NaN`` / ``Infinity`` Python's json module writes
+    (the uploader's encoder), which orjson rejects. The numbers are then counted
+    as unparseable where a number is expected, never a lost file."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if not any(w in text for w in ((b"NaN", b"Infinity") if isinstance(text, bytes)
+                                       else ("NaN", "Infinity"))):
+            raise
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise exc from None
+
+
 def _decode_list(value: Any, field: str, q: Quality, where: str) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, str):
         try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
+            value = _loads(value)
+        except ValueError:
             q.note("field_bad_json", f"{where}: {field}")
             return []
         if value is None:
@@ -127,8 +144,8 @@ def parse_file(path: str, raw: bytes, q: Quality,
         q.skip(path, "file_empty", "file is empty; re-upload the session or delete the file")
         return batch
     try:
-        row = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        row = _loads(line)
+    except ValueError as exc:
         q.skip(path, "file_bad_json", f"not valid JSON ({exc}); the file is truncated or corrupt")
         return batch
     if not isinstance(row, dict):
