@@ -241,17 +241,19 @@ class CanonicalBatch:
         if self.event_rows:
             rows = self.event_rows
             widths = set(map(len, rows))
-            if len(widths) != 1 or next(iter(widths)) not in (len(EVENT_COLUMNS_V1),
-                                                              len(EVENT_COLUMNS)):
+            if not widths <= {len(EVENT_COLUMNS_V1), len(EVENT_COLUMNS)}:
                 raise ValueError(f"event tuples of {sorted(widths)} values; expected "
                                  f"{len(EVENT_COLUMNS_V1)} or {len(EVENT_COLUMNS)}")
+            if len(widths) > 1:  # two importers in one batch (e.g. OTLP records in a log)
+                pad = (None,) * (len(EVENT_COLUMNS) - len(EVENT_COLUMNS_V1))
+                rows = [r if len(r) == len(EVENT_COLUMNS) else r + pad for r in rows]
             columns = list(zip(*rows, strict=True))
             for column, values in zip(self._events.values(), columns, strict=False):
                 column.extend(values)
             missing = [None] * len(rows)
             for column in list(self._events.values())[len(columns):]:
                 column.extend(missing)
-            rows.clear()
+            self.event_rows.clear()
         return self._events
 
     def add_session(self, **values: Any) -> None:

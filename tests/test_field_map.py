@@ -117,3 +117,22 @@ def test_a_field_map_is_data_and_is_checked() -> None:
     assert len(got) == len(EVENT_COLUMNS)
     names = [n for n, *_ in EVENT_COLUMNS]
     assert got[names.index("tool_call_id")] == "c1" and got[names.index("tool")] == "t"
+
+
+def test_a_batch_takes_rows_of_both_widths_in_order() -> None:
+    """An event log holding OTLP records mixes field-map rows (migration-1 width) with
+    OTel rows (every column) in one batch; both fold into the columns in order."""
+    from agentkpi.model import EVENT_COLUMNS_V1, CanonicalBatch
+
+    names = [n for n, *_ in EVENT_COLUMNS]
+    batch = CanonicalBatch()
+    batch.event_rows.append(("a", 0, None, "llm_call", *[None] * (len(EVENT_COLUMNS_V1) - 4)))
+    full = [None] * len(EVENT_COLUMNS)
+    full[:4] = ["b", 1, None, "llm_call"]
+    full[names.index("event_key")] = "k1"
+    batch.event_rows.append(tuple(full))
+    batch.add_event(session_id="c", seq=2, event_type="error")
+    t = batch.event_table()
+    assert t.column("session_id").to_pylist() == ["a", "b", "c"]
+    assert t.column("event_key").to_pylist() == [None, "k1", None]
+    assert batch.event_rows == [] and batch.n_events == 3
