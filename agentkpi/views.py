@@ -18,6 +18,7 @@ function                  what
 :func:`costs`             where the money goes: by model over time, agent, MCP
                           server; cache savings; unpriced tokens; price versions
 :func:`sources`           the import audit per source and the skipped files
+:func:`alert_states`      alert rules, their state now and the last notifications
 :func:`meta`              store counts, time range, grains, breakdown pages
 :func:`run_kpis`          KPI rows for a range (used by the alerts)
 ========================  ==================================================
@@ -547,6 +548,48 @@ def sources(store: Store) -> dict[str, Any]:
     return {"page": "sources", "audit": list(audit.values()), "files": files,
             "machines": [dict(zip(mcols, r, strict=True)) for r in mrows],
             "audit_kinds": dict(AUDIT_KINDS)}
+
+
+def alert_states(store: Store, rules_file: str | os.PathLike[str] | None,
+                 now: datetime | None = None, last: int = 50) -> dict[str, Any]:
+    """The alert rules of ``rules_file``: each rule and group evaluated now (without
+    notifying anyone), what the state file records as firing, and the last ``last``
+    notifications of the rules' ``[notify] file`` (newest first)."""
+    import json
+
+    from agentkpi import alerts
+
+    if rules_file is None:
+        return {"page": "alerts", "rules_file": None, "rules": [], "notifications": [],
+                "note": "no alert rules: write alerts.toml next to the store or set "
+                        "AGENTKPI_ALERT_RULES (docs/alerts.md)"}
+    rules, notify = alerts.load_rules(rules_file)
+    state = alerts.load_state(notify.state)
+    findings = alerts.evaluate(rules, store, now, firing_before=state)
+    rows = []
+    for f in findings:
+        r = f.rule
+        rows.append({"rule": r.name, "severity": r.severity, "metric": r.metric,
+                     "condition": f"{r.op} {r.threshold:g} for {r.for_} {r.grain}(s)",
+                     "group": f.group, "state": "firing" if f.firing else "ok",
+                     "value": f.value, "last_bucket": f.buckets[-1] if f.buckets else None,
+                     "notified_since": (state.get(f.key) or {}).get("since"),
+                     "description": r.description})
+    notes: list[dict[str, Any]] = []
+    if notify.file and os.path.exists(notify.file):
+        with open(notify.file, encoding="utf-8", errors="replace") as fh:
+            tail = fh.readlines()[-last:]
+        for line in reversed(tail):
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(m, dict):
+                notes.append({k: m.get(k) for k in ("at", "status", "rule", "severity",
+                                                     "value", "text")})
+    return {"page": "alerts", "rules_file": str(rules_file), "rules": rows,
+            "firing": sum(r["state"] == "firing" for r in rows), "notifications": notes,
+            "notifications_file": notify.file}
 
 
 def meta(store: Store) -> dict[str, Any]:

@@ -13,6 +13,7 @@ page                          JSON twin                          what
 ``/session/{id}``             ``/api/session/{id}``              one session: timeline, events
 ``/costs``                    ``/api/costs``                     where the money goes
 ``/sources``                  ``/api/sources``                   the import audit
+``/alerts``                   ``/api/alerts``                    alert rules and their state
 \u2014                        ``/api/meta``                      store counts, time range
 ============================  =================================  ==========================
 
@@ -68,6 +69,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("sessions", "/sessions", "Sessions"),
     ("costs", "/costs", "Costs"),
     ("sources", "/sources", "Sources"),
+    ("alerts", "/alerts", "Alerts"),
 )
 
 
@@ -310,6 +312,15 @@ def api_sources(request: Request) -> Response:
     return dash.answer(_key(request), views.sources)
 
 
+def api_alerts(request: Request) -> Response:
+    from agentkpi import alerts
+
+    dash: Dashboard = request.app.state.dashboard
+    rules = alerts.find_rules_file(dash.store)
+    # evaluated against the clock: never cached
+    return dash.answer(f"/api/alerts?{time.time()}", lambda st: views.alert_states(st, rules))
+
+
 def api_meta(request: Request) -> Response:
     dash: Dashboard = request.app.state.dashboard
     return dash.answer(_key(request), views.meta)
@@ -389,6 +400,10 @@ def page_sources(request: Request) -> Response:
     return _page(request, "sources", "/api/sources", "Sources: the import audit")
 
 
+def page_alerts(request: Request) -> Response:
+    return _page(request, "alerts", "/api/alerts", "Alerts")
+
+
 def page_session(request: Request) -> Response:
     sid = request.path_params["session_id"]
     return _page(request, "session", f"/api/session/{sid}", f"Session {sid}")
@@ -411,6 +426,8 @@ def create_app(store: str | None = None, engine: str | None = None, dsn: str | N
         Route("/sources", page_sources),
         Route("/api/costs", _guard(api_costs)),
         Route("/api/sources", _guard(api_sources)),
+        Route("/alerts", page_alerts),
+        Route("/api/alerts", _guard(api_alerts)),
         Route("/api/overview", _guard(api_overview)),
         Route("/api/breakdown/{dim}", _guard(api_breakdown)),
         Route("/api/sessions", _guard(api_sessions)),

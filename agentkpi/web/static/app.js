@@ -156,7 +156,7 @@
       $("from").value = toInput(d.from); $("to").value = toInput(d.to);
       $("grain").value = d.grain || "hour";
     }
-    $("controls").hidden = page === "session" || page === "sources";
+    $("controls").hidden = page === "session" || page === "sources" || page === "alerts";
     renderFilters(d.filters || {});
     var c = $("content");
     c.textContent = "";
@@ -166,6 +166,7 @@
     else if (page === "session") renderSession(c, d);
     else if (page === "costs") renderCosts(c, d);
     else if (page === "sources") renderSources(c, d);
+    else if (page === "alerts") renderAlerts(c, d);
     renders += 1;
     body.dataset.renders = String(renders);
     body.dataset.loaded = "1";
@@ -384,6 +385,23 @@
     c.appendChild(kpiTable(d, d.files, ["source", "status", "reason", "files", "last"], "files", "files"));
     section(c, "Machines", "Sessions per machine (ingest --machine).");
     c.appendChild(kpiTable(d, d.machines, ["machine", "sessions"], "machines", "machines"));
+  }
+
+  function renderAlerts(c, d) {
+    if (!d.rules_file) { c.appendChild(h("p", {"class": "note", id: "no-rules"}, d.note)); return; }
+    section(c, "Rules now", d.rules.length + " rule/group(s) from " + d.rules_file + ", evaluated on the last completed buckets; " +
+      d.firing + " firing. 'notified since': when the firing notification went out (the state file).");
+    d.kpis = {};
+    var rows = d.rules.map(function (r) {
+      var o = {}; for (var k in r) if (r.hasOwnProperty(k)) o[k] = r[k];
+      o.value = r.value === null || r.value === undefined ? "no data" : AKChart.fmt(r.value, "");
+      return o;
+    });
+    var t = kpiTable(d, rows, ["rule", "state", "group", "metric", "condition", "value", "severity", "last_bucket", "notified_since"], "alert-rules", "rules");
+    t.querySelectorAll("tbody tr").forEach(function (tr, i) { tr.dataset.state = d.rules[i].state; if (d.rules[i].state === "firing") tr.classList.add("firing"); });
+    c.appendChild(t);
+    section(c, "Last notifications", d.notifications_file ? "Newest first, from " + d.notifications_file + "." : "Add file = \"alerts.jsonl\" under [notify] to keep them.");
+    if (d.notifications.length) c.appendChild(kpiTable(d, d.notifications, ["at", "status", "rule", "severity", "text"], "notifications", "notifications"));
   }
 
   load(true);
