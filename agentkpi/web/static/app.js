@@ -284,7 +284,7 @@
     var info = h("div", {"class": "cards"});
     ["user_id", "model", "start_ts", "end_ts", "turns", "project", "agent"].forEach(function (k) {
       var card = h("div", {"class": "card"});
-      card.appendChild(h("div", {"class": "v"}, s[k] === null || s[k] === undefined ? "\u2013" : String(s[k])));
+      card.appendChild(h("div", {"class": "v"}, s[k] === null || s[k] === undefined ? "\u2013" : String(s[k]).replace("T", " ")));
       card.appendChild(h("div", {"class": "k"}, k));
       info.appendChild(card);
     });

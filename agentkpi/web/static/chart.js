@@ -113,7 +113,7 @@
       el("line", {x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v), "class": "grid"}, svg);
       el("text", {x: m.l - 6, y: Y(v) + 4, "text-anchor": "end", "class": "tick"}, svg).textContent = fmt(v, spec.unit);
     });
-    var n = Math.min(6, xs.length), span = x1 - x0;
+    var span = x1 - x0, n = Math.min(span > 86400e3 ? 4 : 6, xs.length);  // dated labels are wider
     for (var i = 0; i < n; i++) {
       var idx = n === 1 ? 0 : Math.round(i * (xs.length - 1) / (n - 1));
       var tx = X(xs[idx]);

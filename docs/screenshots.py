@@ -1,0 +1,78 @@
+"""Screenshots of every dashboard page for docs/img/ (Debian chromium via Playwright).
+
+    python docs/screenshots.py [STORE]
+
+Without STORE it generates the quickstart's demo data (300 sessions over 48 hours) and
+ingests it, with the real Codex rollouts of tests/data beside it, into a temporary store.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "img"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def demo_store() -> str:
+    from agentkpi.generate import generate_sessions
+    from agentkpi.ingestion import ingest
+    from agentkpi.store import DuckDBStore
+
+    tmp = Path(tempfile.mkdtemp(prefix="agentkpi-shots-"))
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    generate_sessions(str(tmp / "data"), 300, start - timedelta(hours=48), hours=48, seed=7,
+                      workers=1)
+    with DuckDBStore(tmp / "store.duckdb") as st:
+        ingest(str(tmp / "data"), st, workers=1)
+        ingest(str(ROOT / "tests" / "data" / "realworld" / "codex"), st, fmt="codex",
+               workers=1)
+    return str(tmp / "store.duckdb")
+
+
+def main() -> None:
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from agentkpi.web import create_app
+
+    store = sys.argv[1] if len(sys.argv) > 1 else demo_store()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(store, poll=60), host="127.0.0.1",
+                                        port=port, log_level="warning"))
+    threading.Thread(target=srv.run, daemon=True).start()
+    while not srv.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = b.new_page(viewport={"width": 1300, "height": 1000})
+        shots = [("overview", "/"), ("models", "/breakdown/model"),
+                 ("costs", "/costs"), ("sources", "/sources"),
+                 ("alerts", "/alerts")]
+        for name, path in shots:
+            page.goto(url + path)
+            page.wait_for_function("document.body.dataset.loaded === '1'")
+            page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+        page.goto(url + "/sessions")
+        page.wait_for_function("document.body.dataset.loaded === '1'")
+        page.locator("#table tbody a.drill").first.click()
+        page.wait_for_selector("svg.timeline")
+        page.screenshot(path=str(OUT / "session.png"), full_page=True)
+        b.close()
+    srv.should_exit = True
+    print(f"wrote {len(shots) + 1} screenshots to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
