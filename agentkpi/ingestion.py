@@ -110,14 +110,34 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
     ledger = []
     into = "into" in inspect.signature(src.parse_file).parameters
     supersedes = getattr(src, "supersedes", None)
+    stream = getattr(src, "parse_stream", None)
+    local = _is_local(fs)
+
+    def opener(p: str) -> Any:
+        return open(p, "rb") if local else fs.open(p, "rb")
+
     for path, fp in paths:
         before_skips = len(q.skipped)
-        try:
-            raw = _read(fs, path)
-        except OSError as exc:
-            q.skip(path, "file_unreadable", f"cannot read: {exc}")
-            raw = None
         n_s, n_e = batch.n_sessions, batch.n_events
+        if stream is not None:
+            # A streaming source reads the file itself, chunk by chunk (huge transcripts).
+            try:
+                with opener(path) as fh:
+                    stream(path, fh, q, into=batch, opener=opener)
+            except OSError as exc:
+                batch.truncate(n_s, n_e)
+                q.skip(path, "file_unreadable", f"cannot read: {exc}")
+            except Exception as exc:  # an importer bug must not lose the other files
+                batch.truncate(n_s, n_e)
+                q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
+                       f"({type(exc).__name__}: {exc}); please report this file")
+            raw = None
+        else:
+            try:
+                raw = _read(fs, path)
+            except OSError as exc:
+                q.skip(path, "file_unreadable", f"cannot read: {exc}")
+                raw = None
         if raw is not None:
             try:
                 if into:

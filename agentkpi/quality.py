@@ -59,6 +59,10 @@ AUDIT_KINDS: dict[str, str] = {
     "replays_merged": "Responses seen again in another file or under another request id "
                       "(sidechain replays, synced copies, resumed/forked sessions); counted once.",
     "counters_ignored": "Re-emitted cumulative token counters that did not advance; ignored.",
+    "usage_copies_ignored": "Lines other than a model response that carry a copy of its usage "
+                            "(progress lines, tool results); not counted.",
+    "tool_uses_repeated": "A tool-use id seen again (a repeated content block); counted once.",
+    "tool_results_repeated": "A tool result for an id already seen; counted once.",
     "malformed_skipped": "Malformed lines skipped (reasons under malformed:<reason>).",
     "synthetic_skipped": "Lines that are not model calls (e.g. Claude Code `<synthetic>` "
                          "error messages); not counted as calls.",
@@ -109,7 +113,8 @@ class Quality:
     def count_audit(self, kind: str, n: int = 1) -> None:
         """Add ``n`` to the import-audit counter ``kind`` (see :data:`AUDIT_KINDS`).
 
-        ``malformed:<reason>`` counters give the reasons of ``malformed_skipped``.
+        ``malformed:<reason>`` counters give the reasons of ``malformed_skipped``;
+        ``lines:<type>`` count the lines read by record type.
         """
         if n:
             self.audit[kind] += n

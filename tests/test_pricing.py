@@ -17,9 +17,9 @@ from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
 
 def test_hand_checked_cost_of_a_real_claude_code_call() -> None:
-    # tool_heavy.jsonl's msg_01NUXW… shape: 1 uncached, 208 written (1-hour TTL),
-    # 25,798 read, 173 out on claude-opus-4-6. Opus 4.6 per MTok: input $5, 1-hour
-    # write $10, read $0.50, output $25:
+    # the shape of a real tool_heavy.jsonl call, with a longer answer: 1 uncached,
+    # 208 written (1-hour TTL), 25,798 read, 173 out on claude-opus-4-6. Opus 4.6 per
+    # MTok: input $5, 1-hour write $10, read $0.50, output $25:
     # 1*5 + 208*10 + 25798*0.5 + 173*25 = 5 + 2080 + 12899 + 4325 = 19309 -> $0.019309
     got = pricing.cost("claude-opus-4-6", prompt=1, completion=173, cache_read=25798,
                        cache_creation=208, cache_creation_1h=208,

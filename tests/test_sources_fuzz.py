@@ -16,7 +16,7 @@ from agentkpi.sources import session_dataset
 
 #: Written out here: a source module deleted or silently not registered turns this red.
 SOURCE_NAMES = {"session_dataset", "eventlog", "seed003", "seed002", "otel", "codex",
-                "gemini-cli"}
+                "gemini-cli", "claude-code"}
 
 _words = st.sampled_from(["2026-05-20T14:00:00Z", "2026-05-20T14:00:00+02:00", "12.7",
                           "false", "yes", "-3", "", "not-a-date", "1779285600"])
@@ -31,7 +31,9 @@ _json = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=3) | st.dic
                      "user_id", "model_name", "cost_usd", "resourceSpans", "x",
                      "payload", "info", "total_token_usage", "last_token_usage", "call_id",
                      "output", "id", "tokens", "toolCalls", "$rewindTo", "$set",
-                     "messages", "sessionId", "forked_from_id"]),
+                     "messages", "sessionId", "forked_from_id", "message", "usage",
+                     "content", "requestId", "input_tokens", "tool_use_id", "is_error",
+                     "isSidechain", "agentId"]),
     inner, max_size=5), max_leaves=12)
 _event = st.fixed_dictionaries(
     {}, optional={"timestamp": _value, "event_type": st.sampled_from(
@@ -61,7 +63,8 @@ def test_the_registry_holds_every_source_module() -> None:
                              "sessions/2026/05/20/rollout-2026-05-20T10-00-00-a.jsonl",
                              "tmp/h/chats/session-2026-05-20T10-00-0f0e0d0c.jsonl",
                              "tmp/h/chats/session-2026-05-20T10-00-0f0e0d0c.json",
-                             "events-20260520T140000-1-0.jsonl.gz"]),
+                             "events-20260520T140000-1-0.jsonl.gz",
+                             "projects/-p/s/subagents/agent-a.jsonl"]),
        packed=st.booleans())
 def test_no_importer_raises_on_arbitrary_bytes(lines: list[bytes], name: str,
                                                packed: bool) -> None:

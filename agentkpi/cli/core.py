@@ -32,8 +32,9 @@ SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool
 
 def _print_ingest(r: IngestResult) -> None:
     q = r.quality
-    console.print(f"ingest  {r.format}: {r.files_read} file(s) read, {r.files_unchanged} "
-                  f"unchanged, {r.sessions} session row(s), {r.events} event(s)")
+    console.print(f"ingest  {r.format} {r.source}: {r.files_read} file(s) read, "
+                  f"{r.files_unchanged} unchanged, {r.sessions} session row(s), "
+                  f"{r.events} event(s)")
     if q.audit:
         audit = ", ".join(f"{k}={n:,}" for k, n in sorted(q.audit.items()))
         console.print(f"audit: {audit}", markup=False)
@@ -117,8 +118,11 @@ def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str
 
 
 @main.command("ingest")
-@click.option("--source", metavar="SRC", required=True, help="Directory or fsspec URL.")
-@click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect).")
+@click.option("--source", metavar="SRC", help="Directory or fsspec URL [default with "
+              "--format claude-code|codex|gemini-cli: that agent's own folders on this "
+              "machine, e.g. ~/.claude].")
+@click.option("--format", "fmt", metavar="NAME", help="Source format (default: auto-detect); "
+              "e.g. claude-code, codex, gemini-cli, otel.")
 @click.option("--machine", metavar="NAME", help="Machine the data comes from, stored on its "
               "sessions (the `machine` dimension) [default: this host's name].")
 @click.option("--workers", type=click.IntRange(min=1), default=None)
@@ -126,18 +130,48 @@ def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str
 @store_option
 @engine_options
 @handle_errors
-def ingest_cmd(source: str, fmt: str | None, machine: str | None, workers: int | None,
-               quiet: bool,
-               store: str | None, engine: str, dsn: str | None) -> None:
-    """Bring the store up to date with SRC (only new or changed files are read)."""
+def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
+               workers: int | None, quiet: bool, store: str | None, engine: str,
+               dsn: str | None) -> None:
+    """Bring the store up to date with SRC (only new or changed files are read).
+
+    \b
+    agentkpi ingest --source DIR                   # format auto-detected
+    agentkpi ingest --format claude-code           # ~/.claude, ~/.config/claude
+    agentkpi ingest --format claude-code --machine laptop --source ~/sync/laptop/.claude
+    """
+    if source is None:
+        roots = _default_roots(fmt)
+    else:
+        roots = [source]
     st = open_store(engine, dsn, store)
     try:
-        with progress_bar(not quiet) as progress:
-            r = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
-                       machine=machine)
+        for root in roots:
+            with progress_bar(not quiet) as progress:
+                r = ingest(root, st, fmt=fmt, workers=workers, progress=progress,
+                           machine=machine)
+            _print_ingest(r)
     finally:
         st.close()
-    _print_ingest(r)
+
+
+def _default_roots(fmt: str | None) -> list[str]:
+    from agentkpi import sources
+    from agentkpi.errors import UsageError
+
+    if fmt is None:
+        raise UsageError("give --source DIR, or --format NAME to read that agent's default "
+                         "folders (claude-code, codex, gemini-cli)")
+    src = sources.by_name(fmt)
+    finder = getattr(src, "default_roots", None)
+    if finder is None:
+        raise UsageError(f"format {src.NAME} has no default folder; give --source DIR")
+    candidates = finder()
+    roots = [r for r in candidates if Path(r).is_dir()]
+    if not roots:
+        raise UsageError(f"no {src.NAME} data found in {', '.join(candidates)}; give "
+                         "--source DIR")
+    return roots
 
 
 @main.command("reprice")

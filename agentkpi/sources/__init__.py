@@ -9,6 +9,12 @@ A source is a module with three plain callables (no class hierarchy):
     this format (used by ``agentkpi rollup --source DIR`` auto-detection).
 ``list_files(fs, root) -> list[str]``
     The data files under ``root`` (full fsspec paths), in a stable order.
+``default_roots() -> list[str]`` (optional)
+    Where the format lives on this machine (e.g. ``~/.claude``): ``agentkpi ingest
+    --format NAME`` without ``--source`` reads those that exist.
+``parse_stream(path, fh, q, *, into, opener)`` (optional, instead of parse_file)
+    For huge files: read the open binary file ``fh`` chunk by chunk into the
+    batch ``into``; ``opener(path)`` opens another file of the tree.
 ``parse_file(path, raw, q) -> CanonicalBatch``
     Bytes of one file in, canonical rows out. Never raises on bad data: bad
     lines/values are counted on ``q``; a file that cannot be parsed at all is
@@ -50,7 +56,8 @@ SOURCES: list[ModuleType] = [codex, gemini_cli, session_dataset]
 def _register_optional() -> None:
     import importlib
 
-    for name in ("eventlog", "seed003", "seed002", "otel"):  # a missing module is an error
+    for name in ("eventlog", "seed003", "seed002", "otel",
+                 "claude_code"):  # a missing module is an error
         SOURCES.append(importlib.import_module(f"agentkpi.sources.{name}"))
 
 
