@@ -340,3 +340,57 @@ def test_format_names_and_default_roots(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert claude_code.default_roots() == [str(tmp_path / "home" / ".config" / "claude"),
                                            str(tmp_path / "home" / ".claude")]
+
+
+def test_query_by_model_machine_agent_and_mcp_server(tmp_path: Path) -> None:
+    import socket
+
+    root = _tree(tmp_path)
+    use = {"type": "tool_use", "id": "toolu_m", "name": "mcp__github__create_issue",
+           "input": {}}
+    _write(tmp_path, "s9.jsonl", [_assistant("msg_q", "req_q", 5, sid="s9", blocks=[use]),
+                                  _result("toolu_m", error=True, sid="s9")])
+    store = tmp_path / "s.duckdb"
+    st = Store(store)
+    r = ingest(str(root), st, workers=1)  # no --machine: the host name
+    st.close()
+    assert r.machines_seen == [socket.gethostname()]
+    res = CliRunner().invoke(main, [
+        "query", "--store", str(store), "--metrics", "llm_calls,cost_usd,unpriced_tokens",
+        "--by", "model,machine", "--grain", "none", "--from", "2026-01-01", "--to",
+        "2026-12-31", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    by_model = {x["model"]: x for x in rows}
+    assert by_model["claude-opus-4-6"]["llm_calls"] == 5
+    assert by_model["claude-sonnet-4-5-20250929"]["llm_calls"] == 3
+    assert {x["machine"] for x in rows} == {socket.gethostname()}
+    # (tool runs of the subagent's session, whose main file is not in the sample, have no model)
+    assert all(x["unpriced_tokens"] == 0 and (x["cost_usd"] > 0) == (x["llm_calls"] > 0)
+               for x in rows)
+    res = CliRunner().invoke(main, [
+        "query", "--store", str(store), "--metrics", "failure_count,tool_calls_total",
+        "--by", "mcp_server", "--where", "mcp_server=github", "--grain", "none",
+        "--from", "2026-01-01", "--to", "2026-12-31", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)[0]["failure_count"] == 1
+    res = CliRunner().invoke(main, [
+        "query", "--store", str(store), "--metrics", "llm_calls", "--by", "agent",
+        "--grain", "none", "--from", "2026-01-01", "--to", "2026-12-31", "--format", "json"])
+    assert {x["agent"]: x["llm_calls"] for x in json.loads(res.output)} == {
+        "main": 5, "aac57f5": 3}
+
+
+def test_run_report_carries_the_audit(tmp_path: Path) -> None:
+    from agentkpi.pipeline import rollup
+
+    root = _tree(tmp_path)
+    r = rollup(str(tmp_path / "out"), source=str(root), store=str(tmp_path / "s.duckdb"),
+               daily="2026-02-10", workers=1, machine="ci-box")
+    report = json.loads((tmp_path / "out" / "_reports" / "latest.json").read_text())
+    ing = report["ingest"]
+    assert ing["format"] == "claude-code" and ing["machine"] == "ci-box"
+    assert ing["machines_seen"] == ["ci-box"] and ing["ran_at"]
+    assert ing["audit"]["usage_lines_merged"] == 17 and ing["audit"]["lines_read"] == 79
+    assert ing["audit"]["priced_calls"] == 7 and ing["price_version"] == pricing.PRICE_VERSION
+    assert r.rows["2026-02-10"]["llm_calls"] == 4  # the subagent sample ran on 2026-02-12

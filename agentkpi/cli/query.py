@@ -112,8 +112,8 @@ def emit(table: pa.Table, fmt: str, out_path: str | None, grain: str | None,
               type=click.Choice(["hour", "day", "week", "month", "none"]),
               help="Time bucket; none = one row over the whole range.")
 @click.option("--by", "-b", default="", metavar="DIM,...",
-              help="Group by: session, user, tool, agent, model, project, event_type, "
-                   "error_type, data.KEY.")
+              help="Group by: session, user, tool, agent, model, project, machine, "
+                   "mcp_server, event_type, error_type, data.KEY.")
 @click.option("--where", "-w", multiple=True, metavar="DIM=VALUE",
               help="Filter (repeatable; the same DIM twice = either value; DIM= is NULL).")
 @click.option("--from", "start", metavar="A", help="Range start (inclusive): YYYY-MM-DD[THH] "
