@@ -121,15 +121,38 @@ def _jsonl(fs: Any, root: str, limit: int | None = None) -> list[str]:
     return out
 
 
-def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
-    """``{path: info}`` of every ``*.jsonl`` under ``projects/`` (or ``root``), any depth."""
+def list_files(fs: Any, root: str) -> dict[str, Any]:
+    """``{path: info}`` of every ``*.jsonl`` under ``projects/`` (or ``root``), any depth.
+
+    Local trees are walked with ``os.scandir`` and one stat per file (``info`` is then
+    the ``size:mtime_ns`` fingerprint): warm and incremental runs are mostly listing.
+    """
     base = _projects_dir(fs, root) or root.rstrip("/")
+    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+        return _list_local(base)
     try:
         found = fs.find(base, detail=True)
     except (OSError, ValueError):
         return {}
     return {p: info for p, info in sorted(found.items())
             if p.endswith(".jsonl") and info.get("type", "file") == "file"}
+
+
+def _list_local(base: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    todo = [base]
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):
+                        todo.append(e.path)
+                    elif e.name.endswith(".jsonl") and e.is_file():
+                        st = e.stat()
+                        out[e.path] = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            continue
+    return dict(sorted(out.items()))
 
 
 # --------------------------------------------------------------------- streaming
