@@ -26,7 +26,7 @@ from agentkpi.cli import main
 from agentkpi.pipeline import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import by_name, claude_code
-from agentkpi.store import Store
+from agentkpi.store.duckdb import DuckDBStore as Store
 
 REAL = Path(os.environ.get("AGENTKPI_SHARED", Path(__file__).resolve().parents[2] / "shared")
             ) / "data" / "realworld" / "claude-code"
