@@ -394,3 +394,26 @@ def test_run_report_carries_the_audit(tmp_path: Path) -> None:
     assert ing["audit"]["usage_lines_merged"] == 17 and ing["audit"]["lines_read"] == 79
     assert ing["audit"]["priced_calls"] == 7 and ing["price_version"] == pricing.PRICE_VERSION
     assert r.rows["2026-02-10"]["llm_calls"] == 4  # the subagent sample ran on 2026-02-12
+
+
+@pytest.mark.clickhouse
+def test_same_totals_on_clickhouse_and_copies_count_once(tmp_path: Path) -> None:
+    pytest.importorskip("chdb")
+    from agentkpi.store.clickhouse import ClickHouseStore
+
+    a, b = _tree(tmp_path / "m1"), _tree(tmp_path / "m2")
+    with ClickHouseStore(f"chdb://{tmp_path / 'ch'}") as ch:
+        ingest(str(a), ch, workers=1, machine="m1")
+        r = ingest(str(b), ch, workers=1, machine="m2")
+        got = ch.sql(
+            "SELECT countIf(event_type = 'llm_call') AS calls, sum(coalesce(prompt_tokens, 0) "
+            "+ coalesce(completion_tokens, 0) + coalesce(cache_read_tokens, 0) + "
+            "coalesce(cache_creation_tokens, 0)) AS tokens, countIf(event_type = "
+            "'tool_output') AS outputs, round(sum(cost_usd), 9) AS cost FROM events"
+        ).to_pylist()[0]
+    duck = Store(tmp_path / "s.duckdb")
+    ingest(str(a), duck, workers=1, machine="m1")
+    want = _totals(duck)
+    duck.close()
+    assert got == {**want, "calls": 7, "tokens": 156_696, "outputs": 18}
+    assert r.quality.audit["duplicate_events_merged"] == 43
