@@ -417,3 +417,21 @@ def test_same_totals_on_clickhouse_and_copies_count_once(tmp_path: Path) -> None
     duck.close()
     assert got == {**want, "calls": 7, "tokens": 156_696, "outputs": 18}
     assert r.quality.audit["duplicate_events_merged"] == 43
+
+
+def test_subagent_linked_through_a_task_result_naming_it(tmp_path: Path) -> None:
+    task = _line(type="user", sessionId="s1", timestamp="2026-03-01T10:00:05Z",
+                 toolUseResult={"status": "completed", "agentId": "zz9"},
+                 message={"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": "toolu_t2", "content": "done"}]})
+    _write(tmp_path, "s1.jsonl", [_assistant("msg_m", "req_m", 9), task])
+    for agent in ("zz9", "other"):
+        _write(tmp_path, f"s1/subagents/agent-{agent}.jsonl",
+               [_assistant(f"msg_{agent}", f"req_{agent}", 3, side=True, agentId=agent)])
+    st = Store(tmp_path / "s.duckdb")
+    ingest(str(tmp_path / ".claude"), st, workers=1)
+    rows = st.sql("SELECT agent, parent_id FROM events WHERE agent <> 'main' ORDER BY agent"
+                  ).to_pylist()
+    st.close()
+    assert rows == [{"agent": "other", "parent_id": "other"},
+                    {"agent": "zz9", "parent_id": "toolu_t2"}]

@@ -226,43 +226,63 @@ def _parent_of(opener: Callable[[str], IO[bytes]], path: str, agent_id: str,
 
     ``<session>/subagents/agent-<id>.jsonl`` belongs to ``<session>.jsonl``; its
     ``agent_progress`` lines carry ``data.agentId`` and ``parentToolUseID``, and a Task
-    result may carry ``toolUseResult.agentId``. Only lines naming the id are parsed.
+    result may carry ``toolUseResult.agentId``. The main file is scanned once for all
+    its subagents (only lines mentioning ``agentId`` are parsed) and remembered while
+    its size is unchanged.
     """
     sub = posixpath.dirname(path)
     if posixpath.basename(sub) != "subagents":
         return None
     main = posixpath.dirname(sub) + ".jsonl"
-    needle = agent_id.encode()
-    scratch = Quality()  # the main file's own problems are reported when it is read
     try:
         fh = opener(main)
-    except (OSError, FileNotFoundError):
+    except OSError:
         return None
     with fh:
-        for _n, line in iter_lines(fh, scratch, main):
-            if needle not in line:
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if type(rec) is not dict:
-                continue
-            data = rec.get("data")
-            if type(data) is dict and data.get("agentId") == agent_id:
-                parent = rec.get("parentToolUseID") or data.get("parentToolUseID")
-                if isinstance(parent, str) and parent:
-                    return parent
-            result = rec.get("toolUseResult")
-            if type(result) is dict and result.get("agentId") == agent_id:
-                content = (rec.get("message") or {}).get("content") if type(
-                    rec.get("message")) is dict else None
-                for block in content if type(content) is list else ():
-                    if type(block) is dict and block.get("type") == "tool_result":
-                        tid = block.get("tool_use_id")
-                        if isinstance(tid, str) and tid:
-                            return tid
-    return None
+        try:
+            size = fh.seek(0, 2)
+            fh.seek(0)
+        except (OSError, ValueError):
+            size = -1
+        hit = _LINKS.get(main)
+        if hit is None or hit[0] != size or size < 0:
+            hit = (size, _agent_links(fh, main))
+            _LINKS[main] = hit
+            while len(_LINKS) > 64:
+                _LINKS.pop(next(iter(_LINKS)))
+    return hit[1].get(agent_id)
+
+
+#: main transcript -> (its size, {agent id: Task tool-use id}) in this process.
+_LINKS: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def _agent_links(fh: IO[bytes], main: str) -> dict[str, str]:
+    links: dict[str, str] = {}
+    scratch = Quality()  # the main file's own problems are reported when it is read
+    for _n, line in iter_lines(fh, scratch, main):
+        if b'"agentId"' not in line:
+            continue
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(rec) is not dict:
+            continue
+        data = rec.get("data")
+        if type(data) is dict and isinstance(data.get("agentId"), str):
+            parent = rec.get("parentToolUseID") or data.get("parentToolUseID")
+            if isinstance(parent, str) and parent:
+                links.setdefault(data["agentId"], parent)
+        result = rec.get("toolUseResult")
+        msg = rec.get("message")
+        if type(result) is dict and isinstance(result.get("agentId"), str) \
+                and type(msg) is dict and type(msg.get("content")) is list:
+            for block in msg["content"]:
+                if type(block) is dict and block.get("type") == "tool_result" \
+                        and isinstance(block.get("tool_use_id"), str):
+                    links.setdefault(result["agentId"], block["tool_use_id"])
+    return links
 
 
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
