@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from agentkpi import pricing
 from agentkpi.cli import main
-from agentkpi.pipeline import ingest
+from agentkpi.ingestion import ingest
 from agentkpi.quality import Quality
 from agentkpi.sources import by_name, claude_code
 from agentkpi.store.duckdb import DuckDBStore as Store
@@ -382,7 +382,7 @@ def test_query_by_model_machine_agent_and_mcp_server(tmp_path: Path) -> None:
 
 
 def test_run_report_carries_the_audit(tmp_path: Path) -> None:
-    from agentkpi.pipeline import rollup
+    from agentkpi.rollups import rollup
 
     root = _tree(tmp_path)
     r = rollup(str(tmp_path / "out"), source=str(root), store=str(tmp_path / "s.duckdb"),
