@@ -32,9 +32,8 @@ SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool
 
 def _print_ingest(r: IngestResult) -> None:
     q = r.quality
-    console.print(f"ingest  {r.format} {r.source}: {r.files_read} file(s) read, "
-                  f"{r.files_unchanged} unchanged, {r.sessions} session row(s), "
-                  f"{r.events} event(s)")
+    console.print(f"ingest  {r.format}: {r.files_read} file(s) read, {r.files_unchanged} "
+                  f"unchanged, {r.sessions} session row(s), {r.events} event(s)")
     if q.audit:
         audit = ", ".join(f"{k}={n:,}" for k, n in sorted(q.audit.items()))
         console.print(f"audit: {audit}", markup=False)
@@ -147,6 +146,8 @@ def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
     st = open_store(engine, dsn, store)
     try:
         for root in roots:
+            if source is None:
+                console.print(f"reading {root}", markup=False)
             with progress_bar(not quiet) as progress:
                 r = ingest(root, st, fmt=fmt, workers=workers, progress=progress,
                            machine=machine)
