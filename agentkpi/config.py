@@ -65,7 +65,7 @@ def get(name: str, explicit: Any = None) -> Any:
     if explicit not in (None, ""):
         return explicit
     raw = os.environ.get(setting.env)
-    if raw not in (None, ""):
+    if raw:
         return setting.type(raw)
     return setting.default
 

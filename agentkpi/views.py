@@ -152,7 +152,7 @@ def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
         b = d - timedelta(days=d.weekday())
     else:
         b = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    out = []
+    out: list[datetime] = []
     while b < end and len(out) < 20000:
         out.append(b)
         if grain == "hour":
@@ -292,7 +292,12 @@ def sessions(store: Store, start: datetime | None = None, end: datetime | None =
                     filters=filters, tz=tz)
     rows.sort(key=lambda r: (-(r["cost_usd"] or 0), r["session"]))
     seen: set[str] = set()  # a session whose llm_calls used several models: its main row
-    rows = [r for r in rows if not (r["session"] in seen or seen.add(r["session"]))]
+    main_rows = []
+    for r in rows:
+        if r["session"] not in seen:
+            seen.add(r["session"])
+            main_rows.append(r)
+    rows = main_rows
     out = [{"session_id": r["session"], "user": r["user"], "model": r["model"],
             **{k: r[k] for k in SESSION_LIST_KPIS}} for r in rows[:limit]]
     return {"page": "sessions", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,

@@ -35,6 +35,7 @@ last good response for the same URL is served with ``"stale": true`` (or a
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import threading
@@ -137,8 +138,7 @@ class Dashboard:
             return
         self.refresh_later("/api/overview?", lambda st: views.overview(st))
         for dim in PAGE_DIMENSIONS:
-            self.refresh_later(f"/api/breakdown/{dim}?",
-                               lambda st, dim=dim: views.breakdown(st, dim))
+            self.refresh_later(f"/api/breakdown/{dim}?", functools.partial(_breakdown, dim=dim))
 
     # ------------------------------------------------------------------ data
     def answer(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> JSONResponse:
@@ -168,6 +168,10 @@ class Dashboard:
         except LookupError as exc:
             return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
         return JSONResponse({**payload, "stale": False, "cached": False})
+
+
+def _breakdown(st: Any, dim: str) -> dict[str, Any]:
+    return views.breakdown(st, dim)
 
 
 def _now() -> str:
