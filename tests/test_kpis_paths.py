@@ -192,6 +192,19 @@ def test_dashboard_breakdowns_equal_the_reference_per_model_and_tool(data: Data,
         assert got[t]["sessions"] == n
 
 
+def test_dashboard_user_breakdown_equals_the_reference_per_user(data: Data, web: Any) -> None:
+    _, rows = data
+    end = START + timedelta(hours=HOURS)
+    b = web.get("/api/breakdown/user?from=2026-05-20T19&to=2026-05-21T04").json()
+    assert b["total_rows"] == len(b["rows"]) > 10
+    for r in b["rows"]:
+        user = r.pop("user")
+        # the users KPI's rule: a session without a user_id is its own user
+        mine = [x for x in rows if (x.get("user_id") or x.get("session_id")) == user]
+        assert r == _pick(reference(mine, START, end), b["columns"][1:]), user
+    assert sum(r["sessions"] for r in b["rows"]) == reference(rows, START, end)["sessions"]
+
+
 def test_dashboard_filters_equal_the_reference_of_the_filtered_events(data: Data,
                                                                       web: Any) -> None:
     _, rows = data
