@@ -13,7 +13,6 @@ Real files (../shared/data/realworld/claude-code/, provenance in its README):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,9 @@ from agentkpi.quality import Quality
 from agentkpi.sources import by_name, claude_code
 from agentkpi.store.duckdb import DuckDBStore as Store
 
-REAL = Path(os.environ.get("AGENTKPI_SHARED", Path(__file__).resolve().parents[2] / "shared")
-            ) / "data" / "realworld" / "claude-code"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/data/realworld/claude-code")
+from .conftest import SHARED
+
+REAL = SHARED / "data" / "realworld" / "claude-code"
 SUB_SESSION = "ae4a77f8-aedd-4bc1-888f-c94edc91af04"
 MAIN_SESSION = "d6e0bada-1959-4eec-a9d2-0bfade768d8f"
 
@@ -398,7 +396,6 @@ def test_run_report_carries_the_audit(tmp_path: Path) -> None:
 
 @pytest.mark.clickhouse
 def test_same_totals_on_clickhouse_and_copies_count_once(tmp_path: Path) -> None:
-    pytest.importorskip("chdb")
     from agentkpi.store.clickhouse import ClickHouseStore
 
     a, b = _tree(tmp_path / "m1"), _tree(tmp_path / "m2")
