@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentkpi.kpis.display import format_value, label
 from agentkpi.kpis.stats import rolling_mean
 from agentkpi.reports.html import DEFAULT_CHARTS
 
@@ -44,22 +45,18 @@ def _x(rows: list[Mapping[str, Any]]) -> list[datetime]:
 def _draw(ax: Any, title: str, unit: str, x: list[datetime], rows: list[Mapping[str, Any]],
           kpis: list[str]) -> None:
     import matplotlib.dates as mdates
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
+    from matplotlib.ticker import FuncFormatter
 
     for k in kpis:
         ys = [r.get(k) for r in rows]
         ys = [math.nan if v is None else float(v) for v in ys]
-        ax.plot(x, ys, label=k, linewidth=1.6, marker="o" if len(x) <= 3 else None)
+        # the legend speaks the catalogue label; the KPI name stays on the line (gid)
+        ax.plot(x, ys, label=label(k), gid=k, linewidth=1.6,
+                marker="o" if len(x) <= 3 else None)
     ax.set_title(title, fontsize=11, fontweight="bold", loc="left")
     ax.set_ylabel(UNIT_LABEL.get(unit, unit))
-    if unit == "ratio":
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    elif unit == "USD":
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.2f}"))
-    else:
-        ax.yaxis.set_major_formatter(FuncFormatter(
-            lambda v, _: f"{v / 1e6:.1f}M" if abs(v) >= 1e6 else
-            f"{v / 1e3:.0f}k" if abs(v) >= 1e4 else f"{v:,.0f}" if v == int(v) else f"{v:.1f}"))
+    # the one unit-aware formatter of cards, tables and the dashboard's charts
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_value(v, unit)))
     ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
     loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from agentkpi import views
 from agentkpi.cli import main
+from agentkpi.kpis.display import label
 from agentkpi.plots import UNIT_LABEL, write_plots
 from agentkpi.reports.html import render_html, svg_line_chart
 from agentkpi.store import DuckDBStore
@@ -86,7 +87,8 @@ def test_plot_lines_are_the_reference_kpis_of_each_hour(store_path: Path, tmp_pa
         assert "2026-05-20 06:00:00 \u2192 2026-05-20 18:00:00 UTC" in ax.get_xlabel()
         assert ax.lines
         for line in ax.lines:
-            kpi = line.get_label()
+            kpi = line.get_gid()
+            assert line.get_label() == label(kpi)  # the legend speaks the catalogue label
             assert list(line.get_xdata()) == hours, kpi
             assert list(line.get_ydata()) == [float(w[kpi]) for w in ref], kpi  # type: ignore
             seen.add(kpi)

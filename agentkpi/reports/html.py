@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from agentkpi.kpis.display import format_value
+from agentkpi.kpis.display import format_value, label
 from agentkpi.views import OVERVIEW_CHARTS
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
@@ -240,8 +240,8 @@ def render_html(report: Mapping[str, Any]) -> str:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 desc = kpis.get(k, {}).get("description", "") if isinstance(
                     kpis.get(k), Mapping) else ""
-                out.append(f'<div class="card" title="{e(desc)}"><div class="v">'
-                           f'{e(fmt(v, unit(k)))}</div><div class="k">{e(k)}</div></div>')
+                out.append(f'<div class="card" title="{e(k)} \u2014 {e(desc)}"><div class="v">'
+                           f'{e(fmt(v, unit(k)))}</div><div class="k">{e(label(k))}</div></div>')
         out.append("</div>")
     if rows:
         x = [r["bucket"] for r in rows]
