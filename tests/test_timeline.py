@@ -163,3 +163,49 @@ def test_session_page_draws_the_timeline_in_chromium(tmp_path: Path) -> None:
         finally:
             browser.close()
     assert errors == []
+
+
+@pytest.mark.browser
+def test_real_claude_code_sessions_as_timelines(tmp_path: Path) -> None:
+    """The real Claude Code samples (../shared/data/realworld/claude-code) ingested where
+    Claude Code keeps them: the main transcript's 4 responses and 6 tool runs, and the
+    subagent file's 3 responses in its own lane, drawn in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from agentkpi.ingestion import ingest
+    from tests.test_claude_code import MAIN_SESSION, SUB_SESSION, _tree
+    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        ingest(str(_tree(tmp_path)), st, workers=1, machine="laptop")
+        main_tl = views.session_timeline(st, MAIN_SESSION)
+        sub_tl = views.session_timeline(st, SUB_SESSION)
+    kinds = [it["kind"] for it in main_tl["items"]]
+    assert kinds.count("llm") == 4 and kinds.count("tool") == 6
+    assert [ln["id"] for ln in main_tl["lanes"]] == ["main"]
+    assert [it["kind"] for it in sub_tl["items"]].count("llm") == 3
+    assert len(sub_tl["lanes"]) == 1 and sub_tl["lanes"][0]["id"] != "main"
+    errors: list[str] = []
+    with serve_app(str(tmp_path / "s.duckdb")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{url}/session/{MAIN_SESSION}")
+            page.wait_for_selector("svg.timeline")
+            assert page.locator("svg.timeline rect.bar.llm").count() == 4
+            assert page.locator("svg.timeline rect.bar.tool").count() == 6
+            tips = page.eval_on_selector_all("svg.timeline rect.bar.llm title",
+                                             "ts => ts.map(t => t.textContent)")
+            assert all(t.startswith("claude-opus-4-6 \u00b7 in ") for t in tips), tips
+            # the streamed response drawn once, with its final (largest) usage: 47 in, 173
+            # out, 26,504 read, 1,115 written
+            assert sum("in 47, out 173, cache read 27k, cache write 1.1k" in t
+                       for t in tips) == 1, tips
+            page.goto(f"{url}/session/{SUB_SESSION}")
+            page.wait_for_selector("svg.timeline")
+            assert page.locator("svg.timeline rect.bar.llm").count() == 3
+        finally:
+            browser.close()
+    assert errors == []
