@@ -131,6 +131,17 @@ def test_real_sdk_exporter_via_the_standard_env_var(tmp_path: Path,
         assert sess == {"project": "sdk-agent", "agent": "support", "source": "otel"}
         assert col.ingester.stats.spans_merged == 1
         assert col.ingester.stats.agent_usage_ignored == 1
+    # the collector's log read back by `agentkpi ingest` into another store: the same call
+    from agentkpi.ingestion import ingest
+
+    with DuckDBStore(tmp_path / "other.duckdb") as other:
+        r = ingest(str(tmp_path / "log"), other)
+        assert r.format == "eventlog"
+        again = other.sql("SELECT session_id, prompt_tokens, cache_read_tokens, "
+                          "completion_tokens FROM events WHERE event_type = 'llm_call'"
+                          ).to_pylist()
+    assert again == [{"session_id": "conv-42", "prompt_tokens": 200, "cache_read_tokens": 1000,
+                      "completion_tokens": 80}]
     audit = query(store, "SELECT kind, n FROM import_audit WHERE format = 'otel-collector' "
                          "ORDER BY kind")
     assert audit == [{"kind": "lines_read", "n": 4}, {"kind": "otel_agent_usage_ignored", "n": 1},
