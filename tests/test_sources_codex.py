@@ -461,3 +461,20 @@ def test_exit_code_words_inside_the_output_are_not_the_exit_code(tmp_path: Path)
     ev, _, _ = parse(f)
     assert [s for s, e in zip(ev["success"], ev["event_type"], strict=True)
             if e == "tool_output"] == [True, True]
+
+
+def test_ingest_without_source_reads_the_default_roots(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "codexhome"
+    shutil.copytree(REAL, home / "sessions" / "2026" / "02" / "23")
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    store = str(tmp_path / "s.duckdb")
+    r = CliRunner().invoke(main, ["ingest", "--format", "codex", "--store", store])
+    assert r.exit_code == 0, r.output
+    assert "2 file(s) read" in r.output and str(home) in r.output
+    with Store(store) as st:
+        assert st.sql("SELECT count(*) AS n FROM events WHERE event_type = 'llm_call'"
+                      ).to_pylist() == [{"n": 7}]
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "missing"))
+    r = CliRunner().invoke(main, ["ingest", "--format", "codex", "--store", store])
+    assert r.exit_code == 1 and "--source" in r.output

@@ -299,3 +299,18 @@ def test_error_messages_are_error_events(tmp_path: Path) -> None:
     ev, _, _ = parse(f)
     assert ev["event_type"] == ["error"]
     assert ev["error_message"] == ["[API Error: 429 quota exceeded]"]
+
+
+def test_ingest_without_source_reads_home_gemini(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    write(chats(tmp_path / ".gemini") / "session-2026-05-20T09-00-0f0e0d0c.jsonl", [
+        header(), user("u1", "2026-05-20T09:00:01.000Z"),
+        gemini("g1", "2026-05-20T09:00:02.000Z", tokens(100, 0, 10))])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = str(tmp_path / "s.duckdb")
+    r = CliRunner().invoke(main, ["ingest", "--format", "gemini-cli", "--store", store])
+    assert r.exit_code == 0, r.output
+    assert f"reading {tmp_path / '.gemini'}" in r.output
+    with Store(store) as st:
+        assert st.sql("SELECT count(*) AS n FROM events WHERE event_type = 'llm_call'"
+                      ).to_pylist() == [{"n": 1}]
