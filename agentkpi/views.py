@@ -330,8 +330,8 @@ TIMELINE_MARKS = ("error", "feedback", "undo_complete", "user_message", "session
 MAIN_LANE = "main"
 
 
-def _ms(t: datetime | None, t0: datetime) -> float | None:
-    return None if t is None else (t - t0).total_seconds() * 1000.0
+def _ms(t: datetime, t0: datetime) -> float:
+    return (t - t0).total_seconds() * 1000.0
 
 
 def session_timeline(store: Store, session_id: str,
