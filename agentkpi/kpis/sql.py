@@ -4,7 +4,8 @@ The catalogue (:mod:`agentkpi.kpis.catalogue`) is written once; the store's
 :class:`~agentkpi.store.base.Dialect` says how each aggregate is spelled on its
 engine (:mod:`agentkpi.store.duckdb`, :mod:`agentkpi.store.clickhouse`), and
 :func:`run` executes the SQL through :meth:`~agentkpi.store.base.Store.fetch`.
-The store never imports this module.
+The store imports it only through :mod:`agentkpi.kpis.aggregates` (the hourly tables it
+keeps up to date).
 
 Rounding, ratios and JSON maps are finished in Python on the aggregated
 values, so every engine produces byte-identical rows (Python's ``round`` and
@@ -70,11 +71,35 @@ def _aggregate(d: Dialect, agg: str, expr: str, where: str, order: str = "",
     return None  # ratio / diff / map: finished in Python or by their own query
 
 
-def _measure_sql(d: Dialect, m: Measure) -> str:
+def hourly_measure_sql(d: Dialect, m: Measure) -> str:
+    """Stage 1: the measure over one session's events of one UTC hour.
+
+    Distinct counts keep the distinct values (a list) so that hours combine exactly.
+    """
+    if m.agg == "count_distinct":
+        return f"{d.distinct_list_if(m.expr, m.where)} AS {m.name}"
     sql = _aggregate(d, m.agg, m.expr, m.where, m.order)
     if sql is None:
         raise ValueError(f"unknown measure aggregation {m.agg!r}")
     return f"{sql} AS {m.name}"
+
+
+def combined_measure_sql(d: Dialect, m: Measure) -> str:
+    """Stage 2: the measure over a bucket, combined exactly from its hourly values.
+
+    Counts and integer sums add up, minima take the minimum, distinct counts
+    count the union of the hourly value lists. Float sums add the hourly sums in
+    hour order: a session's cost over a day is the sum of its hourly costs, on
+    every engine and whether the hours come from events or from the aggregates.
+    """
+    if m.agg in ("count", "sum"):
+        order = "_hour" if m.agg == "sum" and m.expr not in INT_SUM_COLUMNS else ""
+        return f"coalesce({d.sum_if(m.name, '', order)}, 0) AS {m.name}"
+    if m.agg == "min":
+        return f"{d.min_if(m.name, '')} AS {m.name}"
+    if m.agg == "count_distinct":
+        return f"{d.count_distinct_lists(m.name)} AS {m.name}"
+    raise ValueError(f"unknown measure aggregation {m.agg!r}")
 
 
 def _kpi_sql(d: Dialect, k: Kpi) -> str | None:
@@ -98,6 +123,10 @@ def needed_kpis(names: Sequence[str]) -> list[Kpi]:
     return list(out.values())
 
 
+#: Integer event columns: their sums are exact in any order.
+INT_SUM_COLUMNS = frozenset({"prompt_tokens", "completion_tokens", "cache_read_tokens",
+                             "cache_creation_tokens"})
+
 #: Measures the session columns (ttfa_s, calls_per_turn) always read.
 ALWAYS_MEASURES = frozenset({"first_action_ts", "named_tool_calls"})
 
@@ -110,8 +139,16 @@ def needed_measures(kpis: Sequence[Kpi]) -> list[Measure]:
             if m.name in ALWAYS_MEASURES or re.search(rf"\b{m.name}\b", used)]
 
 
-def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
-    """SQL for the scalar KPIs and one SQL per JSON-map KPI."""
+def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
+          ) -> tuple[str, dict[str, str]]:
+    """SQL for the scalar KPIs and one SQL per JSON-map KPI.
+
+    Three stages: per (bucket, UTC hour, dims, session) measures (``hm``), combined
+    per (bucket, dims, session) (``ps``), aggregated per (bucket, dims). ``hm`` is read
+    from a materialised hourly table (:mod:`agentkpi.kpis.aggregates`) when one of
+    ``aggregates`` can answer the query exactly, else computed from the events.
+    Event-level KPIs always read the events.
+    """
     kpis = needed_kpis(q.kpis)
     ev_dims = [x for x in q.by if x.level == "event"]
     ss_dims = [x for x in q.by if x.level == "session"]
@@ -124,13 +161,26 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
     # events column ("model", "tool") can never be confused with that column.
     ev_sel = "".join(f", {x.expr} AS g_{x.name}" for x in ev_dims)
     ss_sel = "".join(f", {x.expr} AS g_{x.name}" for x in ss_dims)
-    w = (f"SELECT e.*, {bucket} AS bucket{ev_sel}{ss_sel} FROM events e{join} "
+    hour = d.bucket("hour", "e.ts", "UTC", 0)
+    w = (f"SELECT e.*, {bucket} AS bucket, {hour} AS _hour{ev_sel}{ss_sel} FROM events e{join} "
          f"WHERE {' AND '.join(where)}")
     ev_names = "".join(f", g_{x.name}" for x in ev_dims)
     ss_names = "".join(f", g_{x.name}" for x in ss_dims)
-    measures = ",\n    ".join(_measure_sql(d, m) for m in needed_measures(kpis))
-    ps = (f"SELECT bucket{ev_names}{ss_names}, session_id,\n    {measures}\n"
-          f"  FROM w GROUP BY bucket{ev_names}{ss_names}, session_id")
+    group = f"bucket{ev_names}{ss_names}"
+    used = needed_measures(kpis)
+    hm = None
+    if aggregates:
+        from agentkpi.kpis.aggregates import hourly_source
+
+        hm = hourly_source(d, q, used, aggregates)
+    from_table = hm is not None
+    if hm is None:
+        hm = (f"SELECT {group}, _hour, session_id,\n    "
+              + ",\n    ".join(hourly_measure_sql(d, m) for m in used)
+              + f"\n  FROM w GROUP BY {group}, _hour, session_id")
+    ps = (f"SELECT {group}, session_id,\n    "
+          + ",\n    ".join(combined_measure_sql(d, m) for m in used)
+          + f"\n  FROM hm GROUP BY {group}, session_id")
     ttfa = d.seconds_between("ps.first_action_ts", "s2.start_ts")
     pss = ("SELECT ps.*, coalesce(s2.turns, 0) AS turns, "
            "coalesce(s2.user_id, ps.session_id) AS user_key, "
@@ -141,14 +191,15 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
            "CASE WHEN coalesce(s2.turns, 0) > 0 THEN ps.named_tool_calls / "
            "CAST(s2.turns AS DOUBLE) END AS calls_per_turn "
            "FROM ps LEFT JOIN sessions s2 ON s2.session_id = ps.session_id")
-    ctes = f"WITH w AS ({w}),\nps AS ({ps}),\npss AS ({pss})\n"
-    group = f"bucket{ev_names}{ss_names}"
+    ctes = f"hm AS ({hm}),\nps AS ({ps}),\npss AS ({pss})\n"
+    ctes = f"WITH {ctes}" if from_table else f"WITH w AS ({w}),\n{ctes}"
+    raw = f"WITH w AS ({w})\n"
     cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "session") if s]
     main = f"{ctes}SELECT {group},\n  {', '.join(cols)}\nFROM pss GROUP BY {group}"
     maps: dict[str, str] = {}
     ev_cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "event") if s]
     if ev_cols:
-        maps[EVENT_LEVEL] = f"{ctes}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
+        maps[EVENT_LEVEL] = f"{raw}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
     for k in kpis:
         if k.agg != "map":
             continue
@@ -157,12 +208,12 @@ def build(d: Dialect, q: KpiQuery) -> tuple[str, dict[str, str]]:
             # Float sums are added up in Python in the seed's order (per session in
             # event order, then sessions in file order) so that every engine prints
             # the very same float repr.
-            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, file, session_id, seq, "
+            maps[k.name] = (f"{raw}SELECT {group}, {k.expr} AS key, file, session_id, seq, "
                             f"{k.num} AS value FROM w{cond}")
         elif k.level == "event":
             value = {"count": "count(*)",
                      "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
-            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, {value} AS value "
+            maps[k.name] = (f"{raw}SELECT {group}, {k.expr} AS key, {value} AS value "
                             f"FROM w{cond} GROUP BY {group}, key")
         else:
             maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, count(*) AS value "
@@ -193,7 +244,7 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
     """
     d = store.dialect
     fetch = store.fetch
-    main, maps = build(d, q)
+    main, maps = build(d, q, store.aggregates)
     names, rows = fetch(main)
     # build() groups event-level dimensions first: name the key columns in that order.
     dim_names = ["bucket", *(x.name for x in q.by if x.level == "event"),

@@ -101,6 +101,12 @@ class ClickHouseDialect:
     def count_distinct_if(self, expr: str, where: str) -> str:
         return f"uniqExactIf({expr}, {where})" if where else f"uniqExact({expr})"
 
+    def distinct_list_if(self, expr: str, where: str) -> str:
+        return f"groupUniqArrayIf({expr}, {where})" if where else f"groupUniqArray({expr})"
+
+    def count_distinct_lists(self, expr: str) -> str:
+        return f"length(arrayDistinct(arrayFlatten(groupArray({expr}))))"
+
     def quantile_if(self, expr: str, p: float, where: str) -> str:
         arr = (f"arraySort(groupArrayIf(toFloat64({expr}), {where}))" if where
                else f"arraySort(groupArray(toFloat64({expr})))")
@@ -348,6 +354,9 @@ class ClickHouseStore:
 
     engine = "clickhouse"
     dialect = CLICKHOUSE
+    #: No materialised aggregates on ClickHouse yet: KPIs read the events (see
+    #: docs/architecture.md, "Materialised hourly aggregates").
+    aggregates: frozenset[str] = frozenset()
 
     def __init__(self, dsn: str, *, read_only: bool = False) -> None:
         import clickhouse_connect

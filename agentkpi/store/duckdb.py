@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from agentkpi import config
 from agentkpi.errors import StoreError, StoreMissingError
+from agentkpi.kpis import aggregates as agg
 from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
@@ -60,6 +61,13 @@ class DuckDBDialect:
     def count_distinct_if(self, expr: str, where: str) -> str:
         return (f"count(DISTINCT {expr}) FILTER (WHERE {where})" if where
                 else f"count(DISTINCT {expr})")
+
+    def distinct_list_if(self, expr: str, where: str) -> str:
+        agg = f"list(DISTINCT {expr}) FILTER (WHERE {expr} IS NOT NULL"
+        return f"{agg} AND ({where}))" if where else f"{agg})"
+
+    def count_distinct_lists(self, expr: str) -> str:
+        return f"len(list_distinct(flatten(list({expr}))))"
 
     def quantile_if(self, expr: str, p: float, where: str) -> str:
         # The seed's (numpy's default) linear interpolation, spelled out so the
@@ -166,6 +174,8 @@ class DuckDBStore:
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.migrate()
+            self.build_aggregates()
+        self.aggregates = self._current_aggregates()
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
         # DuckDB lets one process write a file and no other process open it
@@ -210,6 +220,62 @@ class DuckDBStore:
                                  f"{self.path}: {exc}") from None
             applied.append(version)
         return applied
+
+    # ---------------------------------------------------------------- aggregates
+    def build_aggregates(self, force: bool = False) -> list[str]:
+        """(Re)build the hourly aggregate tables whose SQL changed; returns their names.
+
+        The tables are kept up to date by :meth:`write_batch`; a full build from the
+        events happens only for a new store, an old store, or a changed catalogue.
+        """
+        con = self.con
+        con.execute("CREATE TABLE IF NOT EXISTS aggregate_tables (name VARCHAR PRIMARY KEY, "
+                    "signature VARCHAR, built_at TIMESTAMP)")
+        sig = agg.signature(DUCKDB)
+        have = dict(con.execute("SELECT name, signature FROM aggregate_tables").fetchall())
+        todo = [t for t in agg.TABLES if force or have.get(t) != sig]
+        if not todo:
+            return []
+        con.execute("BEGIN")
+        try:
+            for table in todo:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.select_sql(DUCKDB, table)}")
+                con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
+                            [table, sig, _now()])
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"building the aggregate tables of {self.path} failed: {exc}"
+                             ) from None
+        return todo
+
+    def _current_aggregates(self) -> frozenset[str]:
+        """The aggregate tables that match this version's KPI SQL (others are not read)."""
+        try:
+            rows = self.con.execute("SELECT name, signature FROM aggregate_tables").fetchall()
+        except duckdb.CatalogException:
+            return frozenset()  # a store written before aggregates existed: raw path
+        sig = agg.signature(DUCKDB)
+        return frozenset(n for n, s in rows if s == sig and n in agg.TABLES)
+
+    def _refresh_aggregates(self, from_batch: bool) -> None:
+        """Recompute the aggregate rows of the sessions in ``_agg_touched``.
+
+        ``from_batch``: none of them had rows before, so they come from the incoming
+        events alone (cold ingest); otherwise from every stored event of the sessions.
+        """
+        con = self.con
+        touched = ("EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT DISTINCT "
+                   "FROM {col})")
+        for table in sorted(self.aggregates):
+            if from_batch:
+                sql = agg.select_sql(DUCKDB, table, "_in_events")
+            else:
+                con.execute(f"DELETE FROM {table} WHERE "
+                            + touched.format(col=f"{table}.session_id"))
+                sql = agg.select_sql(DUCKDB, table, "events e",
+                                     touched.format(col="e.session_id"))
+            con.execute(f"INSERT INTO {table} {sql}")
 
     def schema_version(self) -> int:
         row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
@@ -271,6 +337,11 @@ class DuckDBStore:
         con.register("_in_files", ledger)
         try:
             con.execute("BEGIN")
+            # Sessions whose aggregate rows change: those of the incoming events and
+            # those of every event deleted below.
+            con.execute("CREATE OR REPLACE TEMP TABLE _agg_touched AS "
+                        "SELECT DISTINCT session_id FROM _in_events")
+            replaced = False
             # Deleting scans the events table, so only when something is there to
             # replace: a file read before, or a session already stored. ``fresh``
             # (cold ingest) skips the file check; the session check is one small join
@@ -279,15 +350,24 @@ class DuckDBStore:
                 seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
                                    "USING (path)").fetchall()[0][0]
                 if seen:
+                    replaced = True
+                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                "events WHERE file IN (SELECT path FROM _in_files)")
                     con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
             if replace_sessions and sessions.num_rows:
                 known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
                                     "_in_sessions) JOIN sessions USING (session_id)"
                                     ).fetchall()[0][0]
                 if known:
+                    replaced = True
+                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                "_in_sessions")
                     con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
                                 "FROM _in_sessions)")
             if superseded:
+                replaced = True
+                con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM events "
+                            "WHERE list_contains(?, file)", [superseded])
                 con.execute("DELETE FROM events WHERE list_contains(?, file)", [superseded])
                 con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
                             [superseded])
@@ -296,6 +376,14 @@ class DuckDBStore:
                 self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions()
+            if self.aggregates and (events.num_rows or replaced):
+                # From the batch alone when none of its sessions has rows yet.
+                base = sorted(self.aggregates)[0]
+                old = replaced or con.execute(
+                    f"SELECT count(*) FROM (SELECT DISTINCT session_id FROM {base}) a "
+                    "WHERE EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT "
+                    "DISTINCT FROM a.session_id)").fetchall()[0][0] > 0
+                self._refresh_aggregates(from_batch=not old)
             con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")
             con.execute("COMMIT")
         except duckdb.Error as exc:

@@ -1,0 +1,150 @@
+"""Materialised hourly aggregates: the KPI query's first stage, kept up to date by ingest.
+
+Every session-level KPI is computed in three stages (:func:`agentkpi.kpis.sql.build`):
+per (bucket, UTC hour, dimensions, session) *hourly measures*, combined exactly
+per (bucket, dimensions, session), then aggregated per bucket. The first stage
+does not depend on the query's range, grain or time zone, so the store keeps it
+as tables, one per event-level key (:data:`TABLES`), and a query at hour grain or
+coarser reads them instead of the raw events.
+
+Exactness: the aggregate path returns the same rows as the raw path, bit for bit,
+because both run the same stage-2 and stage-3 SQL over the same stage-1 rows.
+Distinct counts keep their distinct values per hour (a list), float sums are
+added hour by hour in hour order, percentiles and distinct users are computed at
+query time from the per-session rows, not from sketches.
+
+A query is answered from a table only when the table holds exactly what it
+needs; otherwise it reads the events (the *raw path*):
+
+* the range starts and ends on whole UTC hours and the time zone's offset is a
+  whole number of hours over the range (so every UTC hour lies in one bucket);
+* every event column its dimensions and filters read (``e.<column>``) is the
+  table's key or ``session_id``; session columns (``s.*``) are joined as usual;
+* event-level KPIs (event percentiles, first/last event, event maps) always read
+  the events, in a query of their own.
+
+The tables carry the signature of the SQL that filled them; when the catalogue
+changes, a writer rebuilds them from the events (:meth:`agentkpi.store.Store.migrate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
+
+from agentkpi.kpis.catalogue import MEASURES, Measure
+from agentkpi.kpis.sql import Dialect, KpiQuery, hourly_measure_sql
+from agentkpi.model import EVENT_COLUMNS
+
+#: table -> the event columns it is keyed by (besides the hour and the session).
+TABLES: dict[str, tuple[str, ...]] = {
+    "agg_hourly": (),
+    "agg_hourly_tool": ("tool",),
+    "agg_hourly_agent": ("agent",),
+    "agg_hourly_model": ("model",),
+}
+
+_EVENT_NAMES = frozenset(n for n, *_ in EVENT_COLUMNS)
+_QUALIFIED = re.compile(r"\b([es])\.([A-Za-z_][A-Za-z0-9_]*)")
+_STRING = re.compile(r"'(?:[^'\\]|''|\\.)*'")
+_WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+
+
+def select_sql(d: Dialect, table: str, source: str = "events", where: str = "") -> str:
+    """The rows of ``table`` computed from ``source`` (events, or a batch of them)."""
+    key = TABLES[table]
+    keys = "".join(f", {k}" for k in key)
+    measures = ",\n    ".join(hourly_measure_sql(d, m) for m in MEASURES)
+    cond = f" AND ({where})" if where else ""
+    return (f"SELECT {d.bucket('hour', 'ts', 'UTC', 0)} AS _hour, session_id{keys},\n"
+            f"    {measures}\nFROM {source} WHERE ts IS NOT NULL{cond}\n"
+            f"GROUP BY _hour, session_id{keys}")
+
+
+def signature(d: Dialect) -> str:
+    """Changes whenever the SQL that fills the tables changes (catalogue, dialect)."""
+    text = "\n".join(select_sql(d, t) for t in TABLES)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _whole_hours(q: KpiQuery) -> bool:
+    for t in (q.start, q.end):
+        if (t.minute, t.second, t.microsecond) != (0, 0, 0):
+            return False
+    if q.tz == "UTC" or q.grain is None:
+        return True
+    zone = ZoneInfo(q.tz)
+    day = q.start
+    while True:  # offsets change at most a few times a year; a day's step sees them all
+        off = day.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+        if off is None or off.total_seconds() % 3600:
+            return False
+        if day >= q.end:
+            return True
+        day = min(day + timedelta(days=1), q.end)
+
+
+def event_columns(expr: str) -> set[str] | None:
+    """Event columns ``expr`` reads (``e.x``), or None when it reads one unqualified."""
+    text = _STRING.sub("''", expr)
+    cols = {c for alias, c in _QUALIFIED.findall(text) if alias == "e"}
+    bare = _QUALIFIED.sub(" ", text)
+    if any(w in _EVENT_NAMES for w in _WORD.findall(bare)):
+        return None
+    return cols
+
+
+def table_for(q: KpiQuery, available: frozenset[str]) -> str | None:
+    """The aggregate table that answers ``q`` exactly, or None (read the events)."""
+    if not _whole_hours(q):
+        return None
+    cols: set[str] = set()
+    for expr in [*(x.expr for x in q.by), *q.where]:
+        found = event_columns(expr)
+        if found is None:
+            return None
+        cols |= found
+    cols.discard("session_id")
+    for name, key in TABLES.items():
+        if name in available and set(key) == cols:
+            return name
+    return None
+
+
+def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
+                  available: frozenset[str]) -> str | None:
+    """Stage-1 SQL over an aggregate table for ``q`` (None: use the raw path)."""
+    table = table_for(q, available)
+    if table is None:
+        return None
+
+    def local(expr: str) -> str:
+        return _outside_strings(expr, lambda text: _QUALIFIED.sub(
+            lambda m: f"a.{m.group(2)}" if m.group(1) == "e" else m.group(0), text))
+
+    exprs = [*(x.expr for x in q.by), *q.where]
+    join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
+            if any(alias == "s" for e in exprs
+                   for alias, _ in _QUALIFIED.findall(_STRING.sub("''", e))) else "")
+    ev = [x for x in q.by if x.level == "event"]
+    ss = [x for x in q.by if x.level == "session"]
+    dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
+    where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
+             *(local(p) for p in q.where)]
+    cols = ", ".join(f"a.{m.name}" for m in measures)
+    return (f"SELECT {d.bucket(q.grain, 'a._hour', q.tz, q.week_start)} AS bucket{dims}, "
+            f"a._hour AS _hour, a.session_id AS session_id, {cols}\n"
+            f"  FROM {table} a{join} WHERE {' AND '.join(where)}")
+
+
+def _outside_strings(expr: str, fn: Callable[[str], str]) -> str:
+    out, pos = [], 0
+    for m in _STRING.finditer(expr):
+        out.append(fn(expr[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(fn(expr[pos:]))
+    return "".join(out)

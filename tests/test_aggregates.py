@@ -1,0 +1,224 @@
+"""Materialised hourly aggregates: the aggregate path equals the raw path, bit for bit,
+for every KPI and every dimension, and ingest keeps the tables equal to a rebuild."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentkpi.generate import append_hour, generate_sessions
+from agentkpi.kpis import aggregates
+from agentkpi.kpis.sql import DUCKDB, Dim, KpiQuery, build, run
+from agentkpi.pipeline import ingest
+from agentkpi.query import DIMENSIONS, metric_names, query
+from agentkpi.sdk import Recorder
+from agentkpi.store import Store
+from agentkpi.web import data as web
+
+START = datetime(2026, 5, 20, 20, tzinfo=UTC)
+LO, HI = datetime(2026, 5, 20, 18), datetime(2026, 5, 21, 6)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["clean", "dirty"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("agg")
+    generate_sessions(tmp / "data", 300, START, hours=8, seed=11, dirty=request.param)
+    st = Store(tmp / "s.duckdb")
+    ingest(str(tmp / "data"), st, workers=1)
+    assert st.aggregates == frozenset(aggregates.TABLES)
+    yield st
+    st.close()
+
+
+def _both(st: Store, q: KpiQuery) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return (run(st.con, DUCKDB, q, aggregates=st.aggregates),
+            run(st.con, DUCKDB, q, aggregates=frozenset()))
+
+
+def _served(st: Store, q: KpiQuery) -> bool:
+    main, _ = build(DUCKDB, q, st.aggregates)
+    return "FROM events" not in main
+
+
+ALL = metric_names()
+
+
+@pytest.mark.parametrize("grain,tz", [("hour", "UTC"), ("day", "UTC"), ("week", "UTC"),
+                                      ("month", "UTC"), (None, "UTC"),
+                                      ("hour", "Europe/Paris"), ("day", "Europe/Paris"),
+                                      ("day", "America/New_York")])
+def test_every_kpi_by_time_alone_equals_the_raw_path(store: Store, grain: str | None,
+                                                     tz: str) -> None:
+    q = KpiQuery(start=LO, end=HI, kpis=ALL, grain=grain, tz=tz)
+    assert _served(store, q)
+    agg, raw = _both(store, q)
+    assert agg == raw and len(agg) >= (8 if grain == "hour" else 1)
+    assert any(r["sessions"] for r in agg) and any(r["cost_usd"] for r in agg)
+
+
+QUERY_DIMS = [n for n in DIMENSIONS if n not in ("event_type", "error_type")]
+
+
+@pytest.mark.parametrize("dim", QUERY_DIMS)
+@pytest.mark.parametrize("grain", ["hour", "day", None])
+def test_every_query_dimension_equals_the_raw_path(store: Store, dim: str,
+                                                   grain: str | None) -> None:
+    d = DIMENSIONS[dim]
+    q = KpiQuery(start=LO, end=HI, kpis=ALL, grain=grain, by=[Dim("x", d.expr, d.level)])
+    assert _served(store, q), dim
+    agg, raw = _both(store, q)
+    assert agg == raw and agg
+    assert len({r["x"] for r in agg}) > 1 or dim == "project"  # generated data has no project
+
+
+@pytest.mark.parametrize("dim", list(web.DIMENSIONS))
+def test_every_dashboard_breakdown_equals_the_raw_path(store: Store, dim: str) -> None:
+    d = web.DIMENSIONS[dim]
+    q = KpiQuery(start=LO, end=HI, kpis=ALL, grain=None, by=[Dim("x", d.expr, d.level)],
+                 where=["(s.session_id IS NULL OR s.session_id IS NOT NULL)"])
+    assert _served(store, q), dim
+    agg, raw = _both(store, q)
+    assert agg == raw and (len(agg) > 1 or dim == "project")
+
+
+@pytest.mark.parametrize("by,where", [
+    (["user", "tool"], []),
+    (["project", "model"], []),
+    (["tool"], ["e.tool = 'bash'"]),
+    ([], ["coalesce(s.user_id, e.session_id) IN ('user_00001', 'user_00002')"]),
+    (["user"], ["coalesce(e.agent, s.agent, 'unknown') = 'unknown'"]),
+    (["model"], ["e.model IS NULL"]),
+])
+def test_combined_dimensions_and_filters_equal_the_raw_path(store: Store, by: list[str],
+                                                            where: list[str]) -> None:
+    dims = sorted((Dim(f"d{i}", DIMENSIONS[b].expr, DIMENSIONS[b].level)
+                   for i, b in enumerate(by)), key=lambda x: x.level != "event")
+    for grain in ("hour", "day"):
+        q = KpiQuery(start=LO, end=HI, kpis=ALL, grain=grain, by=dims, where=where)
+        agg, raw = _both(store, q)
+        assert _served(store, q)
+        assert agg == raw and agg
+
+
+def test_queries_the_tables_cannot_answer_read_the_events(store: Store) -> None:
+    cases = [
+        KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour", tz="Asia/Kolkata"),  # +5:30
+        KpiQuery(start=LO + timedelta(minutes=30), end=HI, kpis=ALL, grain="hour"),
+        KpiQuery(start=LO, end=HI, kpis=ALL, grain="day",
+                 by=[Dim("x", DUCKDB.json_field("flavor"), "event")]),
+        KpiQuery(start=LO, end=HI, kpis=ALL, grain="day", by=[Dim("x", "e.event_type", "event")]),
+        KpiQuery(start=LO, end=HI, kpis=ALL, grain="day",
+                 by=[Dim("x", "e.tool", "event")], where=["e.agent IS NULL"]),
+    ]
+    for q in cases:
+        assert not _served(store, q)
+        agg, raw = _both(store, q)
+        assert agg == raw
+
+
+def test_the_query_layer_and_top_n_read_the_aggregates_and_agree(store: Store) -> None:
+    kwargs = dict(start="2026-05-20T18", end="2026-05-21T06", store=store)
+    for by, top in ((["user"], 5), (["tool"], 3), (["model", "project"], None)):
+        fast = query(["sessions", "users", "cost_usd", "cost_per_session_p95",
+                      "time_to_first_action_s_p50", "duration_ms_p95"], grain="day", by=by,
+                     top=top, compare="previous", **kwargs)
+        saved, store.aggregates = store.aggregates, frozenset()
+        try:
+            slow = query(["sessions", "users", "cost_usd", "cost_per_session_p95",
+                          "time_to_first_action_s_p50", "duration_ms_p95"], grain="day",
+                         by=by, top=top, compare="previous", **kwargs)
+        finally:
+            store.aggregates = saved
+        assert fast.to_pylist() == slow.to_pylist() and fast.num_rows > 1
+
+
+def _table_rows(st: Store, sql: str) -> list[tuple[Any, ...]]:
+    rows = st.con.execute(sql).fetchall()
+    norm = [tuple(sorted(v, key=str) if isinstance(v, list) else v for v in r) for r in rows]
+    return sorted(norm, key=lambda r: tuple((v is None, str(v)) for v in r))
+
+
+def _assert_tables_equal_a_rebuild(st: Store) -> None:
+    for table in aggregates.TABLES:
+        kept = _table_rows(st, f"SELECT * FROM {table}")
+        rebuilt = _table_rows(st, aggregates.select_sql(DUCKDB, table))
+        assert kept == rebuilt, table
+        assert kept
+
+
+def test_incremental_ingest_keeps_every_table_equal_to_a_rebuild(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    generate_sessions(root, 60, START, hours=4, seed=3, dirty=True)
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(root), st, workers=1)
+        _assert_tables_equal_a_rebuild(st)
+        # a new hour of sessions, a session that grew, one filed again under another day
+        append_hour(root, START + timedelta(hours=4), 20, seed=3)
+        files = sorted((root / "sessions").rglob("*.jsonl"))
+        grown = next(p for p in files if p.stat().st_size > 2000)
+        row = json.loads(grown.read_text())
+        events = json.loads(row["events"])
+        events.append({"timestamp": "2026-05-21T03:30:00+00:00", "event_type": "llm_call",
+                       "data": {"model": "late", "cost_usd": 0.5, "prompt_tokens": 7}})
+        row["events"] = json.dumps(events)
+        grown.write_text(json.dumps(row) + "\n")
+        moved = files[-1]
+        again = root / "sessions" / "2026-05-22" / moved.name
+        again.parent.mkdir(parents=True, exist_ok=True)
+        again.write_bytes(moved.read_bytes())
+        before = st.counts()
+        ingest(str(root), st, workers=1)
+        assert st.counts()["sessions"] == before["sessions"] + 20
+        _assert_tables_equal_a_rebuild(st)
+        late = st.con.execute("SELECT sum(llm_calls) FROM agg_hourly_model WHERE model = 'late' "
+                              "AND _hour = TIMESTAMP '2026-05-21 03:00:00'").fetchall()[0][0]
+        assert late == 1
+        # a whole rebuild gives the same KPIs
+        q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
+        before_rows = run(st.con, DUCKDB, q, aggregates=st.aggregates)
+        assert st.build_aggregates(force=True) == list(aggregates.TABLES)
+        assert run(st.con, DUCKDB, q, aggregates=st.aggregates) == before_rows
+
+
+def test_a_session_spread_over_log_segments_is_aggregated_whole(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    t = [datetime(2026, 5, 20, 14, 10, tzinfo=UTC)]
+    for part in range(3):  # one recorder run per part: three segments, one session
+        rec = Recorder(logs, clock=lambda: t[0], compression=None)
+        for i in range(4):
+            t[0] += timedelta(minutes=7)
+            rec.record("llm_call", session_id="shared", model="m",
+                       prompt_tokens=10 * (part + 1), cost_usd=0.1 * (i + 1))
+            rec.record("tool_call", session_id="shared", tool=f"t{i % 2}")
+        rec.close()
+        with Store(tmp_path / "s.duckdb") as st:
+            ingest(str(logs), st, workers=1)
+            _assert_tables_equal_a_rebuild(st)
+            q = KpiQuery(start=datetime(2026, 5, 20), end=datetime(2026, 5, 21),
+                         kpis=ALL, grain="day")
+            agg, raw = _both(st, q)
+            assert agg == raw
+            assert agg[0]["llm_calls"] == 4 * (part + 1) and agg[0]["sessions"] == 1
+
+
+def test_a_store_without_tables_is_read_on_the_raw_path_then_built(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    generate_sessions(root, 30, START, hours=2, seed=5)
+    path = tmp_path / "s.duckdb"
+    with Store(path) as st:
+        ingest(str(root), st, workers=1)
+        q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
+        expected = run(st.con, DUCKDB, q)
+        for table in aggregates.TABLES:  # as a store written before aggregates existed
+            st.con.execute(f"DROP TABLE {table}")
+        st.con.execute("DROP TABLE aggregate_tables")
+    with Store(path, read_only=True) as ro:
+        assert ro.aggregates == frozenset()
+        assert ro.run_kpis(q) == expected
+    with Store(path) as st:  # a writer builds them from the events
+        assert st.aggregates == frozenset(aggregates.TABLES)
+        assert _served(st, q) and st.run_kpis(q) == expected
