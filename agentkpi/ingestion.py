@@ -33,6 +33,11 @@ from agentkpi.store import Store
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1000  # files per parse task
 WRITE_EVENTS = 500_000  # events per store transaction
+#: Files of sessions with events this many hours before the newest are checked every run
+#: even when their folder did not change (see ``sources.session_dataset.list_changed``).
+LIVE_HOURS = 6.0
+#: The whole source is listed again when the last full listing is older than this.
+RESCAN_HOURS = 24.0
 
 
 @dataclass
@@ -173,11 +178,13 @@ def default_machine() -> str:
 
 
 def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | None = None,
-           progress: Progress | None = None, machine: str | None = None) -> IngestResult:
+           progress: Progress | None = None, machine: str | None = None,
+           rescan: bool = False) -> IngestResult:
     """Bring the store up to date with ``source`` (a directory or fsspec URL).
 
     ``machine`` (default: the host name) is stored on the sessions read, unless the
-    source names a machine itself.
+    source names a machine itself. ``rescan``: list every file of the source, not
+    only the folders that changed.
     """
     try:
         fs, root = fsspec.core.url_to_fs(source)
@@ -187,9 +194,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         raise UsageError(f"source {source!r} does not exist; pass an existing directory "
                          "or URL with --source")
     src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
-    listing = src.list_files(fs, root)
-    if not isinstance(listing, dict):
-        listing = {p: _safe_info(fs, p) for p in listing}
+    listing, folders, full = _list(src, fs, root, store, rescan)
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
                           machine=machine or default_machine(),
                           ran_at=datetime.now(UTC).replace(tzinfo=None))
@@ -248,6 +253,8 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     store.record_audit(result.audit_rows())
     _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")
     result.machines_seen = sorted(m for (m,) in machines if m is not None)
+    if folders is not None:  # everything listed is in the store now
+        store.save_scan_state(root, folders, full)  # type: ignore[attr-defined]
     return result
 
 
@@ -258,6 +265,31 @@ def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
     i = sessions.schema.get_field_index("machine")
     return sessions.set_column(i, "machine", pc.fill_null(sessions.column("machine"),
                                                           pa.scalar(machine, pa.string())))
+
+
+def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
+          ) -> tuple[dict[str, Any], dict[str, str] | None, bool]:
+    """The files to check, and (when the source and store support it) folder fingerprints.
+
+    With both, only folders that changed since the last run are listed, plus the files
+    of sessions active in the last :data:`LIVE_HOURS` (a writer may rewrite those in
+    place); the whole source is listed again with ``rescan`` or when the last full
+    listing is older than :data:`RESCAN_HOURS`.
+    """
+    changed = getattr(src, "list_changed", None)
+    state = getattr(store, "scan_state", None)
+    if changed is not None and state is not None:
+        full_at, folders = state(root)
+        full = rescan or full_at is None or (
+            datetime.now(UTC).replace(tzinfo=None) - full_at > timedelta(hours=RESCAN_HOURS))
+        live = () if full else store.live_files(LIVE_HOURS)
+        found = changed(fs, root, {} if full else folders, live)
+        if found is not None:
+            return found[0], found[1], full
+    listing = src.list_files(fs, root)
+    if not isinstance(listing, dict):
+        listing = {p: _safe_info(fs, p) for p in listing}
+    return listing, None, True
 
 
 def _one_file_per_session(sessions: pa.Table, events: pa.Table) -> pa.Table:

@@ -63,7 +63,8 @@ def rollup(target: str, *, source: str | None = None,
            hours: int | None = None, at: str | None = None, start: str | None = None,
            end: str | None = None, daily: str | None = None, fmt: str | None = None,
            strict: bool = False, now: datetime | None = None, workers: int | None = None,
-           progress: Progress | None = None, machine: str | None = None) -> RollupResult:
+           progress: Progress | None = None, machine: str | None = None,
+           rescan: bool = False) -> RollupResult:
     """Ingest ``source`` (if given) and write the hourly (or daily) KPI CSVs to ``target``.
 
     Exactly one of: ``hours`` (trailing completed hours, default 1), ``at`` (one
@@ -87,7 +88,7 @@ def rollup(target: str, *, source: str | None = None,
     try:
         if source is not None:
             result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
-                                   machine=machine)
+                                   machine=machine, rescan=rescan)
         if daily is not None:
             day = parse_hour(daily).replace(hour=0)
             buckets = [day]

@@ -77,12 +77,15 @@ def _print_rollup(r: RollupResult) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Parallel parser processes [default: CPUs].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option("--rescan", is_flag=True, help="List every source file, not only the folders "
+              "that changed (automatic once a day).")
 @store_option
 @engine_options
 @handle_errors
 def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | None,
                start: str | None, end: str | None, daily: str | None, fmt: str | None,
                strict: bool, machine: str | None, workers: int | None, quiet: bool,
+               rescan: bool,
                store: str | None, engine: str, dsn: str | None) -> None:
     """Roll KPIs up into DST/hourly/YYYY-MM-DD/HH.csv (seed-compatible).
 
@@ -101,7 +104,7 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
         with progress_bar(not quiet) as progress:
             r = rollup(target, source=source, store=st, hours=hours, at=at, start=start,
                        end=end, daily=daily, fmt=fmt, strict=strict, workers=workers,
-                       progress=progress, machine=machine)
+                       progress=progress, machine=machine, rescan=rescan)
     finally:
         st.close()
     if not quiet:
@@ -126,12 +129,14 @@ def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str
               "sessions (the `machine` dimension) [default: this host's name].")
 @click.option("--workers", type=click.IntRange(min=1), default=None)
 @click.option("--quiet", "-q", is_flag=True)
+@click.option("--rescan", is_flag=True, help="List every source file, not only the folders "
+              "that changed (automatic once a day).")
 @store_option
 @engine_options
 @handle_errors
 def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
-               workers: int | None, quiet: bool, store: str | None, engine: str,
-               dsn: str | None) -> None:
+               workers: int | None, quiet: bool, rescan: bool, store: str | None,
+               engine: str, dsn: str | None) -> None:
     """Bring the store up to date with SRC (only new or changed files are read).
 
     \b
@@ -150,7 +155,7 @@ def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
                 console.print(f"reading {root}", markup=False)
             with progress_bar(not quiet) as progress:
                 r = ingest(root, st, fmt=fmt, workers=workers, progress=progress,
-                           machine=machine)
+                           machine=machine, rescan=rescan)
             _print_ingest(r)
     finally:
         st.close()

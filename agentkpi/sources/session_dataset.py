@@ -16,6 +16,8 @@ import json
 import os
 import posixpath
 import re
+import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -105,6 +107,59 @@ def _loads(text: str | bytes) -> Any:
             return json.loads(text)
         except ValueError:
             raise exc from None
+
+
+#: A folder modified this recently (seconds) is scanned again next time: directory
+#: timestamps are coarse (a jiffy locally, a second or more on network filesystems), so a
+#: file added right after the scan could leave the recorded timestamp unchanged.
+SETTLE_S = 2.0
+
+
+def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str]
+                 ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Files that may have changed since ``folders`` was recorded, without listing history.
+
+    ``folders``: ``{day folder: fingerprint}`` recorded by the last run (empty: scan
+    everything). A day folder whose fingerprint (inode and mtime of the directory) is
+    unchanged has exactly the entries it had then: nothing was created, removed or
+    renamed in it. Of such a folder only the ``live`` files (sessions active lately,
+    which a writer may still rewrite in place) are stat-ed; every other folder is
+    scanned whole. Returns ``({path: fingerprint}, {folder: fingerprint to record})``;
+    a folder modified less than :data:`SETTLE_S` before the scan is not recorded, so
+    the next run scans it again. ``None`` for non-local filesystems (list them whole).
+    """
+    if "file" not in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+        return None
+    base = _sessions_dir(fs, root)
+    if base is None:
+        return {}, {}
+    started = time.time_ns()
+    settled_before = started - int(SETTLE_S * 1e9)
+    with os.scandir(base) as days:
+        day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
+    listing: dict[str, str] = {}
+    record: dict[str, str] = {}
+    quiet: set[str] = set()
+    for day in day_dirs:
+        try:
+            st = os.stat(day)
+        except OSError:
+            continue
+        fp = f"{st.st_ino}:{st.st_mtime_ns}"
+        if folders.get(day) == fp:
+            quiet.add(day)
+        else:
+            listing.update(_scan_day(day))
+        if st.st_mtime_ns < settled_before:
+            record[day] = fp
+    for path in live:
+        if path and os.path.dirname(path) in quiet:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # removed: its folder changed, so it was scanned
+            listing[path] = f"{st.st_size}:{st.st_mtime_ns}"
+    return listing, record
 
 
 def _decode_list(value: Any, field: str, q: Quality, where: str) -> list[Any]:

@@ -11,6 +11,7 @@ Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duck
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -174,6 +175,12 @@ class DuckDBStore:
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.migrate()
+            # Derived state, rebuilt from the tables above when missing (not migrations):
+            # the aggregates' signatures and the change-detection state of each source.
+            self.con.execute("CREATE TABLE IF NOT EXISTS aggregate_tables (name VARCHAR "
+                             "PRIMARY KEY, signature VARCHAR, built_at TIMESTAMP)")
+            self.con.execute("CREATE TABLE IF NOT EXISTS source_scans (root VARCHAR PRIMARY "
+                             "KEY, full_scan_at TIMESTAMP, folders VARCHAR)")
             self.build_aggregates()
         self.aggregates = self._current_aggregates()
 
@@ -229,8 +236,6 @@ class DuckDBStore:
         events happens only for a new store, an old store, or a changed catalogue.
         """
         con = self.con
-        con.execute("CREATE TABLE IF NOT EXISTS aggregate_tables (name VARCHAR PRIMARY KEY, "
-                    "signature VARCHAR, built_at TIMESTAMP)")
         sig = agg.signature(DUCKDB)
         have = dict(con.execute("SELECT name, signature FROM aggregate_tables").fetchall())
         todo = [t for t in agg.TABLES if force or have.get(t) != sig]
@@ -248,6 +253,34 @@ class DuckDBStore:
             raise StoreError(f"building the aggregate tables of {self.path} failed: {exc}"
                              ) from None
         return todo
+
+    # ---------------------------------------------------------------- change detection
+    def scan_state(self, root: str) -> tuple[datetime | None, dict[str, str]]:
+        """When ``root`` was last listed whole, and its folder fingerprints since then."""
+        rows = self.con.execute("SELECT full_scan_at, folders FROM source_scans WHERE root = ?",
+                                [root]).fetchall()
+        if not rows:
+            return None, {}
+        return rows[0][0], json.loads(rows[0][1] or "{}")
+
+    def save_scan_state(self, root: str, folders: dict[str, str], full: bool) -> None:
+        self.con.execute(
+            "INSERT INTO source_scans VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
+            "full_scan_at = coalesce(excluded.full_scan_at, source_scans.full_scan_at), "
+            "folders = excluded.folders",
+            [root, _now() if full else None, json.dumps(folders, sort_keys=True)])
+
+    def live_files(self, hours: float) -> list[str]:
+        """Files of the sessions with events in the last ``hours`` before the newest one."""
+        if "agg_hourly" not in self.aggregates:
+            return [r[0] for r in self.con.execute(
+                "SELECT DISTINCT s.source_path FROM sessions s JOIN (SELECT DISTINCT session_id "
+                "FROM events WHERE ts >= (SELECT max(ts) FROM events) - to_microseconds(?)) "
+                "USING (session_id)", [int(hours * 3.6e9)]).fetchall()]
+        return [r[0] for r in self.con.execute(
+            "SELECT DISTINCT s.source_path FROM sessions s JOIN (SELECT DISTINCT session_id "
+            "FROM agg_hourly WHERE _hour >= (SELECT max(_hour) FROM agg_hourly) "
+            "- to_microseconds(?)) USING (session_id)", [int(hours * 3.6e9)]).fetchall()]
 
     def _current_aggregates(self) -> frozenset[str]:
         """The aggregate tables that match this version's KPI SQL (others are not read)."""
