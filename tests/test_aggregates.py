@@ -222,3 +222,38 @@ def test_a_store_without_tables_is_read_on_the_raw_path_then_built(tmp_path: Pat
     with Store(path) as st:  # a writer builds them from the events
         assert st.aggregates == frozenset(aggregates.TABLES)
         assert _served(st, q) and st.run_kpis(q) == expected
+
+
+def test_event_key_merges_and_repricing_keep_the_tables_exact(tmp_path: Path) -> None:
+    from agentkpi import pricing
+    from agentkpi.model import CanonicalBatch
+
+    st = Store(tmp_path / "s.duckdb")
+
+    def batch(file: str, session: str, out: int, model: str = "claude-sonnet-4-5") -> None:
+        b = CanonicalBatch()
+        b.add_session(session_id=session, start_ts=datetime(2026, 2, 10, 9))
+        b.add_event(session_id=session, seq=1, ts=datetime(2026, 2, 10, 9, 5),
+                    event_type="llm_call", model=model, prompt_tokens=10,
+                    completion_tokens=out, event_key="msg_1", file=file)
+        b.add_event(session_id=session, seq=2, ts=datetime(2026, 2, 10, 10, 5),
+                    event_type="llm_call", model=model, prompt_tokens=1000,
+                    completion_tokens=out, file=file)
+        st.write_batch(b.session_table(), pricing.price_events(b.event_table()),
+                       [{"path": file, "fingerprint": "x", "source": "t", "status": "ok"}],
+                       replace_sessions=False)
+        _assert_tables_equal_a_rebuild(st)
+
+    batch("/m1/a.jsonl", "a", 25)  # a partial snapshot
+    batch("/m2/b.jsonl", "b", 173)  # the same call, complete, under another session's file
+    calls = st.con.execute("SELECT session_id, sum(llm_calls) FROM agg_hourly GROUP BY 1 "
+                           "ORDER BY 1").fetchall()
+    assert calls == [("a", 1), ("b", 2)]  # the keyed call moved to b: a keeps its other call
+    st.con.execute("UPDATE events SET cost_usd = 123.0 WHERE session_id = 'a'")
+    st.build_aggregates(force=True)
+    before = st.con.execute("SELECT sum(cost_usd) FROM agg_hourly").fetchall()[0][0]
+    changed = pricing.reprice(st, datetime(2026, 2, 10), datetime(2026, 2, 11))
+    assert changed["changed"] == 1 and st.con.execute("SELECT sum(cost_usd) FROM agg_hourly"
+                                      ).fetchall()[0][0] < before
+    _assert_tables_equal_a_rebuild(st)
+    st.close()

@@ -1,19 +1,22 @@
-"""Vectorised event decoding: ``[{timestamp, event_type, data}, ...]`` JSON text to canonical
-event rows in DuckDB, generated from the declarative field map :data:`EVENT_FIELDS`.
+"""Vectorised event decoding: a session row's ``events`` JSON text to canonical event rows in
+DuckDB, generated from the declarative field map :data:`EVENT_FIELDS`.
 
 The per-event work of the session-dataset importer (pick fields out of ``data``,
-coerce them, build one row per event) is done by one SQL statement per chunk of
+coerce them, build one row per event) is done by two SQL statements per chunk of
 sessions instead of by the interpreter. Python keeps reading files, decoding the
 session row, checking the ``events`` text with orjson (so what counts as bad JSON
 is exactly what it was) and reporting bad input.
 
-Exactness: SQL takes only values whose coercion is unambiguous (a JSON string for a
-text field, a JSON integer in the 64-bit range for a count, a JSON number for a
-float, an ISO-8601 timestamp of the usual shape, ...). A session with any other
-value anywhere in its events is *dirty*: its events go through the importer's
-Python loop (:func:`agentkpi.sources.session_dataset.add_events`), which coerces
-and counts exactly as before. ``tests/test_vectorised.py`` checks that both ways
-give the same rows and the same issue counts on clean and dirty data.
+Exactness: SQL takes only values whose coercion is unambiguous. One
+``json_structure`` call per session merges the JSON types of all its events: a
+session whose fields all have the types their rule reads (a string for a text
+field, an integer for a count, a number for a float, ...) is decoded in SQL; rows
+are then checked for the rest (64-bit range, finite floats, time stamps of the
+usual ISO-8601 shape). A session failing any check is *dirty*: its events go
+through the importer's Python loop
+(:func:`agentkpi.sources.session_dataset.add_events`), which coerces and counts
+exactly as before. ``tests/test_vectorised.py`` checks that both ways give the same
+rows and the same issue counts on clean, dirty and deliberately odd data.
 
 One difference: the ``data`` column holds DuckDB's compact serialisation of the
 event's data object for vectorised rows (orjson's for the others); the two are the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -99,7 +103,7 @@ def _rule(rule: str, keys: tuple[str, ...]) -> tuple[str, str]:
     if rule == "text":
         return f"nullif({_v(k)}, '')", ""
     if rule == "int":
-        return (f"CAST({_v(k)} AS BIGINT)",
+        return (f"TRY_CAST({_v(k)} AS BIGINT)",
                 f"({_v(k)} IS NULL OR {_v(k)} BETWEEN -9223372036854775808 "
                 "AND 9223372036854775807)")
     if rule == "float":
@@ -111,7 +115,7 @@ def _rule(rule: str, keys: tuple[str, ...]) -> tuple[str, str]:
         whens = " ".join(f"WHEN {_v(x)} <> '' THEN {_v(x)}" for x in first)
         return f"CASE {whens} ELSE {_v(last)} END", ""
     if rule == "error_type":
-        return (f"CASE WHEN et = 'error' THEN coalesce("
+        return ("CASE WHEN et = 'error' THEN coalesce("
                 + ", ".join(f"nullif({_v(x)}, '')" for x in keys) + ") END", "")
     if rule == "error_message":
         err, msg = keys

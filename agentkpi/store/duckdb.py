@@ -406,6 +406,13 @@ class DuckDBStore:
                             [superseded])
             if events.num_rows:
                 con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
+                if self.aggregates and "event_key" in events.column_names and \
+                        events.column("event_key").null_count < events.num_rows:
+                    # one row per key may drop rows of other sessions, or incoming ones
+                    replaced = True
+                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                "events WHERE event_key IN (SELECT event_key FROM _in_events "
+                                "WHERE event_key IS NOT NULL)")
                 self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions()
@@ -475,6 +482,10 @@ class DuckDBStore:
                 con.execute(f"DELETE FROM events WHERE {pred}", [start, end])
                 con.register("_repriced", new)
                 con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
+                if self.aggregates:
+                    con.execute("CREATE OR REPLACE TEMP TABLE _agg_touched AS "
+                                "SELECT DISTINCT session_id FROM _repriced")
+                    self._refresh_aggregates(from_batch=False)
                 con.unregister("_repriced")
             con.execute("COMMIT")
         except duckdb.Error as exc:
