@@ -20,7 +20,7 @@ from agentkpi.cli._common import (
     progress_bar,
     store_option,
 )
-from agentkpi.ingestion import IngestResult, ingest
+from agentkpi.ingestion import IngestResult, ingest, without_pandas
 from agentkpi.kpis import CATALOGUE
 from agentkpi.kpis.catalogue import QUERY_KPIS
 from agentkpi.rollups import RollupResult, rollup
@@ -99,6 +99,7 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
     Ingest is incremental: unchanged files are not read again. An hour with
     no session writes no file; re-running writes byte-identical files.
     """
+    without_pandas()
     st = open_store(engine, dsn, store)
     try:
         with progress_bar(not quiet) as progress:
@@ -148,6 +149,7 @@ def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
         roots = _default_roots(fmt)
     else:
         roots = [source]
+    without_pandas()
     st = open_store(engine, dsn, store)
     try:
         for root in roots:
