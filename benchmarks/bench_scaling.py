@@ -62,15 +62,6 @@ print(json.dumps({{"open_s": t1 - t0, "overview_s": t2 - t1, "by_user_s": t3 - t
 """
 
 
-def _open_store_import() -> str:
-    """Where ``open_store`` lives (``agentkpi.store`` after the store package, else engines)."""
-    try:
-        from agentkpi.store import open_store  # noqa: F401
-        return "agentkpi.store"
-    except ImportError:
-        return "agentkpi.engines"
-
-
 def size_of(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -112,8 +103,6 @@ def bench_engine(engine: str, src: Path, workdir: Path, n: int, hours: int) -> d
         f"{engine} {n:,}: incremental hour (+{n_new:,} sessions)")
     res["store_bytes"] = size_of(loc)
     code = _DASHBOARD_CHILD.format(engine=engine, dsn=dsn, path=str(loc))
-    code = code.replace("from agentkpi.store import open_store",
-                        f"from {_open_store_import()} import open_store")
     dash = run_child([sys.executable, "-c", code], f"{engine} {n:,}: dashboard overview")
     if dash["returncode"] == 0:
         dash.update(json.loads(dash["_stdout"].strip().splitlines()[-1]))

@@ -12,11 +12,12 @@ import pytest
 
 from agentkpi.generate import append_hour, generate_sessions
 from agentkpi.kpis import aggregates
-from agentkpi.kpis.sql import DUCKDB, Dim, KpiQuery, build, run
+from agentkpi.kpis.sql import Dim, KpiQuery, build, run
 from agentkpi.pipeline import ingest
 from agentkpi.query import DIMENSIONS, metric_names, query
 from agentkpi.sdk import Recorder
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore as Store
+from agentkpi.store.duckdb import DUCKDB
 from agentkpi.web import data as web
 
 START = datetime(2026, 5, 20, 20, tzinfo=UTC)
@@ -34,9 +35,17 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     st.close()
 
 
+def _raw(st: Store, q: KpiQuery) -> list[dict[str, Any]]:
+    """``q`` on the events, as if the store kept no aggregate tables."""
+    saved, st.aggregates = st.aggregates, frozenset()
+    try:
+        return run(st, q)
+    finally:
+        st.aggregates = saved
+
+
 def _both(st: Store, q: KpiQuery) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return (run(st.con, DUCKDB, q, aggregates=st.aggregates),
-            run(st.con, DUCKDB, q, aggregates=frozenset()))
+    return run(st, q), _raw(st, q)
 
 
 def _served(st: Store, q: KpiQuery) -> bool:
@@ -182,9 +191,9 @@ def test_incremental_ingest_keeps_every_table_equal_to_a_rebuild(tmp_path: Path)
         assert late == 1
         # a whole rebuild gives the same KPIs
         q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
-        before_rows = run(st.con, DUCKDB, q, aggregates=st.aggregates)
+        before_rows = run(st, q)
         assert st.build_aggregates(force=True) == list(aggregates.TABLES)
-        assert run(st.con, DUCKDB, q, aggregates=st.aggregates) == before_rows
+        assert run(st, q) == before_rows
 
 
 def test_a_session_spread_over_log_segments_is_aggregated_whole(tmp_path: Path) -> None:
@@ -215,16 +224,16 @@ def test_a_store_without_tables_is_read_on_the_raw_path_then_built(tmp_path: Pat
     with Store(path) as st:
         ingest(str(root), st, workers=1)
         q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
-        expected = run(st.con, DUCKDB, q)
+        expected = _raw(st, q)
         for table in aggregates.TABLES:  # as a store written before aggregates existed
             st.con.execute(f"DROP TABLE {table}")
         st.con.execute("DROP TABLE aggregate_tables")
     with Store(path, read_only=True) as ro:
         assert ro.aggregates == frozenset()
-        assert ro.run_kpis(q) == expected
+        assert run(ro, q) == expected
     with Store(path) as st:  # a writer builds them from the events
         assert st.aggregates == frozenset(aggregates.TABLES)
-        assert _served(st, q) and st.run_kpis(q) == expected
+        assert _served(st, q) and run(st, q) == expected
 
 
 def test_event_key_merges_and_repricing_keep_the_tables_exact(tmp_path: Path) -> None:

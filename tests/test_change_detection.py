@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from agentkpi.pipeline import RESCAN_HOURS, ingest, rollup
-from agentkpi.store import Store
+from agentkpi.store import DuckDBStore as Store
 
 from .conftest import ev, write_session
 

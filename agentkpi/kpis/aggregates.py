@@ -33,11 +33,15 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agentkpi.kpis.catalogue import MEASURES, Measure
-from agentkpi.kpis.sql import Dialect, KpiQuery, hourly_measure_sql
+from agentkpi.kpis.sql import KpiQuery, hourly_measure_sql
 from agentkpi.model import EVENT_COLUMNS
+
+if TYPE_CHECKING:
+    from agentkpi.store.base import Dialect
 
 #: table -> the event columns it is keyed by (besides the hour and the session).
 TABLES: dict[str, tuple[str, ...]] = {
