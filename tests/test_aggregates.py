@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from agentkpi.generate import append_hour, generate_sessions
+from agentkpi.ingestion import ingest
 from agentkpi.kpis import aggregates
 from agentkpi.kpis.sql import Dim, KpiQuery, build, run
-from agentkpi.pipeline import ingest
-from agentkpi.query import DIMENSIONS, metric_names, query
+from agentkpi.queries import DIMENSIONS, metric_names, query
 from agentkpi.sdk import Recorder
 from agentkpi.store import DuckDBStore as Store
 from agentkpi.store.duckdb import DUCKDB

@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from agentkpi.pipeline import RESCAN_HOURS, ingest, rollup
+from agentkpi.ingestion import RESCAN_HOURS, ingest
+from agentkpi.rollups import rollup
 from agentkpi.store import DuckDBStore as Store
 
 from .conftest import ev, write_session

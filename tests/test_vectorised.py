@@ -10,7 +10,7 @@ from typing import Any
 import fsspec
 import pytest
 
-from agentkpi import pipeline
+from agentkpi import ingestion
 from agentkpi.generate import generate_sessions
 from agentkpi.quality import Quality
 from agentkpi.sources import session_dataset, vectorised
@@ -22,10 +22,10 @@ FS = fsspec.filesystem("file")
 
 def _both(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     paths = [(str(p), "fp") for p in sorted((root / "sessions").rglob("*.jsonl"))]
-    fast = pipeline._parse_many(session_dataset, FS, paths)
+    fast = ingestion._parse_many(session_dataset, FS, paths)
     with monkeypatch.context() as m:
         m.delattr(session_dataset, "parse_many")
-        slow = pipeline._parse_paths(session_dataset.NAME, FS, paths)
+        slow = ingestion._parse_paths(session_dataset.NAME, FS, paths)
     return fast, slow
 
 
