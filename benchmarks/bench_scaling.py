@@ -13,7 +13,7 @@ between runs; ``bench_rollup.py`` makes and restores it):
 * per engine, each step a child process (wall seconds, peak RSS via ``wait4``):
   cold ``agentkpi rollup`` of the 48 hours into a fresh store; one more hour of
   N/48 sessions appended and rolled up (the hourly cron run); store size on disk;
-  the dashboard's overview (7 days hourly + totals, ``agentkpi.web.data.overview``)
+  the dashboard's overview (7 days hourly + totals, ``agentkpi.views.overview``)
   and the by-user breakdown, computed in a fresh process (nothing cached);
   ``agentkpi export events`` to Parquet (DuckDB only) with its peak RSS.
 
@@ -47,7 +47,7 @@ _DASHBOARD_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from agentkpi.store import open_store
-from agentkpi.web import data
+from agentkpi import views as data
 st = open_store({engine!r}, {dsn!r}, {path!r}, read_only=True)
 t1 = time.perf_counter()
 o = data.overview(st)
