@@ -15,7 +15,6 @@ import inspect
 import os
 import socket
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ CHUNK = 1000  # files per parse task
 WRITE_EVENTS = 500_000  # events per store transaction
 #: Files of sessions with events this many hours before the newest are checked every run
 #: even when their folder did not change (see ``sources.session_dataset.list_changed``).
-LIVE_HOURS = 6.0
+LIVE_HOURS = 2.0
 #: The whole source is listed again when the last full listing is older than this.
 RESCAN_HOURS = 24.0
 
@@ -135,11 +134,6 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
 def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                  ) -> tuple[Any, Any, list[dict[str, Any]], Quality]:
     src = sources.by_name(fmt)
-    if getattr(src, "parse_many", None) is not None:
-        try:
-            return _parse_many(src, fs, paths)
-        except Exception:  # noqa: BLE001 - an importer bug: file by file below, so only
-            pass  # the file that triggers it is skipped (and reported)
     q = Quality()
     batch = CanonicalBatch()
     ledger = []
@@ -192,29 +186,6 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
     # The one pricing step every source goes through (source cost wins; tokens
     # without a cost are priced; unknown models stay NULL and are counted unpriced).
     return batch.session_table(), pricing.price_events(batch.event_table(), q), ledger, q
-
-
-def _parse_many(src: ModuleType, fs: Any, paths: list[tuple[str, str]]
-                ) -> tuple[Any, Any, list[dict[str, Any]], Quality]:
-    """A chunk through the source's vectorised ``parse_many`` (same rows, same counts)."""
-    q = Quality()
-    items = []
-    for path, _ in paths:
-        try:
-            items.append((path, _read(fs, path)))
-        except OSError as exc:
-            q.skip(path, "file_unreadable", f"cannot read: {exc}")
-    batch, vector_events, n_events = src.parse_many(items, q)
-    events = batch.event_table()
-    if vector_events is not None:
-        events = pa.concat_tables([events, vector_events])
-    n_sessions = Counter(batch.sessions["source_path"])
-    reasons = {s["path"]: s["reason"] for s in q.skipped}
-    ledger = [{"path": path, "fingerprint": fp, "source": src.NAME, "supersedes": [],
-               "status": "skipped" if path in reasons else "ok", "reason": reasons.get(path),
-               "n_sessions": n_sessions[path], "n_events": n_events[path]}
-              for path, fp in paths]
-    return batch.session_table(), pricing.price_events(events, q), ledger, q
 
 
 def _local_fs() -> Any:

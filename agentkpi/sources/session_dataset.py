@@ -17,14 +17,12 @@ import os
 import posixpath
 import re
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
 from agentkpi.quality import Quality, event_row, parse_ts, to_str
@@ -188,8 +186,10 @@ def _scalar_extras(row: dict[str, Any]) -> str | None:
     return orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode() if extra else None
 
 
-def _read_row(path: str, raw: bytes, q: Quality) -> dict[str, Any] | None:
-    """The session row of a file (its first non-empty line), or None (skipped, reported)."""
+def parse_file(path: str, raw: bytes, q: Quality,
+               into: CanonicalBatch | None = None) -> CanonicalBatch:
+    """Parse one session file; rows are appended to ``into`` (or a new batch)."""
+    batch = into if into is not None else CanonicalBatch()
     line = b""
     for candidate in raw.splitlines():
         if candidate.strip():
@@ -197,86 +197,28 @@ def _read_row(path: str, raw: bytes, q: Quality) -> dict[str, Any] | None:
             break
     if not line:
         q.skip(path, "file_empty", "file is empty; re-upload the session or delete the file")
-        return None
+        return batch
     try:
         row = _loads(line)
     except ValueError as exc:
         q.skip(path, "file_bad_json", f"not valid JSON ({exc}); the file is truncated or corrupt")
-        return None
+        return batch
     if not isinstance(row, dict):
         q.skip(path, "file_not_object", f"first line is a JSON {type(row).__name__}, "
                                         "expected an object with session fields")
-        return None
-    return row
-
-
-def parse_file(path: str, raw: bytes, q: Quality,
-               into: CanonicalBatch | None = None) -> CanonicalBatch:
-    """Parse one session file; rows are appended to ``into`` (or a new batch)."""
-    batch = into if into is not None else CanonicalBatch()
-    row = _read_row(path, raw, q)
-    if row is not None:
-        add_row(batch, row, path, q)
+        return batch
+    add_row(batch, row, path, q)
     return batch
 
 
-def parse_many(items: Sequence[tuple[str, bytes]], q: Quality
-               ) -> tuple[CanonicalBatch, pa.Table | None, Counter[str]]:
-    """Parse many session files at once, their events decoded in DuckDB.
-
-    Returns the batch (every session row, and the events of sessions the
-    vectorised decoder left to Python, see :mod:`agentkpi.sources.vectorised`),
-    the vectorised event rows, and the number of events per path. Same rows and
-    the same issue counts as :func:`parse_file` on each file.
-    """
-    from agentkpi.sources import vectorised
-
-    batch = CanonicalBatch()
-    n_events: Counter[str] = Counter()
-    sids: list[str] = []
-    paths: list[str] = []
-    texts: list[str] = []
-    decoded: list[list[Any]] = []
-    for path, raw in items:
-        row = _read_row(path, raw, q)
-        if row is None:
-            continue
-        text = row.get("events")
-        if type(text) is str and text:
-            try:
-                events = orjson.loads(text)  # what counts as bad JSON stays orjson's call
-            except orjson.JSONDecodeError:
-                events = None
-            if type(events) is list:
-                sids.append(add_row(batch, row, path, q, with_events=False))
-                paths.append(path)
-                texts.append(text)
-                decoded.append(events)
-                continue
-        before = batch.n_events
-        add_row(batch, row, path, q)
-        n_events[path] += batch.n_events - before
-    if not texts:
-        return batch, None, n_events
-    table, dirty, counts = vectorised.decoder().decode(sids, paths, texts, q)
-    for i, n in counts.items():
-        n_events[paths[i]] += n
-    for i in sorted(dirty):
-        before = batch.n_events
-        add_events(batch, sids[i], decoded[i], paths[i], q)
-        n_events[paths[i]] += batch.n_events - before
-    return batch, table, n_events
-
-
-def add_row(batch: CanonicalBatch, row: dict[str, Any], path: str, q: Quality,
-            with_events: bool = True) -> str:
-    """Append one decoded session row (and its events) to ``batch``; its session id."""
+def add_row(batch: CanonicalBatch, row: dict[str, Any], path: str, q: Quality) -> None:
+    """Append one decoded session row (and its events) to ``batch``."""
     session_id = to_str(row.get("session_id"))
     if session_id is None:
         session_id = posixpath.splitext(posixpath.basename(path))[0]
         q.note("session_id_missing", path)
     messages = _decode_list(row.get("messages"), "messages", q, path)
-    events = _decode_list(row.get("events"), "events", q, path) if with_events else []
+    events = _decode_list(row.get("events"), "events", q, path)
     turns = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "user")
     start = row.get("session_start_time")
     end = row.get("session_end_time")
@@ -294,7 +236,6 @@ def add_row(batch: CanonicalBatch, row: dict[str, Any], path: str, q: Quality,
         extra=_scalar_extras(row),
     )
     add_events(batch, session_id, events, path, q)
-    return session_id
 
 
 def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: str,
