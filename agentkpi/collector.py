@@ -322,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, orjson.dumps({"code": code, "message": message}),
                        "application/json", close)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if self.path.rstrip("/") in ("", "/health", "/healthz"):
             s = self.server
             self._send(200, orjson.dumps({"status": "ok", "accepted_requests":
@@ -332,10 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no such endpoint {self.path}; POST traces to /v1/traces",
                         False)
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._error(405, "use POST /v1/traces", False, close=True)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         proto = ctype in PROTOBUF_TYPES
         path = self.path.split("?", 1)[0]
@@ -696,7 +696,7 @@ class TraceIngester:
                 fresh = False
         d = otel.derive(spans, batch, q, self.prefix, emit=emit, source_path=self.prefix,
                         files=files)
-        per_unit: dict[str, int] = {}
+        per_unit: dict[str | None, int] = {}
         for f in batch.events["file"]:
             per_unit[f] = per_unit.get(f, 0) + 1
         for tid in dirty:

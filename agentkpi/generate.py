@@ -237,8 +237,8 @@ class _Session:
         self.dirty = dirty
         self.inj = inj
         self.force = force
-        self.first = None
-        self.last = None
+        self.first: int | None = None
+        self.last: int | None = None
         self.ncall = 0
         self.sid8 = sid8
 

@@ -156,7 +156,7 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
             except OSError as exc:
                 batch.truncate(n_s, n_e)
                 q.skip(path, "file_unreadable", f"cannot read: {exc}")
-            except Exception as exc:  # an importer bug must not lose the other files
+            except Exception as exc:  # noqa: BLE001 - an importer bug must not lose the other files
                 batch.truncate(n_s, n_e)
                 q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
                        f"({type(exc).__name__}: {exc}); please report this file")
@@ -173,7 +173,7 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                     src.parse_file(path, raw, q, into=batch)
                 else:
                     batch.extend(src.parse_file(path, raw, q))
-            except Exception as exc:  # an importer bug must not lose the other files
+            except Exception as exc:  # noqa: BLE001 - an importer bug must not lose the other files
                 batch.truncate(n_s, n_e)
                 q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
                        f"({type(exc).__name__}: {exc}); please report this file")

@@ -42,7 +42,7 @@ try:
     from genai_prices import Usage
     from genai_prices import data_snapshot as _snapshot
 except ImportError:  # pragma: no cover - a declared dependency
-    genai_prices = None
+    genai_prices = None  # type: ignore[assignment]
 
 #: Version stamped on every computed cost: the price table package and its version.
 PRICE_VERSION = f"genai-prices=={genai_prices.__version__}" if genai_prices else None
@@ -80,7 +80,7 @@ def _usage(p: int = 0, o: int = 0, cr: int = 0, cw: int = 0, cw1h: int = 0) -> A
 def _calc(price: Any, usage: Any) -> Decimal:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return price.calc_price(usage)["total_price"]  # type: ignore[no-any-return]
+        return price.calc_price(usage)["total_price"]
 
 
 _RATES: dict[int, tuple[Any, tuple[tuple[int, tuple[Decimal, ...]], ...]]] = {}

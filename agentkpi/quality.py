@@ -319,22 +319,22 @@ def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuil
     env: dict[str, Any] = {f"_{n}": fn for n, fn in COERCIONS.items()}
     exprs = []
     for name in names[:width]:
-        f = by_column.get(name)
+        mapped = by_column.get(name)
         if name in ("session_id", "seq", "ts", "event_type"):
             exprs.append(name)
         elif name == "data":
             exprs.append("_dumps(data).decode()")  # decoded JSON: keys are strings
         elif name == "file":
             exprs.append("path")
-        elif f is None:
+        elif mapped is None:
             exprs.append("None")
         else:
             expr = "None"
-            for key in reversed(f.keys):  # first key wins: coalesce from the last one up
-                one = f"_{f.coerce}(g({key!r}), q, where)"
+            for key in reversed(mapped.keys):  # first key wins: coalesce from the last one up
+                one = f"_{mapped.coerce}(g({key!r}), q, where)"
                 expr = one if expr == "None" else f"(_v if (_v := {one}) is not None else {expr})"
-            if f.event_type is not None:
-                expr = f"({expr} if event_type == {f.event_type!r} else None)"
+            if mapped.event_type is not None:
+                expr = f"({expr} if event_type == {mapped.event_type!r} else None)"
             exprs.append(expr)
     body = ",\n        ".join(exprs)
     gap = ", ".join(["None"] * (names.index("data") - 4))

@@ -9,7 +9,7 @@ CLI only formats.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,7 +93,7 @@ def rollup(target: str, *, source: str | None = None,
             day = parse_hour(daily).replace(hour=0)
             buckets = [day]
             rows = compute_rows(st, day, day + timedelta(days=1), grain="day")
-            path_of = csv_hourly.daily_path
+            path_of: Callable[[datetime], tuple[str, str]] = csv_hourly.daily_path
         else:
             if at is not None:
                 hour_list = [parse_hour(at)]

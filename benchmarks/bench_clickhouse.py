@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import cpu_model
 
 from agentkpi import ingestion, rollups, sources
 from agentkpi.kpis import HOURLY_COLUMNS, KpiQuery

@@ -40,12 +40,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import orjson  # noqa: E402
+import httpx
+import orjson
 
-from agentkpi.errors import StoreError  # noqa: E402
-from agentkpi.store import DuckDBStore  # noqa: E402
-from benchmarks._machine import cpu_model  # noqa: E402
+from agentkpi.errors import StoreError
+from agentkpi.store import DuckDBStore
+from benchmarks._machine import cpu_model
 
 
 def _free_port() -> int:

@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from _machine import cpu_model  # benchmarks/ is on sys.path
 
@@ -55,7 +56,7 @@ def run_child(cmd: list[str], label: str, env: dict | None = None) -> dict:
 
     out: dict[str, bytes] = {}
 
-    def drain(name: str, stream) -> None:  # noqa: ANN001
+    def drain(name: str, stream: IO[bytes]) -> None:
         out[name] = stream.read()
 
     threads = [threading.Thread(target=drain, args=(n, s))

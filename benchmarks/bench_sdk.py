@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentkpi.sdk import Recorder  # noqa: E402
-from agentkpi.sdk.eventlog import read_events  # noqa: E402
+from agentkpi.sdk import Recorder
+from agentkpi.sdk.eventlog import read_events
 
 LLM = dict(model="claude-sonnet-4", prompt_tokens=1200, completion_tokens=80,
            cache_read_tokens=900, cost_usd=0.004, latency_ms=850.0)

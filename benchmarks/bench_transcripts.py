@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentkpi.ingestion import ingest  # noqa: E402
-from agentkpi.store import DuckDBStore as Store  # noqa: E402
-from benchmarks._machine import cpu_model  # noqa: E402
+from agentkpi.ingestion import ingest
+from agentkpi.store import DuckDBStore as Store
+from benchmarks._machine import cpu_model
 
 
 def machine() -> dict[str, Any]:

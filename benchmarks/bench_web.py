@@ -34,10 +34,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _machine import cpu_model  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import cpu_model
 
-from agentkpi.store import DuckDBStore  # noqa: E402
-from agentkpi.web import create_app  # noqa: E402
+from agentkpi.store import DuckDBStore
+from agentkpi.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -85,7 +85,7 @@ class _Hook(BaseHTTPRequestHandler):
     received: list[dict[str, Any]] = []
     fail_first = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if _Hook.fail_first > 0:
             _Hook.fail_first -= 1

@@ -298,7 +298,7 @@ def test_shutdown_is_graceful_and_idempotent(tmp_path: Path) -> None:
 
 
 def test_import_compatibility_with_the_seed_names() -> None:
-    from agentkpi import Monitor as M
+    from agentkpi import Monitor as M  # noqa: N817 - short alias, compared below
     from agentkpi.monitor import (
         FileLogHandler,
         FileMetricHandler,

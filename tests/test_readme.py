@@ -17,7 +17,10 @@ def _commands() -> list[str]:
 def test_readme_opens_with_install_and_run_then_install_and_test() -> None:
     first, second = _commands()[:2]
     assert first == "pip install -e . && agentkpi quickstart"
-    assert second.startswith("pip install -e '.[dev]' && python -m pytest")
+    assert second.startswith("pip install -e '.[dev]' && ")
+    # lint and type check run before the tests
+    assert second.index("ruff check agentkpi") < second.index("mypy") < second.index("pytest")
+    assert second.endswith("python -m pytest -q")
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -17,8 +18,9 @@ from agentkpi import __version__
 class _Group(click.Group):
     """Usage errors exit 1 with one line (Click's default is exit 2 and three lines)."""
 
-    def main(self, args=None, prog_name=None, complete_var=None,  # type: ignore[override]
-             standalone_mode: bool = True, **extra):
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:

@@ -268,8 +268,7 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
         for r in mrows:
             key = tuple(r[: len(dim_names)])
             val = r[-1]
-            acc.setdefault(key, {})[str(r[-2])] = (
-                float(val) if k.map_value == "sum" else int(val))
+            acc.setdefault(key, {})[str(r[-2])] = int(val)  # counts ("sum" maps: above)
         map_values[name] = acc
     requested = list(q.kpis)
     needed = needed_kpis(requested)

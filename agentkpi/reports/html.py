@@ -113,10 +113,10 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
     x0 = xs[0] if xs else datetime(1970, 1, 1)
     span = (xs[-1] - x0).total_seconds() if len(xs) > 1 else 1.0
 
-    def X(t: datetime) -> float:
+    def X(t: datetime) -> float:  # noqa: N802 - the chart's x axis
         return ml + (t - x0).total_seconds() / span * pw if span else ml
 
-    def Y(v: float) -> float:
+    def Y(v: float) -> float:  # noqa: N802 - the chart's y axis
         return mt + ph - (v - lo) / ((hi - lo) or 1) * ph
 
     e = html.escape
@@ -213,7 +213,8 @@ def render_html(report: Mapping[str, Any]) -> str:
             return "ratio"
         return "USD" if k.startswith("cost") else ""
 
-    rng = report.get("range") if isinstance(report.get("range"), Mapping) else {}
+    rng_raw = report.get("range")
+    rng = rng_raw if isinstance(rng_raw, Mapping) else {}
     ends = [report.get("from") or rng.get("start"), report.get("to") or rng.get("end")]
     span = " \u2192 ".join(str(v).replace("T", " ") for v in ends if v)
     tz = report.get("tz") or rng.get("tz") or "UTC"

@@ -547,7 +547,7 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_orphan_tmp(directory: Path) -> list[Path]:
     """Delete ``*.tmp`` files left by a writer killed while compressing."""
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(directory)
     except OSError:

@@ -246,7 +246,7 @@ class Recorder:
             try:
                 while q:
                     self._drain()
-            except Exception as exc:  # noqa: BLE001 - keep the writer alive
+            except Exception as exc:
                 self._last_error = repr(exc)
                 logger.exception("agentkpi: writer thread error")
             self._writer_cpu += time.thread_time() - c0

@@ -12,12 +12,12 @@ carriage return gets a leading single quote (OWASP "CSV injection").
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Batches = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch]
+Batches: TypeAlias = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch]
 
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -30,7 +30,7 @@ def schema_and_batches(data: Batches) -> tuple[pa.Schema, Iterator[pa.RecordBatc
         return data.schema, iter(data.to_batches())
     if isinstance(data, pa.RecordBatchReader):
         return data.schema, iter(data)
-    it = iter(data)
+    it: Iterator[pa.RecordBatch] = iter(data)
     first = next(it, None)
     if first is None:
         raise ValueError("no record batches and no schema: pass a Table or a "

@@ -112,7 +112,7 @@ def _write_hf(kind: str, repo: str, prefix: str, files: Mapping[str, bytes],
             api.create_repo(repo_id=repo, repo_type=repo_type, exist_ok=True)
             api.create_commit(repo_id=repo, repo_type=repo_type, operations=ops,
                               commit_message=message)
-        except Exception as exc:  # huggingface_hub raises many types
+        except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types
             raise UsageError(f"upload to hf://{kind}/{repo} failed: {exc}; check HF_TOKEN "
                              "has write access to the repository") from None
     return WriteResult(written, unchanged)

@@ -214,6 +214,18 @@ class _Call:
 
     __slots__ = ("line", "seq", "ts", "usage", "sidechain", "request_id", "message_id",
                  "model", "cost", "session", "raw_ts", "data")
+    line: Any
+    seq: Any
+    ts: Any
+    usage: Any
+    sidechain: Any
+    request_id: Any
+    message_id: Any
+    model: Any
+    cost: Any
+    session: Any
+    raw_ts: Any
+    data: Any
 
     def __init__(self, **kw: Any) -> None:
         for k, v in kw.items():
@@ -384,8 +396,9 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                     q.count_audit("tool_uses_repeated")
                     continue
                 name = block.get("name")
+                args = block.get("input")
                 uses[tid] = (n, ts, name if isinstance(name, str) else None, sid,
-                             block.get("input") if type(block.get("input")) is dict else {})
+                             args if isinstance(args, dict) else {})
         usage = msg.get("usage")
         if type(usage) is not dict:
             continue
@@ -501,9 +514,9 @@ def _emit(into: CanonicalBatch, path: str, q: Quality, agent: str, parent: str |
         if s is not None and model:
             s["models"][model] = s["models"].get(model, 0) + 1
         data = {"message_id": c.message_id, "request_id": c.request_id}
-        for extra in ("service_tier", "speed"):
-            if isinstance(u.get(extra), str):
-                data[extra] = u[extra]
+        for key in ("service_tier", "speed"):
+            if isinstance(u.get(key), str):
+                data[key] = u[key]
         into.add_event(
             session_id=c.session, seq=c.seq, ts=c.ts, event_type="llm_call", model=model,
             prompt_tokens=to_int(u.get("input_tokens"), q, where),

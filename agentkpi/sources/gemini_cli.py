@@ -135,9 +135,9 @@ class _Recording:
                     self.rewound.add(mid)
                     self.q.count_audit("rewound_counted")
             return
-        mid = rec.get("id")
-        if isinstance(mid, str):
-            self.message(mid, rec, where)
+        rid = rec.get("id")
+        if isinstance(rid, str):
+            self.message(rid, rec, where)
             return
         upd = rec.get("$set")
         if isinstance(upd, dict):
@@ -268,8 +268,8 @@ def _summary(rec: dict[str, Any]) -> dict[str, Any]:
 
 def _text(content: Any) -> str | None:
     if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict)
-                 and isinstance(p.get("text"), str)]
+        parts: list[str] = [p["text"] for p in content if isinstance(p, dict)
+                            and isinstance(p.get("text"), str)]
         return "".join(parts)[:2000] or None
     return None
 

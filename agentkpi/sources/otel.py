@@ -352,15 +352,17 @@ def _sdk_span(raw: Any, q: Quality, where: str) -> Span | None:
         q.note("event_not_object", where)
         return None
     g = raw.get
-    ctx = g("context") if isinstance(g("context"), dict) else {}
+    ctx_raw = g("context")
+    ctx = ctx_raw if isinstance(ctx_raw, dict) else {}
     trace_id = _hex_id(ctx.get("trace_id"), 16)
     span_id = _hex_id(ctx.get("span_id"), 8)
     if trace_id is None or span_id is None:
         q.note("span_id_invalid", f"{where}: span {g('name')!r}")
         return None
     parent = g("parent_id")
-    if parent is None and isinstance(g("parent"), dict):
-        parent = g("parent").get("span_id")
+    parent_raw = g("parent")
+    if parent is None and isinstance(parent_raw, dict):
+        parent = parent_raw.get("span_id")
     status, message = _status(g("status"))
     res = g("resource")
     resource = attributes(res.get("attributes")) if isinstance(res, dict) else {}
@@ -373,7 +375,8 @@ def _sdk_span(raw: Any, q: Quality, where: str) -> Span | None:
 
 def _langfuse_spans(obj: dict[str, Any], q: Quality, where: str) -> list[Span]:
     """Observations of a Langfuse trace export that carry the original OTel attributes."""
-    trace = obj.get("trace") if isinstance(obj.get("trace"), dict) else {}
+    trace_raw = obj.get("trace")
+    trace = trace_raw if isinstance(trace_raw, dict) else {}
     out: list[Span] = []
     for o in obj.get("observations") or ():
         if not isinstance(o, dict):
@@ -464,7 +467,7 @@ def parse_protobuf_request(body: bytes) -> Any:
     req = pb.ExportTraceServiceRequest()
     try:
         req.ParseFromString(body)
-    except Exception as exc:  # google.protobuf.message.DecodeError
+    except Exception as exc:  # noqa: BLE001 - google.protobuf.message.DecodeError
         raise ValueError(f"not a valid OTLP protobuf ExportTraceServiceRequest ({exc})") from None
     return req
 
@@ -863,7 +866,8 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         failed = s.status == 2 or s.attrs.get("error.type") is not None
         dur = (s.end_ns - s.start_ns) / 1e6 if s.start_ns is not None and \
             s.end_ns is not None and s.end_ns >= s.start_ns else None
-        data = {"trace_id": k[0], "span_id": k[1], "parent_span_id": s.parent_id,
+        data: dict[str, Any] = {
+                "trace_id": k[0], "span_id": k[1], "parent_span_id": s.parent_id,
                 "name": s.name, "tool": name, "tool_call_id": call_id,
                 "attributes": _slim(s.attrs)}
         if merged:
@@ -874,8 +878,8 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
                       mcp_server=to_str(s.attrs.get("mcp.server.name")))
         rows.append((s.start_ns or 0, dict(common, event_type="tool_call", ts=ns_to_dt(
             s.start_ns), event_key=f"otel:tool_call:{k[0]}:{k[1]}", _data=data)))
-        out_data = {"trace_id": k[0], "span_id": k[1], "tool": name, "success": not failed,
-                    "duration_ms": dur}
+        out_data: dict[str, Any] = {"trace_id": k[0], "span_id": k[1], "tool": name,
+                                    "success": not failed, "duration_ms": dur}
         if failed:
             out_data["error"] = s.status_message or to_str(s.attrs.get("error.type"))
         rows.append(((s.end_ns or s.start_ns or 0), dict(

@@ -100,8 +100,8 @@ def _loads(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        if not any(w in text for w in ((b"NaN", b"Infinity") if isinstance(text, bytes)
-                                       else ("NaN", "Infinity"))):
+        s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        if "NaN" not in s and "Infinity" not in s:
             raise
         try:
             return json.loads(text)

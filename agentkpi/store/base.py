@@ -78,8 +78,11 @@ class Store(Protocol):
     #: Where the data lives (a file path, a chDB directory or a DSN), for messages.
     path: str
     read_only: bool
-    #: How this engine spells SQL (the KPI compiler builds queries with it).
-    dialect: Dialect
+    @property
+    def dialect(self) -> Dialect:
+        """How this engine spells SQL (the KPI compiler builds queries with it)."""
+        ...
+
     #: Event rows removed so far because their ``event_key`` was already stored.
     merged_by_key: int
     #: The materialised hourly aggregate tables kept up to date (empty: KPIs read the

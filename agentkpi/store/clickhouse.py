@@ -253,7 +253,7 @@ def _ddl_v2(cluster: str | None = None) -> tuple[str, ...]:
     sessions = ("sessions_rmt_local", "sessions_rmt") if cluster else ("sessions_rmt",)
     audit_cols = _ch_columns(AUDIT_COLUMNS)
     if cluster is None:
-        audit = (f"CREATE TABLE IF NOT EXISTS import_audit ({audit_cols})\n"
+        audit: tuple[str, ...] = (f"CREATE TABLE IF NOT EXISTS import_audit ({audit_cols})\n"
                  "ENGINE = MergeTree ORDER BY tuple()",)
     else:
         audit = (
@@ -334,7 +334,7 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
                 "settings": query}
     if u.scheme in ("clickhouse", "clickhouses", "http", "https"):
         secure = u.scheme in ("clickhouses", "https")
-        db = unquote(u.path.lstrip("/")) or query.pop("database", None) or "agentkpi"
+        db = unquote(u.path.lstrip("/")) or query.pop("database", "") or "agentkpi"
         return {"kind": "http", "host": u.hostname or "localhost",
                 "port": u.port or (8443 if secure else 8123),
                 "username": unquote(u.username) if u.username else "default",
@@ -379,7 +379,7 @@ class ClickHouseStore:
                 self.client = clickhouse_connect.get_client(
                     host=cfg["host"], port=cfg["port"], username=cfg["username"],
                     password=cfg["password"], secure=cfg["secure"], database="default")
-        except Exception as exc:  # driver errors vary by transport
+        except Exception as exc:  # noqa: BLE001 - driver errors vary by transport
             hint = ""
             if cfg["kind"] == "chdb":
                 hint = ("; chDB opens one data directory per process and locks it against "
@@ -393,7 +393,7 @@ class ClickHouseStore:
         #: Rows removed because their event_key was already stored (for the import audit).
         self.merged_by_key = 0
         if read_only:
-            exists = self.client.command(
+            exists = self._cmd(
                 f"SELECT count() FROM system.tables WHERE database = {_q(self.database)} "
                 "AND name = 'schema_migrations'")
             if not int(exists):
@@ -425,7 +425,7 @@ class ClickHouseStore:
             try:
                 for stmt in statements:
                     self._cmd(stmt)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - server errors vary by version
                 raise StoreError(f"migration {version} ({description}) failed on "
                                  f"{_redact(self.dsn)}: {exc}") from None
             self.client.insert("schema_migrations", [[version, description, _now()]],
@@ -434,14 +434,14 @@ class ClickHouseStore:
         return applied
 
     def schema_version(self) -> int:
-        return int(self.client.command("SELECT max(version) FROM schema_migrations") or 0)
+        return int(self._cmd("SELECT max(version) FROM schema_migrations") or 0)
 
     # ---------------------------------------------------------------- ingest ledger
     def fingerprints(self, prefix: str = "") -> dict[str, str]:
         where = f" WHERE startsWith(path, {_q(prefix)})" if prefix else ""
         rows = self.client.query("SELECT path, fingerprint FROM ingested_files FINAL"
                                  + where).result_rows
-        return dict(rows)
+        return {path: fp for path, fp in rows}
 
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (path, fingerprint) pairs that are new or changed since their last ingest."""
@@ -502,7 +502,7 @@ class ClickHouseStore:
                 self.client.insert_arrow("ingested_files", ledger)
         except StoreError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is a StoreError
             raise StoreError(f"writing to ClickHouse store {_redact(self.dsn)} failed: "
                              f"{exc}") from None
 
@@ -710,4 +710,4 @@ def ddl_script(cluster: str | None = None, database: str = "agentkpi") -> str:
 if __name__ == "__main__":  # python -m agentkpi.store.clickhouse [CLUSTER] [DATABASE]
     import sys
 
-    print(ddl_script(*(sys.argv[1:3] or [None])), end="")
+    print(ddl_script(*sys.argv[1:3]), end="")

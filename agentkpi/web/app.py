@@ -136,7 +136,7 @@ class Dashboard:
         """Compute the default views in the background so the first visits are instant."""
         if not self.store or views.store_version(self.store) is None:
             return
-        self.refresh_later("/api/overview?", lambda st: views.overview(st))
+        self.refresh_later("/api/overview?", views.overview)
         for dim in PAGE_DIMENSIONS:
             self.refresh_later(f"/api/breakdown/{dim}?", functools.partial(_breakdown, dim=dim))
 
