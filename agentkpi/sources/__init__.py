@@ -49,8 +49,9 @@ from typing import Any
 from agentkpi.errors import SourceError
 from agentkpi.sources import codex, gemini_cli, session_dataset
 
-# Transcript importers first: a Codex home has a ``sessions/`` folder too.
-SOURCES: list[ModuleType] = [codex, gemini_cli, session_dataset]
+# The main job's format first (its detection lists one folder); it refuses a Codex home
+# (``sessions/YYYY/MM/DD``), whose importer comes next.
+SOURCES: list[ModuleType] = [session_dataset, codex, gemini_cli]
 
 
 def _register_optional() -> None:

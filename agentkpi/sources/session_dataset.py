@@ -45,8 +45,21 @@ def _sessions_dir(fs: Any, root: str) -> str | None:
     return None
 
 
+_YEAR_DIR = re.compile(r"^\d{4}$")
+
+
 def detect(fs: Any, root: str) -> bool:
-    return _sessions_dir(fs, root) is not None
+    """A ``sessions/`` folder of day folders. A ``sessions/`` holding year folders is
+    Codex CLI's (``sessions/YYYY/MM/DD``), not ours. Cheap: lists one folder, so the
+    main job's auto-detection never walks the dataset (it is tried first)."""
+    base = _sessions_dir(fs, root)
+    if base is None:
+        return False
+    try:
+        names = [posixpath.basename(str(p).rstrip("/")) for p in fs.ls(base, detail=False)]
+    except (OSError, ValueError):
+        return True
+    return any(_DAY_DIR.match(n) for n in names) or not any(_YEAR_DIR.match(n) for n in names)
 
 
 def list_files(fs: Any, root: str) -> dict[str, Any]:

@@ -32,6 +32,29 @@ TOKENS_SQL = ("(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
               "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0))")
 
 
+def scan_sql(table: ScanTable, dialect: Dialect, start: datetime | None = None,
+             end: datetime | None = None) -> tuple[pa.Schema, str]:
+    """The schema and SELECT of a :meth:`Store.scan` on any engine: ``events`` in
+    ``[start, end)``, or the ``sessions`` with an event in it."""
+    from agentkpi.model import EVENT_SCHEMA, SESSION_SCHEMA
+
+    conds = []
+    if start is not None:
+        conds.append(f"ts >= {dialect.ts_literal(start)}")
+    if end is not None:
+        conds.append(f"ts < {dialect.ts_literal(end)}")
+    where = " AND ".join(conds)
+    if table == "events":
+        sql = f"SELECT {', '.join(EVENT_SCHEMA.names)} FROM events"
+        return EVENT_SCHEMA, sql + (f" WHERE {where}" if where else "")
+    if table == "sessions":
+        sql = f"SELECT {', '.join(SESSION_SCHEMA.names)} FROM sessions"
+        if where:
+            sql += f" WHERE session_id IN (SELECT session_id FROM events WHERE {where})"
+        return SESSION_SCHEMA, sql
+    raise ValueError(f"cannot scan {table!r}; use events or sessions")
+
+
 class Dialect(Protocol):
     """How one engine spells the aggregates and literals the KPI compiler uses.
 

@@ -55,10 +55,9 @@ from agentkpi.model import (
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
-    SESSION_SCHEMA,
 )
 from agentkpi.quality import AUDIT_COLUMNS
-from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord
+from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord, scan_sql
 
 # ----------------------------------------------------------------------------- dialect
 
@@ -614,23 +613,7 @@ class ClickHouseStore:
     def scan(self, table: ScanTable, start: datetime | None = None,
              end: datetime | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
         """The rows as Arrow batches (read whole: the driver has no cursor over chDB)."""
-        conds = []
-        if start is not None:
-            conds.append(f"ts >= {CLICKHOUSE.ts_literal(start)}")
-        if end is not None:
-            conds.append(f"ts < {CLICKHOUSE.ts_literal(end)}")
-        where = " AND ".join(conds)
-        if table == "events":
-            schema = EVENT_SCHEMA
-            sql = f"SELECT {', '.join(schema.names)} FROM events"
-            sql += f" WHERE {where}" if where else ""
-        elif table == "sessions":
-            schema = SESSION_SCHEMA
-            sql = f"SELECT {', '.join(schema.names)} FROM sessions"
-            if where:
-                sql += f" WHERE session_id IN (SELECT session_id FROM events WHERE {where})"
-        else:
-            raise ValueError(f"cannot scan {table!r}; use events or sessions")
+        schema, sql = scan_sql(table, CLICKHOUSE, start, end)
         got = self.client.query_arrow(sql)
         cast = pa.table([_as(got.column(f.name), f.type) for f in schema], schema=schema)
         return pa.RecordBatchReader.from_batches(schema, cast.to_batches(batch_rows))

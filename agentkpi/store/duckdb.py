@@ -29,14 +29,12 @@ from agentkpi.kpis import aggregates as agg
 from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
-    EVENT_SCHEMA,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
-    SESSION_SCHEMA,
 )
 from agentkpi.quality import AUDIT_COLUMNS
-from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord
+from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord, scan_sql
 
 # ----------------------------------------------------------------------------- dialect
 
@@ -549,26 +547,8 @@ class DuckDBStore:
 
     def scan(self, table: ScanTable, start: datetime | None = None,
              end: datetime | None = None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
-        conds, params = [], []
-        if start is not None:
-            conds.append("ts >= ?")
-            params.append(start)
-        if end is not None:
-            conds.append("ts < ?")
-            params.append(end)
-        where = " AND ".join(conds)
-        if table == "events":
-            schema = EVENT_SCHEMA
-            sql = f"SELECT {', '.join(schema.names)} FROM events"
-            sql += f" WHERE {where}" if where else ""
-        elif table == "sessions":
-            schema = SESSION_SCHEMA
-            sql = f"SELECT {', '.join(schema.names)} FROM sessions"
-            if where:
-                sql += f" WHERE session_id IN (SELECT session_id FROM events WHERE {where})"
-        else:
-            raise ValueError(f"cannot scan {table!r}; use events or sessions")
-        rel = self.con.sql(sql, params=params or None)
+        schema, sql = scan_sql(table, self.dialect, start, end)
+        rel = self.con.sql(sql)
         reader = rel.to_arrow_reader(batch_rows)
         if reader.schema.equals(schema):
             return reader
