@@ -38,6 +38,7 @@ next to the store); the rollup never fails because of alerts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkpi import config
-from agentkpi.errors import UsageError
+from agentkpi.errors import UsageError, redact_url
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.dimensions import DIMENSIONS
 
@@ -93,6 +94,9 @@ class Notify:
     webhook: str | None = None
     webhook_retries: int = 3
     webhook_timeout: float = 5.0
+    #: Seconds all webhook calls of one check may take together (attempts, retries and
+    #: backoff included): a webhook that never answers cannot hold a rollup for long.
+    webhook_deadline: float = 15.0
     backoff: float = 0.5
     state: str | None = None
 
@@ -274,34 +278,76 @@ def message(f: Finding, status: str) -> dict[str, Any]:
 
 
 def post_webhook(url: str, payload: Mapping[str, Any], retries: int = 3, timeout: float = 5.0,
-                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 deadline: float | None = None) -> None:
     """POST JSON with retries on errors and 5xx/429 (exponential backoff); raises at the end.
 
+    Bounded in time: one attempt lasts at most ``timeout`` seconds in all (connect,
+    send and the whole answer - a server that trickles its answer byte by byte is cut
+    off too), and all attempts with their backoff at most ``deadline`` seconds. The
+    error (``OSError``) names the webhook without its secret path or credentials.
     The payload has a ``text`` field, so a Slack incoming webhook shows it as is.
+    """
+    shown = redact_url(url, keep_path=False)
+    start = time.monotonic()
+    end = start + (deadline if deadline is not None else (timeout + backoff) * (retries + 1))
+    last = "no attempt made: the time budget for webhooks was spent"
+    attempts = 0
+    for attempt in range(retries + 1):
+        remaining = end - time.monotonic()
+        if remaining <= 0.05:
+            break
+        attempts += 1
+        status, body, error = _post_once(url, payload, min(timeout, remaining))
+        if error is None and status is not None and status < 300:
+            return
+        last = error or f"HTTP {status}: {body[:200]}"
+        if error is None and status is not None and status < 500 and status != 429:
+            break  # a client error will not get better
+        pause = backoff * 2 ** attempt
+        if attempt < retries and time.monotonic() + pause < end:
+            sleep(pause)
+    raise OSError(f"webhook {shown} failed after {attempts} attempt(s) in "
+                  f"{time.monotonic() - start:.1f} s: {last.replace(url, shown)}")
+
+
+def _post_once(url: str, payload: Mapping[str, Any], limit: float
+               ) -> tuple[int | None, str, str | None]:
+    """(status, body, error) of one POST that takes at most ``limit`` seconds in all.
+
+    httpx's timeouts bound each socket operation, not the whole exchange; the request
+    runs on a daemon thread and is abandoned (its client closed) when ``limit`` passes.
     """
     import httpx
 
-    last: str = ""
-    for attempt in range(retries + 1):
+    out: dict[str, Any] = {}
+    client = httpx.Client(timeout=httpx.Timeout(limit + 0.5))  # the join below cuts first
+
+    def run() -> None:
         try:
-            resp = httpx.post(url, json=payload, timeout=timeout)
-            if resp.status_code < 300:
-                return
-            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-            if resp.status_code < 500 and resp.status_code != 429:
-                break  # a client error will not get better
-        except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if attempt < retries:
-            sleep(backoff * 2 ** attempt)
-    raise OSError(f"webhook {url} failed after {attempt + 1} attempt(s): {last}")
+            resp = client.post(url, json=payload)
+            out["status"], out["body"] = resp.status_code, resp.text
+        except Exception as exc:  # noqa: BLE001 - reported as the attempt's error
+            out["error"] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=run, name="agentkpi-webhook", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        with contextlib.suppress(Exception):
+            client.close()
+        return None, "", f"no complete answer within {limit:.1f} s"
+    client.close()
+    return out.get("status"), out.get("body", ""), out.get("error")
 
 
-def deliver(msg: Mapping[str, Any], notify: Notify, echo: Echo | None = None) -> list[str]:
+def deliver(msg: Mapping[str, Any], notify: Notify, echo: Echo | None = None,
+            until: float | None = None) -> list[str]:
     """Send one notification to every configured channel; returns the errors.
 
     The ``stdout`` channel is ``echo`` (the CLI passes ``click.echo``); the library
     itself never prints, it logs every notification to ``agentkpi.alerts``.
+    ``until``: ``time.monotonic()`` by which webhook calls must be done (the run's budget).
     """
     errors = []
     if notify.stdout and echo is not None:
@@ -315,9 +361,10 @@ def deliver(msg: Mapping[str, Any], notify: Notify, echo: Echo | None = None) ->
         except OSError as exc:
             errors.append(f"file {notify.file}: {exc}")
     if notify.webhook:
+        budget = notify.webhook_deadline if until is None else until - time.monotonic()
         try:
             post_webhook(notify.webhook, msg, notify.webhook_retries, notify.webhook_timeout,
-                         notify.backoff)
+                         notify.backoff, deadline=max(0.0, budget))
         except OSError as exc:
             errors.append(str(exc))
     return errors
@@ -399,6 +446,7 @@ def process(findings: Sequence[Finding], notify: Notify, state: dict[str, Any] |
     """Turn findings into firing/resolved notifications using (and updating) the state."""
     state = load_state(notify.state) if state is None else state
     sent, errors = [], []
+    until = time.monotonic() + notify.webhook_deadline  # one budget for the whole run
     for f in findings:
         was = f.key in state
         if f.firing == was:
@@ -407,7 +455,7 @@ def process(findings: Sequence[Finding], notify: Notify, state: dict[str, Any] |
             continue
         status = "firing" if f.firing else "resolved"
         msg = message(f, status)
-        errs = [] if dry_run else deliver(msg, notify, echo)
+        errs = [] if dry_run else deliver(msg, notify, echo, until)
         if errs:  # not recorded: retried on the next run
             errors.extend(errs)
             continue
@@ -449,9 +497,15 @@ def after_rollup(store: str | None = None, engine: str | None = None, dsn: str |
 
         st = open_read_only(store, engine, dsn)
         try:
-            return check(path, st, now, echo=echo)
+            result = check(path, st, now, echo=echo)
         finally:
             st.close()
+        for err in result.errors:  # not sent: retried on the next run
+            log.warning("alert notification failed: %s", err)
+            if echo is not None:
+                echo(f"warning: alert notification failed (retried next run): {err}",
+                     err=True)
+        return result
     except Exception as exc:  # noqa: BLE001 - alerts must never break the rollup
         log.warning("alert check after rollup failed: %s", exc)
         if echo is not None:

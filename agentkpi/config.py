@@ -54,6 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("raise_errors", "AGENTKPI_RAISE_ERRORS", False, flag,
             "Re-raise errors made while recording (SDK, Monitor) instead of counting them; "
             "for tests and debugging."),
+    Setting("allowed_hosts", "AGENTKPI_ALLOWED_HOSTS", "localhost,127.0.0.1,::1", str,
+            "Host names the dashboard answers to (comma-separated; '*' = any, "
+            "'.example.com' = a domain); other Host headers get 400 (DNS rebinding)."),
+    Setting("debug", "AGENTKPI_DEBUG", "", str,
+            "Set to 1 to let the CLI show the traceback of an unexpected error."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -6,6 +6,9 @@ Every message says what was wrong, where, and what to try next. The CLI prints
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 
 class AgentKpiError(Exception):
     """Base class of every error agentkpi raises deliberately."""
@@ -39,6 +42,39 @@ class StoreMissingError(StoreError):
 
 class StoreBusyError(StoreError):
     """The store exists but cannot be opened now (another process holds its lock)."""
+class OutputError(AgentKpiError):
+    """An output (rollup target, ``--out`` file, upload) could not be written."""
+
+
+def os_reason(exc: OSError) -> str:
+    """``Not a directory: '/x/hourly'`` - the OS's words and the path, without the errno."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{what}: {exc.filename!r}" if exc.filename else what
+
+
+_SECRET_PARAM = re.compile(r"(?i)(token|key|secret|pass|pwd|sig|auth|code)")
+
+
+def redact_url(url: str, keep_path: bool = True) -> str:
+    """``url`` safe to print: password -> ``***``, secret-looking query values -> ``***``;
+    ``keep_path=False`` also hides the path (webhook URLs carry their secret there).
+    """
+    try:
+        u = urlsplit(url)
+        host = u.hostname or ""
+        port = u.port
+    except ValueError:
+        return "<unprintable URL>"
+    if not u.scheme:
+        return url
+    user = f"{u.username}{':***' if u.password is not None else ''}@" if u.username else ""
+    netloc = f"{user}{host}{f':{port}' if port else ''}"
+    if not keep_path:
+        return f"{u.scheme}://{netloc}{'/***' if u.path.strip('/') else u.path}"
+    query = "&".join(
+        f"{k}={'***' if _SECRET_PARAM.search(k) else v}" if sep else k
+        for part in u.query.split("&") if part for k, sep, v in (part.partition("="),))
+    return f"{u.scheme}://{netloc}{u.path}{'?' + query if query else ''}"
 
 
 class DataError(AgentKpiError):

@@ -16,7 +16,6 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -27,10 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentkpi import config, pricing, sources
-from agentkpi.errors import UsageError
+from agentkpi.errors import AgentKpiError, SourceError, UsageError
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
 from agentkpi.store import Store
+from agentkpi.workers import worker_pool
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1000  # files per parse task
@@ -56,6 +56,8 @@ class IngestResult:
     ran_at: datetime | None = None
     #: Machines of the sessions in the store after the run.
     machines_seen: list[str] = field(default_factory=list)
+    #: Unchanged files of this source that an earlier run skipped: still unread.
+    still_skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "format": self.format, "files_seen": self.files_seen,
@@ -63,7 +65,7 @@ class IngestResult:
                 "sessions": self.sessions, "events": self.events, "machine": self.machine,
                 "ran_at": self.ran_at.isoformat() if self.ran_at else None,
                 "machines_seen": self.machines_seen, "price_version": pricing.PRICE_VERSION,
-                **self.quality.to_dict()}
+                **self.quality.to_dict(), "still_skipped_files": self.still_skipped}
 
     def audit_rows(self) -> list[dict[str, Any]]:
         """The run's import-audit counters as rows of the store's ``import_audit``."""
@@ -214,11 +216,18 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         fs, root = fsspec.core.url_to_fs(source)
     except (ValueError, ImportError) as exc:
         raise UsageError(f"cannot open source {source!r}: {exc}") from None
-    if not fs.exists(root):
-        raise UsageError(f"source {source!r} does not exist; pass an existing directory "
-                         "or URL with --source")
-    src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
-    listing, folders, full = _list(src, fs, root, store, rescan)
+    try:
+        if not fs.exists(root):
+            raise UsageError(f"source {source!r} does not exist; pass an existing directory "
+                             "or URL with --source")
+        src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
+        listing, folders, full = _list(src, fs, root, store, rescan)
+    except AgentKpiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the filesystem: network, permissions, auth
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SourceError(f"cannot list source {source}: {type(exc).__name__}: {first}; "
+                          "check the path or URL, the network and credentials") from None
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
                           machine=machine or default_machine(),
                           ran_at=datetime.now(UTC).replace(tzinfo=None))
@@ -226,6 +235,11 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     todo = [(p, fingerprint(info)) for p, info in listing.items()]
     todo = sorted(store.changed_files(todo))
     result.files_unchanged = result.files_seen - len(todo)
+    if result.files_unchanged:
+        reading = {p for p, _ in todo}
+        result.still_skipped = sorted(
+            ({"path": p, "reason": reason} for p, reason in store.skipped_files().items()
+             if p in listing and p not in reading), key=lambda s: s["path"])
     fresh = store.counts()["events"] == 0
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
     local = _is_local(fs)
@@ -269,7 +283,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     if progress:
         progress("ingest", 0, len(todo))
     if local and n_workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        with worker_pool(n_workers) as pool:
             consume(pool.map(parse_local_chunk, [src.NAME] * len(chunks), chunks))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,11 @@ def _draw(ax: Any, title: str, unit: str, x: list[datetime], rows: list[Mapping[
     # the one unit-aware formatter of cards, tables and the dashboard's charts
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_value(v, unit)))
     ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+    if len(x) > 1:
+        ax.set_xlim(x[0], x[-1])  # no padding: a bucket in year 9999 has no room after it
+    elif x:
+        left = x[0] - timedelta(hours=1) if x[0].year > 1 else x[0]
+        ax.set_xlim(left, left + timedelta(hours=1))
     loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))

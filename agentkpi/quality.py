@@ -7,7 +7,9 @@ that cannot be parsed is skipped and listed with its path and the reason.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,10 @@ ISSUE_KINDS: dict[str, str] = {
                       "table; cost left NULL (never $0), tokens counted as unpriced_tokens.",
     "line_malformed": "A transcript line is not a JSON object or misses what its type needs; "
                       "skipped (the audit says why).",
+    "value_bad_json": "A value inside otherwise valid JSON could not be kept (NaN/Infinity "
+                      "literal, lone surrogate, a number of thousands of digits, nesting "
+                      "deeper than the parser allows); stored as missing, the rest of its "
+                      "event and file kept.",
 }
 
 #: Import-audit counters: what an ingest read and why some lines did not become rows.
@@ -168,7 +174,7 @@ def parse_ts(value: Any, q: Quality, where: str = "") -> datetime | None:
     if isinstance(value, str):
         try:
             return to_utc_naive(datetime.fromisoformat(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # overflow: e.g. 9999-12-31T23:30-01:00
             q.note("ts_unparseable", where)
             return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -187,7 +193,10 @@ def to_float(value: Any, q: Quality, where: str = "") -> float | None:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            f = math.inf
         if math.isfinite(f):
             return f
         q.note("number_unparseable", where)
@@ -277,7 +286,17 @@ def _int_fast(value: Any, q: Quality, where: str = "") -> int | None:
 def _float_fast(value: Any, q: Quality, where: str = "") -> float | None:
     if value is None or type(value) is float:
         return value
-    return float(value) if type(value) is int else to_float(value, q, where)
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return float(value)
+    return to_float(value, q, where)  # includes integers of hundreds of digits
+
+
+def _safe_dumps(value: Any, option: int = 0) -> bytes:
+    """orjson.dumps, and any depth / any integer when orjson refuses (:func:`dump_json`)."""
+    try:
+        return orjson.dumps(value, option=option)
+    except TypeError:  # nested deeper than orjson writes (255), or an int beyond 64 bits
+        return dump_json(value).encode()
 
 
 def _bool_fast(value: Any, q: Quality, where: str = "") -> bool | None:
@@ -346,7 +365,7 @@ def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuil
            "path" + tail + ")\n"
            "    g = data.get\n"
            f"    return (\n        {body},\n    )\n")
-    env.update(_dumps=orjson.dumps, _NON_STR=orjson.OPT_NON_STR_KEYS)
+    env.update(_dumps=_safe_dumps, _NON_STR=orjson.OPT_NON_STR_KEYS)
     exec(compile(src, "<agentkpi field map>", "exec"), env)  # noqa: S102 - generated from data
     build: EventRowBuilder = env["event_row"]
     build.__doc__ = f"One canonical event row through a field map (generated):\n\n{src}"
@@ -355,3 +374,230 @@ def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuil
 
 #: The builder of the common vocabulary (:data:`agentkpi.model.DATA_FIELDS`).
 event_row = event_row_builder()
+
+
+# ------------------------------------------------------------------------ JSON
+
+#: How deep the slow path descends into a value before giving up on the rest of it.
+_MAX_DESCENT = 200
+#: Deepest nesting kept (orjson, which reads the stored ``data`` again, stops at 1024).
+_MAX_DEPTH = 1000
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r'["\[\]{}]')
+
+
+def decode_json(text: bytes | str, q: Quality, where: str = "") -> Any:
+    """One JSON document -> Python value; one bad value inside costs only that value.
+
+    The fast path is orjson. When it refuses a document, the document is read
+    again value by value: ``NaN``/``Infinity`` literals (what Python's
+    ``json.dumps`` writes), numbers of thousands of digits, lone surrogates and
+    values nested deeper than the parser allows become ``None`` and are counted
+    as ``value_bad_json``; everything else is kept. Raises ``ValueError`` only
+    when the text is not JSON at all (e.g. a torn line).
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    s = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    return _Lenient(q, where).document(s)
+
+
+class _Lenient:
+    def __init__(self, q: Quality, where: str) -> None:
+        self.q, self.where = q, where
+        self.decoder = json.JSONDecoder(parse_constant=self._constant,
+                                        parse_float=self._float, strict=False)
+        self._literals: list[str] = []
+
+    def _bad(self, what: str) -> None:
+        self.q.note("value_bad_json", f"{self.where}: {what}" if self.where else what)
+
+    def _constant(self, name: str) -> None:
+        self._literals.append(name)  # counted once the enclosing value decodes
+        return None
+
+    def _float(self, text: str) -> float | None:
+        f = float(text)
+        if math.isfinite(f):
+            return f
+        self._literals.append(text[:20])  # 1e400: valid JSON, no finite double
+        return None
+
+    def document(self, s: str) -> Any:
+        i = _WS.match(s, 0).end()  # type: ignore[union-attr]
+        value, i = self._value(s, i, 0)
+        if _WS.match(s, i).end() != len(s):  # type: ignore[union-attr]
+            raise ValueError(f"extra data after the JSON value at character {i}")
+        if "\\u" in s:
+            value, n = _clean_strings(value)
+            for _ in range(n):
+                self._bad("lone surrogate in a string")
+        return self._prune(value)
+
+    def _prune(self, value: Any) -> Any:
+        """Containers nested deeper than orjson reads (1024) -> None, so stored JSON stays
+        readable; in practice the descent limit has cut them already."""
+        if not isinstance(value, (dict, list)):
+            return value
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            for k, v in list(node.items() if isinstance(node, dict) else enumerate(node)):
+                if isinstance(v, (dict, list)):
+                    if depth >= _MAX_DEPTH:
+                        node[k] = None
+                        self._bad("nested too deep")
+                    else:
+                        stack.append((v, depth + 1))
+        return value
+
+    def _value(self, s: str, i: int, depth: int) -> tuple[Any, int]:
+        self._literals.clear()
+        try:
+            value, end = self.decoder.raw_decode(s, i)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            for name in self._literals:
+                self._bad(f"{name} literal")
+            return value, end
+        c = s[i:i + 1]
+        if c in ("[", "{"):
+            if depth >= _MAX_DESCENT:
+                self._bad("nested too deep")
+                return None, _skip(s, i)
+            return self._container(s, i, depth + 1)
+        m = _NUMBER.match(s, i)
+        if m:
+            self._bad("number out of range")
+            return None, m.end()
+        raise ValueError(f"not valid JSON at character {i}")
+
+    def _container(self, s: str, i: int, depth: int) -> tuple[Any, int]:
+        is_object = s[i] == "{"
+        close = "}" if is_object else "]"
+        out: Any = {} if is_object else []
+        i = _WS.match(s, i + 1).end()  # type: ignore[union-attr]
+        if s[i:i + 1] == close:
+            return out, i + 1
+        while True:
+            if is_object:
+                m = _STRING.match(s, i)
+                if not m:
+                    raise ValueError(f"expected a key at character {i}")
+                key = self.decoder.decode(m.group())
+                i = _WS.match(s, m.end()).end()  # type: ignore[union-attr]
+                if s[i:i + 1] != ":":
+                    raise ValueError(f"expected ':' at character {i}")
+                i = _WS.match(s, i + 1).end()  # type: ignore[union-attr]
+                out[key], i = self._value(s, i, depth)
+            else:
+                value, i = self._value(s, i, depth)
+                out.append(value)
+            i = _WS.match(s, i).end()  # type: ignore[union-attr]
+            c = s[i:i + 1]
+            if c == close:
+                return out, i + 1
+            if c != ",":
+                raise ValueError(f"expected ',' or {close!r} at character {i}")
+            i = _WS.match(s, i + 1).end()  # type: ignore[union-attr]
+
+
+def _skip(s: str, i: int) -> int:
+    """End of the array/object starting at ``s[i]`` (strings respected)."""
+    depth = 0
+    while True:
+        m = _BRACKET.search(s, i)
+        if m is None:
+            raise ValueError("unterminated array or object")
+        c = m.group()
+        if c == '"':
+            sm = _STRING.match(s, m.start())
+            if sm is None:
+                raise ValueError("unterminated string")
+            i = sm.end()
+            continue
+        depth += 1 if c in "[{" else -1
+        i = m.end()
+        if depth == 0:
+            return i
+
+
+def _clean_strings(value: Any) -> tuple[Any, int]:
+    """Lone surrogates (valid JSON escapes, invalid Unicode) -> U+FFFD; (value, strings fixed)."""
+    fixed = 0
+
+    def fix(v: str) -> str:
+        nonlocal fixed
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            fixed += 1
+            return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return v
+
+    root = [value]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        for k, v in list(node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(v, (dict, list)):
+                stack.append(v)
+            elif isinstance(v, str):
+                node[k] = fix(v)
+        if isinstance(node, dict):
+            for k, good in [(k, fix(k)) for k in node]:
+                if good is not k:
+                    node[good] = node.pop(k)
+    return root[0], fixed
+
+
+def dump_json(value: Any, sort_keys: bool = False) -> str:
+    """Compact JSON text of ``value`` at any depth; non-finite floats -> null."""
+    opts = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    try:
+        return orjson.dumps(value, option=opts).decode()
+    except TypeError:  # nested deeper than orjson writes (255), or an int beyond 64 bits
+        return _dump_iterative(value, sort_keys)
+
+
+def _dump_iterative(value: Any, sort_keys: bool) -> str:
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, _Raw):
+            out.append(v.text)
+        elif isinstance(v, dict):
+            keys = sorted(v, key=str) if sort_keys else list(v)
+            parts: list[Any] = [_Raw("{")]
+            for n, k in enumerate(keys):
+                parts += [_Raw(("," if n else "") + json.dumps(str(k)) + ":"), v[k]]
+            parts.append(_Raw("}"))
+            stack.extend(reversed(parts))
+        elif isinstance(v, (list, tuple)):
+            parts = [_Raw("[")]
+            for n, item in enumerate(v):
+                if n:
+                    parts.append(_Raw(","))
+                parts.append(item)
+            parts.append(_Raw("]"))
+            stack.extend(reversed(parts))
+        elif v is None or v is True or v is False:
+            out.append("null" if v is None else "true" if v else "false")
+        elif isinstance(v, int):
+            out.append(str(v) if -10**300 < v < 10**300 else "null")
+        elif isinstance(v, float):
+            out.append(repr(v) if math.isfinite(v) else "null")
+        else:
+            out.append(json.dumps(v if isinstance(v, str) else str(v)))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    text: str

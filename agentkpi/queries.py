@@ -56,7 +56,7 @@ from agentkpi.kpis.dimensions import (
 )
 from agentkpi.kpis.sql import GRAINS, Dim, KpiQuery, run
 from agentkpi.store import Dialect, Store, open_store
-from agentkpi.times import parse_range
+from agentkpi.times import hour_end, parse_range
 from agentkpi.times import zone as time_zone
 
 # The dimension registry lives in agentkpi.kpis.dimensions; re-exported as query's API.
@@ -189,7 +189,7 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
             if start_utc is None:
                 start_utc = lo.replace(minute=0, second=0, microsecond=0)
             if end_utc is None:
-                end_utc = hi.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+                end_utc = hour_end(hi)
             if end_utc <= start_utc:
                 return _to_table([], grain, by, metrics, compare, tz)
         engine_dims = [Dim(f"dim{i}", d.expr, d.level) for i, d in enumerate(dims)]
@@ -284,6 +284,15 @@ def _previous(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime,
     Whole local months shift by calendar months, whole local days by local days (so
     DST changes do not skew the comparison); anything else by the exact duration.
     """
+    try:
+        return _previous_period(start, end, zone)
+    except (OverflowError, ValueError):
+        raise UsageError(f"no previous period before {start:%Y-%m-%dT%H}: it would start "
+                         "before year 1") from None
+
+
+def _previous_period(start: datetime, end: datetime, zone: ZoneInfo
+                     ) -> tuple[datetime, _Shift]:
     ls = start.replace(tzinfo=UTC).astimezone(zone)
     le = end.replace(tzinfo=UTC).astimezone(zone)
     midnight = all((x.hour, x.minute, x.second, x.microsecond) == (0, 0, 0, 0) for x in (ls, le))

@@ -23,7 +23,7 @@ from agentkpi.quality import Quality
 from agentkpi.sinks import csv_hourly
 from agentkpi.sinks.target import write_files
 from agentkpi.store import Store, open_store
-from agentkpi.times import parse_hour
+from agentkpi.times import hour_end, parse_hour
 
 
 @dataclass
@@ -42,11 +42,23 @@ class RollupResult:
                 "ingest": self.ingest.to_dict() if self.ingest else None}
 
 
+#: Most hours one rollup writes (ten years): a mistyped range must not run for hours,
+#: fill the disk with empty-bucket listings or grow memory without bound.
+MAX_HOURS = 24 * 3653
+
+
+def _check_hours(n: int, what: str) -> None:
+    if n > MAX_HOURS:
+        raise UsageError(f"{what} is {n:,} hours; one rollup covers at most {MAX_HOURS:,} "
+                         "hours (ten years): split the range into several runs")
+
+
 def hours_between(start: datetime, end: datetime) -> list[datetime]:
     if end <= start:
         raise UsageError(f"empty range: --from {start:%Y-%m-%dT%H} is not before --to "
                          f"{end:%Y-%m-%dT%H}; the range is [from, to)")
     n = int((end - start).total_seconds() // 3600)
+    _check_hours(n, f"--from {start:%Y-%m-%dT%H} --to {end:%Y-%m-%dT%H}")
     return [start + timedelta(hours=i) for i in range(n)]
 
 
@@ -56,6 +68,32 @@ def compute_rows(store: Store, start: datetime, end: datetime, grain: str = "hou
     q = KpiQuery(start=start, end=end, kpis=list(columns), grain=grain)
     rows = run(store, q)
     return {r.pop("bucket"): r for r in rows}
+
+
+def plan_buckets(*, hours: int | None = None, at: str | None = None, start: str | None = None,
+                 end: str | None = None, daily: str | None = None,
+                 now: datetime | None = None) -> list[datetime]:
+    """The buckets a rollup covers, checked before anything is opened or read.
+
+    Hour starts in order, or the one day of ``daily``; a malformed, empty or too
+    long range is a :class:`UsageError` (so it is reported before a store error).
+    """
+    modes = sum(x is not None for x in (at, daily)) + (start is not None or end is not None)
+    if modes > 1 or (hours is not None and modes):
+        raise UsageError("choose one of --hours, --datetime, --from/--to, --daily-backfill")
+    if (start is None) != (end is None):
+        raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
+                         "--to 2026-04-25T00")
+    if daily is not None:
+        return [parse_hour(daily).replace(hour=0)]
+    if at is not None:
+        return [parse_hour(at)]
+    if start is not None and end is not None:
+        return hours_between(parse_hour(start), parse_hour(end))
+    _check_hours(hours or 1, f"--hours {hours}")
+    current = (now or datetime.now(UTC)).astimezone(UTC)
+    top = current.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    return sorted(top - timedelta(hours=i) for i in range(1, (hours or 1) + 1))
 
 
 def rollup(target: str, *, source: str | None = None,
@@ -70,18 +108,15 @@ def rollup(target: str, *, source: str | None = None,
     Exactly one of: ``hours`` (trailing completed hours, default 1), ``at`` (one
     hour), ``start``/``end`` (``[start, end)``), ``daily`` (one UTC day).
     """
-    modes = sum(x is not None for x in (at, daily)) + (start is not None or end is not None)
-    if modes > 1 or (hours is not None and modes):
-        raise UsageError("choose one of --hours, --datetime, --from/--to, --daily-backfill")
-    if (start is None) != (end is None):
-        raise UsageError("--from and --to go together: give both, e.g. --from 2026-04-24T00 "
-                         "--to 2026-04-25T00")
+    buckets = plan_buckets(hours=hours, at=at, start=start, end=end, daily=daily, now=now)
     # Nothing: the configured engine (as every entry point); a path: that DuckDB file.
+    # Without a source nothing is written to the store: it is opened read-only, so a
+    # mistyped --store fails ("no store at ...") instead of creating an empty store.
     st: Store
     if store is None:
-        st, own = open_store(), True
+        st, own = open_store(read_only=source is None), True
     elif isinstance(store, (str, os.PathLike)):
-        st, own = open_store("duckdb", path=store), True
+        st, own = open_store("duckdb", path=store, read_only=source is None), True
     else:
         st, own = store, False
     result = RollupResult()
@@ -90,21 +125,11 @@ def rollup(target: str, *, source: str | None = None,
             result.ingest = ingest(source, st, fmt=fmt, workers=workers, progress=progress,
                                    machine=machine, rescan=rescan)
         if daily is not None:
-            day = parse_hour(daily).replace(hour=0)
-            buckets = [day]
-            rows = compute_rows(st, day, day + timedelta(days=1), grain="day")
+            day = buckets[0]
+            rows = compute_rows(st, day, hour_end(day.replace(hour=23)), grain="day")
             path_of: Callable[[datetime], tuple[str, str]] = csv_hourly.daily_path
         else:
-            if at is not None:
-                hour_list = [parse_hour(at)]
-            elif start is not None and end is not None:
-                hour_list = hours_between(parse_hour(start), parse_hour(end))
-            else:
-                current = (now or datetime.now(UTC)).astimezone(UTC)
-                top = current.replace(tzinfo=None, minute=0, second=0, microsecond=0)
-                hour_list = [top - timedelta(hours=i) for i in range(1, (hours or 1) + 1)]
-            buckets = sorted(hour_list)
-            rows = compute_rows(st, buckets[0], buckets[-1] + timedelta(hours=1))
+            rows = compute_rows(st, buckets[0], hour_end(buckets[-1]))
             path_of = csv_hourly.hourly_path
         files: dict[str, bytes] = {}
         for b in buckets:
@@ -128,6 +153,11 @@ def rollup(target: str, *, source: str | None = None,
         q = result.ingest.quality
         raise DataError(f"{q.data_errors} data problem(s) in {source} ({_top(q)}); see "
                         f"{result.report_path}. Drop --strict to roll up anyway.")
+    if strict and result.ingest and result.ingest.still_skipped:
+        first = result.ingest.still_skipped[0]
+        raise DataError(f"{len(result.ingest.still_skipped)} file(s) of {source} are still "
+                        f"skipped from an earlier run (e.g. {first['path']}: {first['reason']});"
+                        f" fix or remove them, or drop --strict. See {result.report_path}.")
     return result
 
 

@@ -20,13 +20,13 @@ converted. Results are naive UTC, the store's time.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentkpi.errors import TimeInputError
 
 __all__ = ["TimeInputError", "FORMS", "local_iso", "parse_hour", "parse_range", "parse_time",
-           "to_utc_naive", "zone"]
+           "to_utc_naive", "zone", "hour_end"]
 
 #: What a user may type, for error messages and ``--help`` texts.
 FORMS = "YYYY-MM-DD, YYYY-MM-DDTHH or an ISO time such as 2026-05-20T14:30:00+02:00"
@@ -82,7 +82,11 @@ def parse_time(value: TimeValue | None, tz: str | tzinfo | None = "UTC",
                              f"{type(value).__name__}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=z)
-    return dt.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return dt.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. 9999-12-31T23:30-01:00 or 0001-01-01T00:00+05:00
+        label = f"{what} " if what else ""
+        raise TimeInputError(f"{label}{value!r} is outside years 1..9999 in UTC") from None
 
 
 def _from_text(value: str, what: str) -> datetime:
@@ -120,6 +124,19 @@ def parse_range(start: TimeValue | None, end: TimeValue | None,
         raise TimeInputError(f"empty range: {names[0]} {start} is not before {names[1]} {end}; "
                              f"the range is [{names[0]}, {names[1]})")
     return lo, hi
+
+
+def hour_end(dt: datetime) -> datetime:
+    """The end of the hour holding ``dt`` (an exclusive range end), at most ``datetime.max``.
+
+    Default range ends are derived from the last stored event; a stored event in
+    the last hour of year 9999 must not overflow them.
+    """
+    floor = dt.replace(minute=0, second=0, microsecond=0)
+    return floor + timedelta(hours=1) if floor < _LAST_HOUR else datetime.max
+
+
+_LAST_HOUR = datetime.max.replace(minute=0, second=0, microsecond=0)
 
 
 def to_utc_naive(dt: datetime) -> datetime:

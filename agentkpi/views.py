@@ -44,6 +44,7 @@ from agentkpi.kpis.sql import GRAINS
 from agentkpi.quality import AUDIT_KINDS
 from agentkpi.queries import query
 from agentkpi.store import SessionRecord, Store, open_store
+from agentkpi.times import hour_end
 
 #: The KPI charts of the dashboard overview, the HTML report and the PNG plots
 #: (title, unit, series): one definition so they stay "the same charts".
@@ -129,8 +130,7 @@ def resolve_range(store: Store, start: datetime | None, end: datetime | None,
 
 
 def _ceil_hour(dt: datetime) -> datetime:
-    floor = dt.replace(minute=0, second=0, microsecond=0)
-    return floor + timedelta(hours=1)
+    return hour_end(dt)
 
 
 def _iso(v: Any) -> Any:
@@ -139,6 +139,29 @@ def _iso(v: Any) -> Any:
     if isinstance(v, date):
         return v.isoformat()
     return v
+
+
+#: Most buckets one chart draws; a longer range is drawn at a coarser grain.
+MAX_BUCKETS = 20000
+_HOURS_PER = {"hour": 1, "day": 24, "week": 168, "month": 744}
+
+
+def fit_grain(start: datetime, end: datetime, grain: str) -> tuple[str, str | None]:
+    """``grain``, or the finest coarser one that keeps ``[start, end)`` within MAX_BUCKETS.
+
+    Returns the grain and a notice saying what was changed (None when nothing was):
+    a long range is never silently cut so that its charts go empty.
+    """
+    hours = (end - start).total_seconds() / 3600
+    order = list(GRAINS)
+    for g in order[order.index(grain):]:
+        if hours / _HOURS_PER[g] <= MAX_BUCKETS:
+            if g == grain:
+                return grain, None
+            return g, (f"{hours / _HOURS_PER[grain]:,.0f} {grain} buckets are too many to "
+                       f"draw (at most {MAX_BUCKETS:,}): shown per {g}")
+    return "month", (f"the range is too long to draw (more than {MAX_BUCKETS:,} months): "
+                     f"the charts show its first {MAX_BUCKETS:,} months; totals cover all of it")
 
 
 def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
@@ -153,16 +176,19 @@ def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
     else:
         b = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     out: list[datetime] = []
-    while b < end and len(out) < 20000:
+    while b < end and len(out) < MAX_BUCKETS:
         out.append(b)
-        if grain == "hour":
-            b += timedelta(hours=1)
-        elif grain == "day":
-            b += timedelta(days=1)
-        elif grain == "week":
-            b += timedelta(days=7)
-        else:
-            b = b.replace(year=b.year + (b.month == 12), month=b.month % 12 + 1)
+        try:
+            if grain == "hour":
+                b += timedelta(hours=1)
+            elif grain == "day":
+                b += timedelta(days=1)
+            elif grain == "week":
+                b += timedelta(days=7)
+            else:
+                b = b.replace(year=b.year + (b.month == 12), month=b.month % 12 + 1)
+        except (OverflowError, ValueError):
+            break  # the next bucket would be after year 9999
     return out
 
 
@@ -214,6 +240,8 @@ def overview(store: Store, start: datetime | None = None, end: datetime | None =
     if grain not in GRAINS:
         raise UsageError(f"bad grain {grain!r}: use one of {', '.join(GRAINS)}")
     start, end, span = resolve_range(store, start, end, grain)
+    asked = grain
+    grain, notice = fit_grain(start, end, grain)
     filters = dict(filters or {})
     rows = run_kpis(store, start, end, OVERVIEW_KPIS, grain=grain, filters=filters, tz=tz)
     by_bucket = {r["bucket"]: r for r in rows}
@@ -232,6 +260,7 @@ def overview(store: Store, start: datetime | None = None, end: datetime | None =
     return {
         "page": "overview",
         "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz, "filters": filters,
+        "grain_asked": asked, "notice": notice,
         "data_range": span,
         "charts": [{"title": t, "unit": u, "kpis": list(ks)} for t, u, ks in OVERVIEW_CHARTS],
         "kpis": kpi_meta(OVERVIEW_KPIS),

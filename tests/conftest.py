@@ -143,3 +143,11 @@ def hour_row(tmp_path: Path) -> Callable[..., dict[str, Any] | None]:
         return r.rows.get(hour)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _testclient_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette's TestClient sends ``Host: testserver``; the dashboard answers only to
+    loopback names by default (DNS rebinding), so tests allow that name too.
+    ``tests/test_web_hostile.py`` checks the real default."""
+    monkeypatch.setenv("AGENTKPI_ALLOWED_HOSTS", "localhost,127.0.0.1,::1,testserver")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,10 +11,12 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentkpi.errors import AgentKpiError
+from agentkpi import config
+from agentkpi.errors import AgentKpiError, OutputError, UsageError, os_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,21 +46,57 @@ def engine_options(f: F) -> F:
     return f
 
 
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: message`` as ONE line on stderr and exit with ``code``."""
+    one_line = " ".join(str(message).split())
+    console.print("[bold red]error:[/] " + escape(one_line), markup=True)
+    sys.exit(code)
+
+
 def handle_errors(f: F) -> F:
-    """Print AgentKpiError as one line (no traceback) and exit with its code."""
+    """Every failure of a command is one line on stderr (no traceback) and a non-zero exit.
+
+    AgentKpiError carries its own message and exit code. An OSError that no layer
+    translated (disk full, permission, a path that is a directory) prints the OS's
+    words and the path; anything else is a bug, reported in one line too
+    (``AGENTKPI_DEBUG=1`` shows the traceback).
+    """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
         except AgentKpiError as exc:
-            console.print(f"[bold red]error:[/] {exc}", markup=True)
-            sys.exit(exc.exit_code)
+            fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             console.print("interrupted")
             sys.exit(130)
+        except (SystemExit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except OSError as exc:
+            if config.get("debug"):
+                raise
+            fail(f"{os_reason(exc)}; check the path, its permissions and the free space")
+        except Exception as exc:
+            if config.get("debug"):
+                raise
+            text = str(exc).strip()
+            fail(f"unexpected {type(exc).__name__}: {text.splitlines()[0] if text else ''} "
+                 "- this is a bug, please report it (AGENTKPI_DEBUG=1 shows the traceback)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def write_out(path: str, text: str) -> None:
+    """Write a command's ``--out`` text file (a directory there is a usage error)."""
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path} is a directory; give a file name, e.g. "
+                         f"{os.path.join(path, 'report.txt')}")
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write --out {path}: {os_reason(exc)}") from None
 
 
 @contextmanager

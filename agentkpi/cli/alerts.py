@@ -9,6 +9,7 @@ import click
 
 from agentkpi.cli import main
 from agentkpi.cli._common import console, engine_options, handle_errors, out, store_option
+from agentkpi.sinks.jsonl import finite
 
 
 @main.group("alerts")
@@ -48,7 +49,7 @@ def check_cmd(rules: str | None, now: str | None, dry_run: bool, fmt: str, exit_
     finally:
         st.close()
     if fmt == "json":
-        out.print_json(json.dumps(res.to_dict(), default=str))
+        out.print_json(json.dumps(finite(res.to_dict()), default=str, allow_nan=False))
     else:
         firing = res.firing
         console.print(f"alerts: {len(res.findings)} rule/group(s) evaluated, {len(firing)} "

@@ -23,7 +23,7 @@ from agentkpi.cli._common import (
 from agentkpi.ingestion import IngestResult, ingest, without_pandas
 from agentkpi.kpis import CATALOGUE
 from agentkpi.kpis.catalogue import QUERY_KPIS
-from agentkpi.rollups import RollupResult, rollup
+from agentkpi.rollups import RollupResult, plan_buckets, rollup
 from agentkpi.store import open_store
 
 SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",
@@ -40,6 +40,11 @@ def _print_ingest(r: IngestResult) -> None:
     if q.counts:
         issues = ", ".join(f"{k}={n}" for k, n in sorted(q.counts.items()))
         console.print(f"data issues: {issues}")
+    if r.still_skipped:
+        console.print(f"[yellow]{len(r.still_skipped)} unchanged file(s) still skipped from "
+                      "earlier runs, e.g.:[/]")
+        s = r.still_skipped[0]
+        console.print(f"  {s['path']}: {s['reason']}", markup=False)
     if q.skipped:
         console.print(f"[yellow]{len(q.skipped)} file(s) skipped:[/]")
         for s in q.skipped[:20]:
@@ -100,7 +105,10 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
     no session writes no file; re-running writes byte-identical files.
     """
     without_pandas()
-    st = open_store(engine, dsn, store)
+    plan_buckets(hours=hours, at=at, start=start, end=end, daily=daily)  # usage errors first
+    # No --source: the store is only read; a mistyped --store fails instead of
+    # creating an empty store and "succeeding" with no CSVs.
+    st = open_store(engine, dsn, store, read_only=source is None)
     try:
         with progress_bar(not quiet) as progress:
             r = rollup(target, source=source, store=st, hours=hours, at=at, start=start,

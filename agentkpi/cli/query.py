@@ -19,8 +19,10 @@ from agentkpi.cli._common import (
     out,
     print_table,
     store_option,
+    write_out,
 )
 from agentkpi.errors import UsageError
+from agentkpi.sinks.jsonl import finite
 from agentkpi.store import open_store
 
 QUERY_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "xlsx")
@@ -86,10 +88,9 @@ def emit(table: pa.Table, fmt: str, out_path: str | None, grain: str | None,
         print_table(_rows(table, grain), list(table.column_names))
         return
     if fmt == "json":
-        text = json.dumps(_rows(table, grain), indent=2, default=str)
+        text = json.dumps(finite(_rows(table, grain)), indent=2, default=str, allow_nan=False)
         if out_path:
-            with open(out_path, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            write_out(out_path, text + "\n")
         else:
             sys.stdout.write(text + "\n")
         return

@@ -7,7 +7,13 @@ import sys
 import click
 
 from agentkpi.cli import main
-from agentkpi.cli._common import console, engine_options, handle_errors, store_option
+from agentkpi.cli._common import (
+    console,
+    engine_options,
+    handle_errors,
+    store_option,
+    write_out,
+)
 from agentkpi.store import open_store
 
 
@@ -41,8 +47,7 @@ def report_cmd(start: str | None, end: str | None, tz: str, fmt: str, out_path: 
         st.close()
     text = render(report, fmt)
     if out_path:
-        with open(out_path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_out(out_path, text)
         console.print(f"report -> {out_path}")
     else:
         sys.stdout.write(text)

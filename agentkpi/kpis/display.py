@@ -124,7 +124,11 @@ def _fixed(v: float, digits: int) -> str:
 
     This is JavaScript's ``Number.prototype.toFixed``, so the dashboard prints the
     same digits (``f"{4.25:.1f}"`` is '4.2', ``(4.25).toFixed(1)`` is '4.3').
+    Like ``toFixed``, magnitudes from 1e21 up (saturated sums) are written with an
+    exponent instead of failing.
     """
+    if not abs(v) < 1e21:
+        return repr(float(v))
     return str(Decimal(v).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 

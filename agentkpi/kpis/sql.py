@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,11 +231,24 @@ def _finish(k: Kpi, row: dict[str, Any]) -> Any:
     else:
         v = row.get(k.name)
     if k.kind == "int":
-        return int(v or 0)
+        # Sums of 64-bit token counts are exact on the engine (DuckDB: HUGEINT) but may
+        # not fit the BIGINT of a KPI column: saturate instead of failing the read.
+        if v is None or v != v:
+            return 0
+        if isinstance(v, float) and v in (INF, -INF):
+            return INT64_MAX if v > 0 else INT64_MIN
+        return max(INT64_MIN, min(INT64_MAX, int(v)))
     if k.kind == "float":
-        v = 0.0 if v is None or v != v else float(v)
+        # A sum of finite costs can overflow to infinity: saturate at the largest float
+        # so every output (CSV, strict JSON, charts) stays a finite number.
+        v = 0.0 if v is None or v != v else max(-FLOAT_MAX, min(FLOAT_MAX, float(v)))
         return round(v, k.digits) if k.digits is not None else v
     return v
+
+
+INF = float("inf")
+FLOAT_MAX = sys.float_info.max
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:

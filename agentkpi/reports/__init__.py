@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 from agentkpi.errors import UsageError
 from agentkpi.queries import query
-from agentkpi.times import local_iso, parse_time
+from agentkpi.sinks.jsonl import finite
+from agentkpi.times import hour_end, local_iso, parse_time
 from agentkpi.times import zone as time_zone
 
 FORMATS = ("markdown", "html", "csv", "json")
@@ -81,8 +82,7 @@ def build_report(store: Any, start: str | date | datetime | None = None,
         if lo is None:
             lo = first.replace(minute=0, second=0, microsecond=0) if first else None
         if hi is None:
-            hi = (last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-                  if last else None)
+            hi = hour_end(last) if last else None
     if lo is not None and hi is not None and hi <= lo:
         raise UsageError(f"empty range: start {start} is not before end {end}; the range is "
                          "[start, end)")
@@ -139,7 +139,7 @@ def _local(dt: datetime | None, zone: ZoneInfo) -> str | None:
 def render(report: dict[str, Any], fmt: str = "markdown") -> str:
     """Lay a report out as ``markdown``, ``html``, ``csv`` or ``json`` text."""
     if fmt == "json":
-        return json.dumps(report, indent=2) + "\n"
+        return json.dumps(finite(report), indent=2, allow_nan=False) + "\n"
     if fmt == "markdown":
         return _markdown(report)
     if fmt == "csv":

@@ -68,10 +68,12 @@ def fmt(v: Any, unit: str = "") -> str:
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    # Saturated sums (1.8e308) still get finite ticks: the axis tops out at 1e300.
+    lo, hi = max(lo, -1e300), min(hi, 1e300)
     if not hi > lo:
         hi = lo + 1
     span = hi - lo
-    step = 10 ** math.floor(math.log10(span / n))
+    step = 10.0 ** math.floor(math.log10(span / n))
     err = n * step / span
     step *= 10 if err <= 0.15 else 5 if err <= 0.35 else 2 if err <= 0.75 else 1
     t = math.floor(lo / step) * step

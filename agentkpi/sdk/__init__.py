@@ -21,6 +21,7 @@ use and nothing runs at import time. Format and guarantees of the log:
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -40,11 +41,28 @@ def default_recorder() -> Recorder:
     if rec is None:
         with _default_lock:
             if _default is None:
-                from agentkpi import config
-
-                _default = Recorder(config.get("log_dir"),
-                                    durability=config.get("durability"))
+                _default = _configured_recorder()
             rec = _default
+    return rec
+
+
+def _configured_recorder() -> Recorder:
+    """The recorder of the settings; a bad AGENTKPI_DURABILITY never raises into the host.
+
+    The SDK's promise is that recording never breaks the program it observes: an
+    invalid value falls back to ``batch``, is logged, and shows in ``stats()``
+    (``last_error``) - unless ``AGENTKPI_RAISE_ERRORS`` asks for errors.
+    """
+    from agentkpi import config
+    from agentkpi.sdk.recorder import DURABILITY_MODES, _raise_errors
+
+    durability = str(config.get("durability"))
+    if durability in DURABILITY_MODES or _raise_errors():
+        return Recorder(config.get("log_dir"), durability=durability)
+    rec = Recorder(config.get("log_dir"), durability="batch")
+    rec._last_error = (f"AGENTKPI_DURABILITY={durability!r} is not one of "
+                       f"{', '.join(DURABILITY_MODES)}; using 'batch'")
+    logging.getLogger("agentkpi.sdk").warning("%s", rec._last_error)
     return rec
 
 

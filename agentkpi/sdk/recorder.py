@@ -445,6 +445,11 @@ class Recorder:
         self._log = None
         self._writer_exited = False
         self._pid = os.getpid()
+        # ... and its own counters: stats() of a child describe the child only
+        self._taken = self._written = self._lost = self._write_errors = 0
+        self._dropped = self._record_errors = self._flushes = 0
+        self._writer_cpu = 0.0
+        self._last_error = None
 
 
 class Session:

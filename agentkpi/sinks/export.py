@@ -24,19 +24,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from agentkpi.errors import UsageError
+from agentkpi.errors import OutputError, UsageError, os_reason
 from agentkpi.kpis.catalogue import BY_NAME, HOURLY_COLUMNS
 from agentkpi.kpis.sql import KpiQuery, run
 from agentkpi.sinks import csv_export, jsonl, parquet, xlsx
 from agentkpi.sinks._batches import Batches
 from agentkpi.store import Store
+from agentkpi.times import hour_end
 
 WRITERS: dict[str, ModuleType] = {m.FORMAT: m for m in (csv_export, jsonl, parquet, xlsx)}
 FORMATS = tuple(WRITERS)
@@ -74,14 +75,20 @@ def write(data: Batches, destination: str | os.PathLike[str] | BinaryIO,
         if not fmt:
             raise UsageError("writing to a stream needs an explicit format")
         return int(writer(fmt).write(data, destination, **options))
-    fmt = format_for(destination, fmt)
     path = Path(destination)
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name, e.g. "
+                         f"{path / ('export.' + (fmt or 'csv'))}")
+    fmt = format_for(destination, fmt)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
     try:
         rows = int(writer(fmt).write(data, part, **options))
         os.replace(part, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {os_reason(exc)}; free some space or "
+                          "choose another --out") from None
     finally:
         if part.exists():
             part.unlink()
@@ -123,7 +130,7 @@ def kpis_table(store: Store, start: datetime | None = None, end: datetime | None
         if lo is None or hi is None:
             return schema.empty_table()
         start = start or lo.replace(minute=0, second=0, microsecond=0)
-        end = end or hi.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        end = end or hour_end(hi)
     if end <= start:
         return schema.empty_table()
     rows = run(store, KpiQuery(start=start, end=end, kpis=list(HOURLY_COLUMNS), grain="hour"))
@@ -157,6 +164,9 @@ class ExportResult:
 def export(store: Store, what: str, destination: str | os.PathLike[str], fmt: str | None = None,
            start: datetime | None = None, end: datetime | None = None) -> ExportResult:
     """Stream ``events`` / ``sessions`` / ``kpis`` of ``[start, end)`` into ``destination``."""
+    if Path(destination).is_dir():
+        raise UsageError(f"--out {destination} is a directory; give a file name, e.g. "
+                         f"{Path(destination) / ('export.' + (fmt or 'csv'))}")
     fmt = format_for(destination, fmt)
     if what not in TABLES:
         raise UsageError(f"unknown export {what!r}; choose from {', '.join(TABLES)}")

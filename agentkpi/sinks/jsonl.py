@@ -6,6 +6,7 @@ offset when the column has a time zone), NULL is ``null``.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, BinaryIO
 
@@ -18,6 +19,21 @@ from agentkpi.sinks._batches import Batches, schema_and_batches
 FORMAT = "jsonl"
 SUFFIX = ".jsonl"
 _OPTS = orjson.OPT_APPEND_NEWLINE
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (``inf``, ``nan``) as None: strict JSON.
+
+    Python's ``json.dumps`` writes ``Infinity``/``NaN``, which no strict JSON
+    reader accepts; every JSON the package prints or serves goes through this.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def _lines(batch: pa.RecordBatch) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 
 import fsspec
 
-from agentkpi.errors import UsageError
+from agentkpi.errors import AgentKpiError, OutputError, UsageError, os_reason
 
 _HF = re.compile(r"^hf://(?P<kind>datasets|spaces|models)/(?P<repo>[^/]+/[^/]+)(?:/(?P<prefix>.*))?$")
 
@@ -34,11 +34,21 @@ def write_files(target: str, files: Mapping[str, bytes], message: str = "agentkp
     if not files:
         return WriteResult([], [])
     m = _HF.match(target)
-    if m:
-        return _write_hf(m["kind"], m["repo"], (m["prefix"] or "").strip("/"), files, message)
-    if "://" not in target:
-        return _write_local(target, files)
-    return _write_fsspec(target, files)
+    try:
+        if m:
+            return _write_hf(m["kind"], m["repo"], (m["prefix"] or "").strip("/"), files,
+                             message)
+        if "://" not in target:
+            return _write_local(target, files)
+        return _write_fsspec(target, files)
+    except AgentKpiError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write to target {target}: {os_reason(exc)}; pass a "
+                          "writable directory (or URL) as --target") from None
+    except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, missing backend
+        raise UsageError(f"cannot use target {target!r}: {exc}; use a directory, file://, "
+                         "memory:// or hf://datasets/OWNER/NAME") from None
 
 
 def _write_local(root: str, files: Mapping[str, bytes]) -> WriteResult:
@@ -55,6 +65,7 @@ def _write_local(root: str, files: Mapping[str, bytes]) -> WriteResult:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a CSV is like any file
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
@@ -64,6 +75,20 @@ def _write_local(root: str, files: Mapping[str, bytes]) -> WriteResult:
             raise
         written.append(rel)
     return WriteResult(written, unchanged)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _write_fsspec(target: str, files: Mapping[str, bytes]) -> WriteResult:
@@ -92,6 +117,23 @@ def _hub() -> tuple[Any, Any]:
 
 def _write_hf(kind: str, repo: str, prefix: str, files: Mapping[str, bytes],
               message: str) -> WriteResult:
+    try:
+        return _commit_hf(kind, repo, prefix, files, message)
+    except AgentKpiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub / httpx raise many types
+        raise OutputError(f"cannot write to hf://{kind}/{repo}: {type(exc).__name__}: "
+                          f"{_first_line(exc)}; check the network, the repository name and "
+                          "that HF_TOKEN has write access") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _commit_hf(kind: str, repo: str, prefix: str, files: Mapping[str, bytes],
+               message: str) -> WriteResult:
     from huggingface_hub import CommitOperationAdd
 
     repo_type = {"datasets": "dataset", "spaces": "space", "models": "model"}[kind]
@@ -108,11 +150,7 @@ def _write_hf(kind: str, repo: str, prefix: str, files: Mapping[str, bytes],
         ops.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=data))
         written.append(rel)
     if ops:
-        try:
-            api.create_repo(repo_id=repo, repo_type=repo_type, exist_ok=True)
-            api.create_commit(repo_id=repo, repo_type=repo_type, operations=ops,
-                              commit_message=message)
-        except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types
-            raise UsageError(f"upload to hf://{kind}/{repo} failed: {exc}; check HF_TOKEN "
-                             "has write access to the repository") from None
+        api.create_repo(repo_id=repo, repo_type=repo_type, exist_ok=True)
+        api.create_commit(repo_id=repo, repo_type=repo_type, operations=ops,
+                          commit_message=message)
     return WriteResult(written, unchanged)

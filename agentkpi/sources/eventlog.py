@@ -28,8 +28,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
-from agentkpi.quality import EventRowBuilder, Quality, event_row, parse_ts, to_int, to_str
-from agentkpi.sdk.eventlog import SEGMENT_RE, decompress, iter_lines
+from agentkpi.quality import (
+    EventRowBuilder,
+    Quality,
+    decode_json,
+    event_row,
+    parse_ts,
+    to_int,
+    to_str,
+)
+from agentkpi.sdk.eventlog import SEGMENT_RE, decompress
 from agentkpi.sources import otel
 
 NAME = "eventlog"
@@ -143,9 +151,15 @@ def readable_lines(path: str, raw: bytes, q: Quality, what: str
                                           "could be read; delete or restore it")
             return
         q.note("line_bad_json", f"{path}: truncated {what} (readable part kept)")
-    for lineno, obj in iter_lines(plain):
+    for lineno, line in enumerate(plain.split(b"\n"), 1):
+        if not line.strip():
+            continue
         where = f"{path}:{lineno}"
-        if obj is None:
+        try:
+            obj = decode_json(line, q, where)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
             q.note("line_bad_json", where)
             continue
         yield lineno, obj, where

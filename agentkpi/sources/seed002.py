@@ -86,7 +86,11 @@ def _ts(value: Any, tz: Any, q: Quality, where: str) -> datetime | None:
         except ValueError:
             return parse_ts(value, q, where)
         if dt.tzinfo is None:
-            return dt.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+            try:
+                return dt.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:
+                q.note("ts_unparseable", where)
+                return None
     return parse_ts(value, q, where)
 
 

@@ -12,20 +12,17 @@ its session (``REPLACES_SESSIONS``).
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import re
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from agentkpi.model import EVENT_TYPES, LIFECYCLE_EVENT_TYPES, CanonicalBatch
-from agentkpi.quality import Quality, event_row, parse_ts, to_str
+from agentkpi.quality import Quality, decode_json, dump_json, event_row, parse_ts, to_str
+from agentkpi.workers import worker_pool
 
 NAME = "session_dataset"
 REPLACES_SESSIONS = True
@@ -99,27 +96,11 @@ def _list_local(base: str) -> dict[str, str]:
         day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
     cpus = os.cpu_count() or 1
     if cpus > 1 and len(day_dirs) > 1 and len(os.listdir(day_dirs[-1])) >= 10_000:
-        with ProcessPoolExecutor(min(cpus, len(day_dirs))) as pool:
+        with worker_pool(min(cpus, len(day_dirs))) as pool:
             parts = list(pool.map(_scan_day, day_dirs))
     else:
         parts = [_scan_day(day) for day in day_dirs]
     return {path: fp for part in parts for path, fp in part}
-
-
-def _loads(text: str | bytes) -> Any:
-    """JSON text -> value; also the ``NaN`` / ``Infinity`` Python's json module writes
-    (the uploader's encoder), which orjson rejects. The numbers are then counted
-    as unparseable where a number is expected, never a lost file."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-        if "NaN" not in s and "Infinity" not in s:
-            raise
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise exc from None
 
 
 #: A folder modified this recently (seconds) is scanned again next time: directory
@@ -180,7 +161,7 @@ def _decode_list(value: Any, field: str, q: Quality, where: str) -> list[Any]:
         return []
     if isinstance(value, str):
         try:
-            value = _loads(value)
+            value = decode_json(value, q, f"{where}: {field}")
         except ValueError:
             q.note("field_bad_json", f"{where}: {field}")
             return []
@@ -196,7 +177,7 @@ def _scalar_extras(row: dict[str, Any]) -> str | None:
     extra = {k: v for k, v in row.items()
              if k not in _SESSION_FIELDS and (v is None or isinstance(v, (str, int, float, bool)))
              and not (isinstance(v, str) and len(v) > 200)}
-    return orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode() if extra else None
+    return dump_json(extra, sort_keys=True) if extra else None
 
 
 def parse_file(path: str, raw: bytes, q: Quality,
@@ -212,7 +193,7 @@ def parse_file(path: str, raw: bytes, q: Quality,
         q.skip(path, "file_empty", "file is empty; re-upload the session or delete the file")
         return batch
     try:
-        row = _loads(line)
+        row = decode_json(line, q, path)
     except ValueError as exc:
         q.skip(path, "file_bad_json", f"not valid JSON ({exc}); the file is truncated or corrupt")
         return batch
@@ -282,7 +263,7 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
                 off = ts.utcoffset()
                 if off is not None:
                     ts = (ts - off).replace(tzinfo=None)
-            except ValueError:
+            except (ValueError, OverflowError):  # overflow: past year 9999 in UTC
                 q.note("ts_unparseable", f"{path}: events[{seq}]")
                 ts = None
         else:

@@ -132,6 +132,10 @@ class Store(Protocol):
         (the collector reads its log offsets and trace units back this way)."""
         ...
 
+    def skipped_files(self) -> dict[str, str]:
+        """``{path: reason}`` of every file the ledger holds as skipped (still unread)."""
+        ...
+
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
         """Replace what ``files`` produced before with ``sessions`` / ``events``.

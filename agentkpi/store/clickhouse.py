@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentkpi.errors import StoreError, StoreMissingError, UsageError
+from agentkpi.errors import StoreError, StoreMissingError, UsageError, redact_url
 from agentkpi.model import (
     EVENT_COLUMNS,
     EVENT_COLUMNS_V1,
@@ -386,8 +386,19 @@ class ClickHouseStore:
                         "use a ClickHouse server (clickhouse://...) for concurrent access")
             raise StoreError(f"cannot open ClickHouse store {_redact(dsn)}: {exc}{hint}"
                              ) from None
-        for key, value in settings.items():
-            self.client.set_client_setting(key, value)
+        try:  # a setting the server does not know fails here (chDB) or on the first query
+            for key, value in settings.items():
+                self.client.set_client_setting(key, value)
+            self.client.command("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - driver errors vary by transport
+            text = " ".join(str(exc).split())
+            self.client.close()
+            unknown = [k for k in cfg["settings"] if f"'{k}'" in text]
+            if unknown and "UNKNOWN_SETTING" in text.upper().replace(" ", "_"):
+                raise UsageError(f"unknown ClickHouse setting {unknown[0]!r} in the DSN "
+                                 f"{_redact(dsn)}; remove it or fix its name") from None
+            raise StoreError(f"cannot use ClickHouse store {_redact(dsn)}: {text[:300]}"
+                             ) from None
         self._last_version = 0
         #: Rows removed because their event_key was already stored (for the import audit).
         self.merged_by_key = 0
@@ -448,6 +459,12 @@ class ClickHouseStore:
             return []
         known = self.fingerprints()
         return [(p, fp) for p, fp in listing if not fp or known.get(p) != fp]
+
+    def skipped_files(self) -> dict[str, str]:
+        """``{path: reason}`` of every file the ledger holds as skipped (still unread)."""
+        rows = self.client.query("SELECT path, coalesce(reason, '') FROM ingested_files FINAL "
+                                 "WHERE status = 'skipped'").result_rows
+        return dict(rows)
 
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
@@ -670,10 +687,7 @@ def _naive(v: Any) -> Any:
 
 
 def _redact(dsn: str) -> str:
-    u = urlparse(dsn)
-    if u.password:
-        return dsn.replace(f":{u.password}@", ":***@")
-    return dsn
+    return redact_url(dsn)
 
 
 def _now() -> datetime:

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,12 @@ class DuckDBStore:
                                 "WHERE starts_with(path, ?)", [prefix]).fetchall()
         return dict(rows)
 
+    def skipped_files(self) -> dict[str, str]:
+        """``{path: reason}`` of every file the ledger holds as skipped (still unread)."""
+        rows = self.con.execute("SELECT path, coalesce(reason, '') FROM ingested_files "
+                                "WHERE status = 'skipped'").fetchall()
+        return dict(rows)
+
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (path, fingerprint) pairs that are new or changed since their last ingest.
 
@@ -560,10 +566,16 @@ class DuckDBStore:
         # default); a long scan reads every block once, so it runs with a small pool.
         before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         self.con.execute(f"SET memory_limit = '{LOW_MEMORY_LIMIT}'")
+        reset = f"SET memory_limit = {self.dialect.str_literal(before)}"
         try:
             yield
-        finally:
-            self.con.execute(f"SET memory_limit = {self.dialect.str_literal(before)}")
+        except BaseException:
+            # A failed scan may leave its result open on the connection, so resetting can
+            # fail too; the first error (e.g. the disk is full) is the one to report.
+            with suppress(duckdb.Error):
+                self.con.execute(reset)
+            raise
+        self.con.execute(reset)
 
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
         """Run DuckDB SQL with ``?`` placeholders bound to ``params`` (tools and tests)."""

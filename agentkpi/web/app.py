@@ -41,14 +41,16 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -57,6 +59,7 @@ from starlette.staticfiles import StaticFiles
 from agentkpi import times, views
 from agentkpi.errors import StoreError, StoreMissingError, UsageError
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
+from agentkpi.sinks.jsonl import finite
 
 log = logging.getLogger("agentkpi.web")
 STATIC = Path(__file__).parent / "static"
@@ -147,27 +150,34 @@ class Dashboard:
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and version is not None and hit[0] == version:
-            return JSONResponse({**hit[1], "stale": False, "cached": True})
+            return StrictJSON({**hit[1], "stale": False, "cached": True})
         if hit is not None and version is not None and self.background:
             # stale-while-revalidate: answer now with the last result, refresh behind it
             self.refresh_later(key, compute)
-            return JSONResponse({**hit[1], "stale": True, "refreshing": True, "cached": True})
+            return StrictJSON({**hit[1], "stale": True, "refreshing": True, "cached": True})
         try:
             payload = self._compute(key, compute, version)
         except StoreMissingError as exc:
-            return JSONResponse({"error": str(exc), "stale": True}, status_code=404)
+            return StrictJSON({"error": str(exc), "stale": True}, status_code=404)
         except StoreError as exc:
             if hit is not None:
                 log.warning("store busy, serving last good response for %s: %s", key, exc)
-                return JSONResponse({**hit[1], "stale": True, "cached": True,
+                return StrictJSON({**hit[1], "stale": True, "cached": True,
                                      "error": str(exc)})
-            return JSONResponse({"error": str(exc), "stale": True}, status_code=503,
+            return StrictJSON({"error": str(exc), "stale": True}, status_code=503,
                                 headers={"Retry-After": "2"})
         except UsageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return StrictJSON({"error": str(exc)}, status_code=400)
         except LookupError as exc:
-            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
-        return JSONResponse({**payload, "stale": False, "cached": False})
+            return StrictJSON({"error": str(exc).strip("'\"")}, status_code=404)
+        return StrictJSON({**payload, "stale": False, "cached": False})
+
+
+class StrictJSON(JSONResponse):
+    """Strict JSON: a non-finite float is served as null, never ``Infinity``/``NaN``."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(finite(content))
 
 
 def _breakdown(st: Any, dim: str) -> dict[str, Any]:
@@ -209,7 +219,7 @@ def _guard(f: Callable[[Request], Response]) -> Callable[[Request], Response]:
             times.zone(request.query_params.get("tz"))
             return f(request)
         except UsageError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return StrictJSON({"error": str(exc)}, status_code=400)
     wrapped.__name__ = f.__name__
     return wrapped
 
@@ -331,7 +341,7 @@ def api_meta(request: Request) -> Response:
 
 
 def api_health(request: Request) -> Response:
-    return JSONResponse({"ok": True, "time": _now()})
+    return StrictJSON({"ok": True, "time": _now()})
 
 
 # ---------------------------------------------------------------------- HTML pages
@@ -410,16 +420,77 @@ def page_alerts(request: Request) -> Response:
 
 def page_session(request: Request) -> Response:
     sid = request.path_params["session_id"]
-    return _page(request, "session", f"/api/session/{sid}", f"Session {sid}")
+    # The id goes back into a URL: every character that means something there
+    # (? # % \ / ..) is percent-encoded, so any session id reaches its JSON route.
+    return _page(request, "session", f"/api/session/{quote(sid, safe='')}", f"Session {sid}")
+
+
+class HostCheck:
+    """Refuse requests whose ``Host`` is not an allowed name (DNS rebinding defence).
+
+    A web page on another site can make a browser resolve its own name to
+    127.0.0.1 and read the dashboard; its requests still carry that name in
+    ``Host``. Allowed: the names of ``allowed_hosts`` (setting ``allowed_hosts``,
+    loopback names by default), ``*`` for any, ``.example.com`` for a domain.
+    """
+
+    def __init__(self, app: Any, allowed: Sequence[str] | None = None) -> None:
+        self.app = app
+        self.fixed = None if allowed is None else self._names(allowed)
+
+    @staticmethod
+    def _names(allowed: Sequence[str]) -> set[str]:
+        return {h.strip().lower().strip("[]") for h in allowed if h.strip()}
+
+    @property
+    def allowed(self) -> set[str]:
+        """The names served: fixed at creation, else the setting (read per request)."""
+        return self.fixed if self.fixed is not None else self._names(allowed_hosts())
+
+    def ok(self, host: str) -> bool:
+        allowed = self.allowed
+        if "*" in allowed:
+            return True
+        host = host.strip().lower()
+        if host.startswith("["):  # [::1]:8000
+            name = host[1:host.find("]")] if "]" in host else host
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return name in allowed or any(
+            a.startswith(".") and (name.endswith(a) or name == a[1:]) for a in allowed)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not self.ok(host):
+                resp = StrictJSON({"error": f"host {host!r} is not allowed; add it to "
+                                            "AGENTKPI_ALLOWED_HOSTS (comma-separated) to serve "
+                                            "the dashboard under that name"}, status_code=400)
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def allowed_hosts(bind_host: str | None = None) -> list[str]:
+    """The configured allowed Host names, plus the address the server is bound to."""
+    from agentkpi import config
+
+    names = [h for h in str(config.get("allowed_hosts")).split(",") if h.strip()]
+    if bind_host and bind_host not in ("0.0.0.0", "::", ""):
+        names.append(bind_host)
+    return names
 
 
 def create_app(store: str | None = None, engine: str | None = None, dsn: str | None = None,
-               poll: float = 10.0, background: bool = True) -> Starlette:
+               poll: float = 10.0, background: bool = True,
+               hosts: Sequence[str] | None = None) -> Starlette:
     """The ASGI app over ``store`` (a DuckDB path; or engine/dsn for ClickHouse).
 
     ``background``: after the store changed, answer at once with the previous result
     (``"stale": true, "refreshing": true``) and recompute behind it; the page's next
     poll gets the fresh one. Off: every changed-store request computes synchronously.
+    ``hosts``: the ``Host`` names served (default: setting ``allowed_hosts``, read per
+    request).
     """
     routes = [
         Route("/", page_overview),
@@ -449,7 +520,8 @@ def create_app(store: str | None = None, engine: str | None = None, dsn: str | N
         yield
         dash._refresher.shutdown(wait=False, cancel_futures=True)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(HostCheck, allowed=hosts)])
     app.state.dashboard = dash
     return app
 
@@ -460,5 +532,5 @@ def serve(store: str | None = None, host: str = "127.0.0.1", port: int = 8000,
     """Run the dashboard with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(store, engine, dsn, poll), host=host, port=port,
-                log_level=log_level)
+    uvicorn.run(create_app(store, engine, dsn, poll, hosts=allowed_hosts(host)), host=host,
+                port=port, log_level=log_level)

@@ -213,6 +213,7 @@
     });
     c.appendChild(grid);
     c.appendChild(downloads("series"));
+    if (d.notice) c.appendChild(h("p", {"class": "note notice", id: "notice"}, d.notice));
     c.appendChild(h("p", {"class": "note"}, d.series.length + " " + d.grain + " buckets, " +
       d.from.replace("T", " ") + " \u2192 " + d.to.replace("T", " ") + " UTC (half-open; axes in " + (d.tz || "UTC") + "). Data spans " +
       (d.data_range.first_event || "?") + " \u2192 " + (d.data_range.last_event || "?") + "."));

@@ -1,0 +1,40 @@
+"""Worker processes that never outlive the process that started them.
+
+Ingest parses (and lists large local datasets) in a pool of worker processes. A
+``kill -9`` of the ingest gives it no chance to stop its pool; :func:`worker_pool`
+makes every worker end when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def worker_pool(max_workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process."""
+    return ProcessPoolExecutor(max_workers=max_workers, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: Linux delivers SIGKILL when the parent dies
+    (``PR_SET_PDEATHSIG``); a watchdog thread covers other systems."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="agentkpi-parent-watch", daemon=True).start()

@@ -1,0 +1,132 @@
+"""Webhooks are bounded, failures are reported, secrets are not printed.
+
+Real local HTTP servers on 127.0.0.1: one accepts connections and never answers,
+one trickles its answer one byte at a time forever, one answers 500. No timing is
+asserted: a webhook call that is not bounded never returns and the test times out.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agentkpi.alerts import post_webhook
+from agentkpi.cli import main
+from tests.conftest import ev, write_session
+
+SECRET = "T000/B000/s3cr3t-path"
+
+
+def _serve(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+    conns: list[socket.socket] = []
+
+    def loop() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield f"http://hook:pa55word@127.0.0.1:{srv.getsockname()[1]}/services/{SECRET}"
+    stop.set()
+    t.join()
+    srv.close()
+    for c in conns:
+        c.close()
+
+
+def _silent(conn: socket.socket) -> None:
+    conn.recv(65536)  # read the request, never answer
+
+
+def _trickle(conn: socket.socket) -> None:
+    conn.recv(65536)
+    try:
+        for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000:
+            conn.send(bytes([b]))
+            time.sleep(0.05)
+    except OSError:
+        return  # the client hung up: what a bounded client does
+
+
+def _error(conn: socket.socket) -> None:
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n"
+                 b"Connection: close\r\n\r\noops")
+    conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    yield from _serve(_silent)
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    yield from _serve(_trickle)
+
+
+@pytest.fixture
+def failing() -> Iterator[str]:
+    yield from _serve(_error)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("server", ["silent", "trickle", "failing"])
+def test_webhook_call_is_bounded_and_names_no_secret(server: str,
+                                                     request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(server)
+    with pytest.raises(OSError) as err:
+        post_webhook(url, {"text": "hi"}, retries=2, timeout=1.0, backoff=0.1, deadline=4.0)
+    text = str(err.value)
+    assert SECRET not in text and "pa55word" not in text
+    assert "http://hook:***@127.0.0.1:" in text
+    if server == "failing":
+        assert "HTTP 500" in text and "after 3 attempt(s)" in text
+    else:
+        assert "no complete answer within" in text
+
+
+def _alerting_store(tmp_path: Path, url: str) -> Path:
+    """Spend in the last completed hour (what the alert check after a rollup looks at)."""
+    data = tmp_path / "data"
+    hour = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    write_session(data, "s1", f"{hour}:00:00Z", [
+        ev(f"{hour}:01:00Z", "llm_call", model="m", cost_usd=50.0)])
+    (tmp_path / "alerts.toml").write_text(
+        f'[notify]\nstdout = false\nwebhook = "{url}"\nwebhook_timeout = 1.0\n'
+        'webhook_deadline = 3.0\n\n[[rule]]\nname = "spend"\nmetric = "cost_usd"\n'
+        'op = ">"\nthreshold = 1.0\ngrain = "hour"\n')
+    return data
+
+
+@pytest.mark.timeout(180)
+def test_rollup_reports_a_failed_webhook_without_its_secret(tmp_path: Path,
+                                                             silent: str) -> None:
+    data = _alerting_store(tmp_path, silent)
+    store = tmp_path / "agentkpi.duckdb"  # alerts.toml sits next to the store
+    args = ["rollup", "--quiet", "--source", str(data), "--target", str(tmp_path / "out"),
+            "--store", str(store)]
+    r = CliRunner().invoke(main, args, env={"AGENTKPI_ALERT_RULES": ""})
+    assert r.exit_code == 0, r.output  # a failed notification never fails the rollup
+    assert "alert notification failed" in r.stderr
+    assert "no complete answer within" in r.stderr
+    assert SECRET not in r.output and "pa55word" not in r.output
+    state = tmp_path / "alerts.toml.state.json"
+    assert not state.exists() or "spend" not in state.read_text()  # retried next run
