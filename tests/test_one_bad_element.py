@@ -245,3 +245,17 @@ def test_one_bad_element_costs_at_most_that_element(name: str, data: st.DataObje
         store.write_batch(sessions, evs, ledger, replace_sessions=False)
         store.con.execute("SELECT max(ts), sum(prompt_tokens), sum(cost_usd) FROM events"
                           ).fetchall()
+
+
+@pytest.mark.parametrize("text", UNREPRESENTABLE)
+def test_transcript_lines_lose_only_the_bad_value(text: str) -> None:
+    """The JSONL reader of the transcript importers (codex, gemini_cli): one bad value in a
+    line costs that value, the line and its neighbours are kept."""
+    from agentkpi.sources._transcripts import json_lines
+
+    raw = (b'{"n": 1, "v": 1}\n{"n": 2, "v": ' + text.encode() + b', "keep": "yes"}\n'
+           b'{"n": 3, "v": 3}\n')
+    q = Quality()
+    rows = [obj for _, obj in json_lines(raw, q, "t.jsonl")]
+    assert [r["n"] for r in rows] == [1, 2, 3]
+    assert rows[1]["keep"] == "yes" and q.counts["value_bad_json"] >= 1

@@ -16,7 +16,7 @@ from typing import IO, Any
 import orjson
 
 from agentkpi.model import EVENT_COLUMNS, CanonicalBatch
-from agentkpi.quality import Quality
+from agentkpi.quality import Quality, decode_json
 
 _EVENT_NAMES = tuple(name for name, *_ in EVENT_COLUMNS)
 
@@ -53,7 +53,10 @@ def json_lines(fh: IO[bytes], q: Quality, path: str
         try:
             obj = loads(line)
         except orjson.JSONDecodeError:
-            obj = None
+            try:  # one bad value (NaN, 1e400, deep nesting) costs that value, not the line
+                obj = decode_json(line, q, f"{path}:{lineno}")
+            except ValueError:
+                obj = None
         if not isinstance(obj, dict):
             q.malformed("bad_json", f"{path}:{lineno}")
             continue
