@@ -263,6 +263,8 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             if replace:
                 evs = _one_file_per_session(sess, evs)
             ledger = [row for p in pending for row in p[2]]
+            for row in ledger:  # a file still listed is its own data, never superseded
+                row["supersedes"] = [s for s in row.get("supersedes") or () if s not in listing]
             store.write_batch(sess, evs, ledger, replace_sessions=replace, fresh=fresh)
             for p in pending:
                 result.quality.merge(p[3])

@@ -68,25 +68,44 @@ def detect(fs: Any, root: str) -> bool:
 def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
     """``{path: info}`` of the segments under ``root`` (any depth), in write order.
 
-    A plain segment whose compressed twin exists (a crash between rename and
-    delete during compression) is left out: both hold the same lines.
+    A plain segment whose compressed twin holds exactly the same bytes (a crash
+    between rename and delete during compression) is left out; a plain segment
+    that differs from its twin is data of its own and kept (never dropped).
     """
     try:
         found = fs.find(root.rstrip("/"), detail=True)
     except (OSError, ValueError):
         return {}
-    keep: dict[tuple[str, str, int, int], tuple[str, bool]] = {}
+    plain: dict[tuple[str, str, int, int], str] = {}
+    packed: dict[tuple[str, str, int, int], str] = {}
     for path in found:
         base = posixpath.basename(path)
         m = SEGMENT_RE.match(base)
         if not m:
             continue
         key = (posixpath.dirname(path), m.group(1), int(m.group(2)), int(m.group(3)))
-        compressed = m.group(4) is not None
-        old = keep.get(key)
-        if old is None or (compressed and not old[1]):
-            keep[key] = (path, compressed)
-    return {path: found[path] for _, (path, _) in sorted(keep.items())}
+        (packed if m.group(4) is not None else plain)[key] = path
+    keep = []
+    for key in sorted(set(plain) | set(packed)):
+        if key in packed:
+            keep.append(packed[key])
+        if key in plain and not (key in packed and same_content(fs, plain[key], packed[key])):
+            keep.append(plain[key])
+    return {path: found[path] for path in keep}
+
+
+def same_content(fs: Any, plain: str, compressed: str) -> bool:
+    """True when ``compressed`` decompresses to exactly the bytes of ``plain``.
+
+    Anything unreadable counts as different, so neither file is ever dropped
+    for a guess.
+    """
+    try:
+        raw_plain = fs.cat_file(plain)
+        unpacked, complete = decompress(compressed, fs.cat_file(compressed))
+    except Exception:  # noqa: BLE001 - unreadable: keep both
+        return False
+    return complete and unpacked == raw_plain
 
 
 def supersedes(path: str) -> list[str]:

@@ -32,7 +32,13 @@ from typing import Any
 
 from agentkpi.model import CanonicalBatch, field_map
 from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str
-from agentkpi.sources.eventlog import KNOWN_TYPES, SessionRows, add_event_row, readable_lines
+from agentkpi.sources.eventlog import (
+    KNOWN_TYPES,
+    SessionRows,
+    add_event_row,
+    readable_lines,
+    same_content,
+)
 
 NAME = "seed003"
 REPLACES_SESSIONS = False
@@ -53,13 +59,16 @@ def detect(fs: Any, root: str) -> bool:
 
 def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
     """``{path: info}`` of ``metrics_*.jsonl[.gz]`` under ``root`` (e.g. its
-    ``metrics/`` folder). A plain file with a ``.gz`` twin is left out."""
+    ``metrics/`` folder). A plain file whose ``.gz`` twin holds the same bytes is
+    left out; one that differs (the seed's writer rotates twice within a second and
+    reuses the name) is kept: a file is never dropped unless it is a true twin."""
     try:
         found = fs.find(root.rstrip("/"), detail=True)
     except (OSError, ValueError):
         return {}
     paths = {p for p in found if FILE_RE.match(posixpath.basename(p))}
-    return {p: found[p] for p in sorted(paths) if (p + ".gz") not in paths}
+    return {p: found[p] for p in sorted(paths)
+            if (p + ".gz") not in paths or not same_content(fs, p, p + ".gz")}
 
 
 def supersedes(path: str) -> list[str]:
