@@ -185,6 +185,8 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                        "status": "skipped" if skipped else "ok",
                        "reason": q.skipped[-1]["reason"] if skipped else None,
                        "n_sessions": batch.n_sessions - n_s, "n_events": batch.n_events - n_e})
+    # Every source's tool outputs are named and timed from their calls (tool_call_id).
+    batch.pair_tool_calls()
     # The one pricing step every source goes through (source cost wins; tokens
     # without a cost are priced; unknown models stay NULL and are counted unpriced).
     return batch.session_table(), pricing.price_events(batch.event_table(), q), ledger, q

@@ -168,6 +168,7 @@ DATA_FIELDS: tuple[DataField, ...] = (
     DataField("error_type", ("error_type", "type"), "text", "error"),
     DataField("error_message", ("error", "message"), "text", "error"),
     DataField("agent", ("agent_id", "agent"), "text"),
+    DataField("tool_call_id", ("tool_call_id", "call_id", "tool_use_id"), "text"),
 )
 
 
@@ -255,6 +256,33 @@ class CanonicalBatch:
                 column.extend(missing)
             self.event_rows.clear()
         return self._events
+
+    def pair_tool_calls(self) -> int:
+        """Name each ``tool_output`` that has no tool name after its ``tool_call`` (same
+        session and ``tool_call_id``). Returns the outputs named.
+
+        Many formats name the tool only on the call; without this every such output
+        would count under no tool (0 runs on the by-tool page). The ingest runs it on
+        every importer's rows, so no importer has to remember it.
+        """
+        ev = self.events
+        types, ids, tools = ev["event_type"], ev["tool_call_id"], ev["tool"]
+        outputs = [i for i, t in enumerate(types)
+                   if t == "tool_output" and ids[i] is not None and tools[i] is None]
+        if not outputs:  # the usual case: every output named already
+            return 0
+        sids = ev["session_id"]
+        calls: dict[tuple[Any, Any], str] = {}
+        for i, t in enumerate(types):
+            if t == "tool_call" and ids[i] is not None and tools[i] is not None:
+                calls.setdefault((sids[i], ids[i]), tools[i])
+        named = 0
+        for i in outputs:
+            tool = calls.get((sids[i], ids[i]))
+            if tool is not None:
+                tools[i] = tool
+                named += 1
+        return named
 
     def add_session(self, **values: Any) -> None:
         for name, column in self.sessions.items():
