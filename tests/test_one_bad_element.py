@@ -14,6 +14,7 @@ its source module, a file name, and a ``render`` function turning the
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from collections.abc import Callable
@@ -256,6 +257,6 @@ def test_transcript_lines_lose_only_the_bad_value(text: str) -> None:
     raw = (b'{"n": 1, "v": 1}\n{"n": 2, "v": ' + text.encode() + b', "keep": "yes"}\n'
            b'{"n": 3, "v": 3}\n')
     q = Quality()
-    rows = [obj for _, obj in json_lines(raw, q, "t.jsonl")]
+    rows = [obj for _, obj in json_lines(io.BytesIO(raw), q, "t.jsonl")]
     assert [r["n"] for r in rows] == [1, 2, 3]
     assert rows[1]["keep"] == "yes" and q.counts["value_bad_json"] >= 1
