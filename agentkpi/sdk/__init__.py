@@ -54,7 +54,8 @@ def _configured_recorder() -> Recorder:
     (``last_error``) - unless ``AGENTKPI_RAISE_ERRORS`` asks for errors.
     """
     from agentkpi import config
-    from agentkpi.sdk.recorder import DURABILITY_MODES, _raise_errors
+    from agentkpi.sdk.eventlog import DURABILITY_MODES
+    from agentkpi.sdk.recorder import _raise_errors
 
     durability = str(config.get("durability"))
     if durability in DURABILITY_MODES or _raise_errors():

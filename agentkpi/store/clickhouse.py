@@ -464,7 +464,7 @@ class ClickHouseStore:
         """``{path: reason}`` of every file the ledger holds as skipped (still unread)."""
         rows = self.client.query("SELECT path, coalesce(reason, '') FROM ingested_files FINAL "
                                  "WHERE status = 'skipped'").result_rows
-        return dict(rows)
+        return {str(p): str(r) for p, r in rows}
 
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
