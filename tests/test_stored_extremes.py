@@ -36,8 +36,7 @@ def extreme_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("extremes")
     data = root / "data"
     write_session(data, "big", "2026-05-20T10:00:00Z", [
-        ev("2026-05-20T10:01:00Z", "llm_call", model="m", prompt_tokens=BIG,
-           completion_tokens=BIG, cost_usd=1e308),
+        ev("2026-05-20T10:01:00Z", "llm_call", model="m", prompt_tokens=BIG, cost_usd=1e308),
         ev("2026-05-20T10:02:00Z", "llm_call", model="m", prompt_tokens=BIG, cost_usd=1e308),
         ev("9999-12-31T23:30:00Z", "tool_call", tool="bash"),
         ev("9999-12-31T23:30:00-01:00", "tool_call", tool="bash"),  # past 9999: not a time

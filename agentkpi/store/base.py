@@ -28,8 +28,12 @@ Fetched = tuple[list[str], list[tuple[Any, ...]]]
 ScanTable = Literal["events", "sessions"]
 
 #: All billed tokens of an event (the four exclusive buckets), NULLs as 0; portable SQL.
-TOKENS_SQL = ("(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
-              "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0))")
+#: Added as DOUBLE: two valid 64-bit counts may sum past BIGINT (an overflow would fail
+#: the whole write); it only ranks rows, and doubles are exact to 2**53.
+TOKENS_SQL = ("(CAST(coalesce(prompt_tokens, 0) AS DOUBLE) + "
+              "CAST(coalesce(completion_tokens, 0) AS DOUBLE) + "
+              "CAST(coalesce(cache_read_tokens, 0) AS DOUBLE) + "
+              "CAST(coalesce(cache_creation_tokens, 0) AS DOUBLE))")
 
 
 def scan_sql(table: ScanTable, dialect: Dialect, start: datetime | None = None,
