@@ -38,6 +38,9 @@ def extreme_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_session(data, "big", "2026-05-20T10:00:00Z", [
         ev("2026-05-20T10:01:00Z", "llm_call", model="m", prompt_tokens=BIG, cost_usd=1e308),
         ev("2026-05-20T10:02:00Z", "llm_call", model="m", prompt_tokens=BIG, cost_usd=1e308),
+        # one unpriced call whose own counts sum past a BIGINT
+        ev("2026-05-20T10:03:00Z", "llm_call", model="no-such-model", prompt_tokens=BIG,
+           completion_tokens=BIG),
         ev("9999-12-31T23:30:00Z", "tool_call", tool="bash"),
         ev("9999-12-31T23:30:00-01:00", "tool_call", tool="bash"),  # past 9999: not a time
     ])
@@ -47,7 +50,7 @@ def extreme_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with DuckDBStore(store) as st:
         r = ingest(str(data), st, workers=1)
     assert r.quality.skipped == []
-    assert r.events == 5 and r.quality.counts["ts_unparseable"] == 2  # event + session start
+    assert r.events == 6 and r.quality.counts["ts_unparseable"] == 2  # event + session start
     return store
 
 

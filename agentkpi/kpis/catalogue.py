@@ -113,9 +113,13 @@ MEASURES: tuple[Measure, ...] = (
     Measure("tokens_cache_read", "sum", "event_type = 'llm_call'", "cache_read_tokens"),
     Measure("tokens_cache_creation", "sum", "event_type = 'llm_call'", "cache_creation_tokens"),
     Measure("cost_usd", "sum", "event_type = 'llm_call'", "cost_usd", order="seq"),
+    # The four counts are added as DOUBLE: four valid 64-bit counts of one event may not
+    # fit a BIGINT together, and that must not fail the write of the aggregate tables.
     Measure("unpriced_tokens", "sum", "event_type = 'llm_call' AND cost_usd IS NULL",
-            "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) + "
-            "coalesce(cache_read_tokens, 0) + coalesce(cache_creation_tokens, 0)"),
+            "CAST(coalesce(prompt_tokens, 0) AS DOUBLE) + "
+            "CAST(coalesce(completion_tokens, 0) AS DOUBLE) + "
+            "CAST(coalesce(cache_read_tokens, 0) AS DOUBLE) + "
+            "CAST(coalesce(cache_creation_tokens, 0) AS DOUBLE)"),
     Measure("tool_outputs", "count", "event_type = 'tool_output'"),
     Measure("tool_outputs_ok", "count", "event_type = 'tool_output' AND success"),
     Measure("errors", "count", "event_type = 'error'"),

@@ -36,6 +36,16 @@ TOKENS_SQL = ("(CAST(coalesce(prompt_tokens, 0) AS DOUBLE) + "
               "CAST(coalesce(cache_creation_tokens, 0) AS DOUBLE))")
 
 
+def audit_values(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Import-audit rows as values in ``AUDIT_COLUMNS`` order; a count past the BIGINT
+    column (the tokens of calls with extreme counts) is stored as its largest value."""
+    from agentkpi.quality import AUDIT_COLUMNS
+
+    names = [n for n, *_ in AUDIT_COLUMNS]
+    return [[min(r[n], 2**63 - 1) if n == "n" and isinstance(r.get(n), int) else r.get(n)
+             for n in names] for r in rows]
+
+
 def scan_sql(table: ScanTable, dialect: Dialect, start: datetime | None = None,
              end: datetime | None = None) -> tuple[pa.Schema, str]:
     """The schema and SELECT of a :meth:`Store.scan` on any engine: ``events`` in

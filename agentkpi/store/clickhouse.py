@@ -57,7 +57,14 @@ from agentkpi.model import (
     SESSION_COLUMNS_V2,
 )
 from agentkpi.quality import AUDIT_COLUMNS
-from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord, scan_sql
+from agentkpi.store.base import (
+    TOKENS_SQL,
+    Fetched,
+    ScanTable,
+    SessionRecord,
+    audit_values,
+    scan_sql,
+)
 
 # ----------------------------------------------------------------------------- dialect
 
@@ -572,8 +579,7 @@ class ClickHouseStore:
         """Append import-audit rows (``AUDIT_COLUMNS``) of one ingest run."""
         if rows:
             names = [n for n, *_ in AUDIT_COLUMNS]
-            self.client.insert("import_audit", [[r.get(n) for n in names] for r in rows],
-                               column_names=names)
+            self.client.insert("import_audit", audit_values(rows), column_names=names)
 
     def _upsert_sessions(self, sessions: pa.Table, version: int) -> None:
         # One row per session id (a session may arrive from several files in one

@@ -34,7 +34,14 @@ from agentkpi.model import (
     SESSION_COLUMNS_V2,
 )
 from agentkpi.quality import AUDIT_COLUMNS
-from agentkpi.store.base import TOKENS_SQL, Fetched, ScanTable, SessionRecord, scan_sql
+from agentkpi.store.base import (
+    TOKENS_SQL,
+    Fetched,
+    ScanTable,
+    SessionRecord,
+    audit_values,
+    scan_sql,
+)
 
 # ----------------------------------------------------------------------------- dialect
 
@@ -504,7 +511,7 @@ class DuckDBStore:
         names = [n for n, *_ in AUDIT_COLUMNS]
         self.con.executemany(
             f"INSERT INTO import_audit ({', '.join(names)}) VALUES "
-            f"({', '.join('?' for _ in names)})", [[r.get(n) for n in names] for r in rows])
+            f"({', '.join('?' for _ in names)})", audit_values(rows))
 
     def _upsert_sessions(self) -> None:
         # One row per session id (a session may arrive from several files in one
