@@ -41,7 +41,7 @@ from agentkpi import pricing
 from agentkpi.errors import UsageError
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
-from agentkpi.sdk.eventlog import EventLogWriter, list_segments
+from agentkpi.sdk.eventlog import EventLogWriter, list_segments, pid_alive
 from agentkpi.sources import otel
 from agentkpi.store import Store
 
@@ -614,7 +614,7 @@ class TraceIngester:
             except OSError:
                 continue
             end = raw.rfind(b"\n") + 1
-            if end < len(raw) and not _alive(seg.pid):
+            if end < len(raw) and not pid_alive(seg.pid):
                 # a dead writer's torn last line (it was never answered 200)
                 q.note("line_bad_json", f"{path}: torn last line")
                 end = len(raw)
@@ -757,17 +757,6 @@ class TraceIngester:
                     break
                 self.n_spans -= len(tr.spans)
                 del self.traces[tid]
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a live writer's last line may still be arriving)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _settled(tr: _Trace) -> bool:

@@ -535,7 +535,8 @@ class EventLogWriter:
             self._compress_cv.notify_all()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a live writer's last line may still be arriving)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -556,7 +557,7 @@ def remove_orphan_tmp(directory: Path) -> list[Path]:
         if not name.endswith(".tmp"):
             continue
         m = SEGMENT_RE.match(name[:-4])
-        if not m or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2))):
+        if not m or int(m.group(2)) == os.getpid() or pid_alive(int(m.group(2))):
             continue
         try:
             (directory / name).unlink()

@@ -105,3 +105,17 @@ def is_local(fs: Any) -> bool:
     protocol = getattr(fs, "protocol", None)
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
     return "file" in protocols or "local" in protocols
+
+
+def parse_bytes_by_stream(parse_stream: Callable[..., None]
+                          ) -> Callable[[str, bytes, Quality], CanonicalBatch]:
+    """The importer protocol's ``parse_file(path, raw, q)`` for an importer that streams:
+    the bytes are read through its ``parse_stream(path, fh, q, into=batch)``."""
+    import io
+
+    def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
+        batch = CanonicalBatch()
+        parse_stream(path, io.BytesIO(raw), q, into=batch)
+        return batch
+
+    return parse_file

@@ -37,7 +37,6 @@ the parent thread).
 from __future__ import annotations
 
 import glob
-import io
 import os
 import posixpath
 import re
@@ -55,6 +54,7 @@ from agentkpi.sources._transcripts import (
     is_local,
     json_lines,
     mcp_server,
+    parse_bytes_by_stream,
     walk_local,
 )
 
@@ -455,13 +455,6 @@ class _Rollout:
                           extra=_dumps({"parent_id": self.parent_id} if self.parent_id else None))
 
 
-def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
-    """Parse one rollout held in memory (see :func:`parse_stream`)."""
-    batch = CanonicalBatch()
-    parse_stream(path, io.BytesIO(raw), q, into=batch)
-    return batch
-
-
 def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                  opener: Callable[[str], IO[bytes]] | None = None) -> None:
     """Stream one rollout file from ``fh`` into ``into``, line by line."""
@@ -503,3 +496,7 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                                    "is it a rollout transcript?")
         return
     r.emit(into)
+
+
+#: One rollout held in memory, parsed by :func:`parse_stream`.
+parse_file = parse_bytes_by_stream(parse_stream)

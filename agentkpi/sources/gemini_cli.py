@@ -32,7 +32,6 @@ conversation as one object with a ``messages`` list. Subagents are recorded in
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import re
@@ -49,6 +48,7 @@ from agentkpi.sources._transcripts import (
     is_local,
     json_lines,
     mcp_server,
+    parse_bytes_by_stream,
     walk_local,
 )
 
@@ -305,13 +305,6 @@ def _legacy(raw: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and isinstance(obj.get("messages"), list) else None
 
 
-def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
-    """Parse one recording held in memory (see :func:`parse_stream`)."""
-    batch = CanonicalBatch()
-    parse_stream(path, io.BytesIO(raw), q, into=batch)
-    return batch
-
-
 def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                  opener: Callable[[str], IO[bytes]] | None = None) -> None:
     """Stream one recording from ``fh`` into ``into``.
@@ -349,3 +342,7 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                                       "file; is it a chat recording?")
         return
     rec.emit(into)
+
+
+#: One recording held in memory, parsed by :func:`parse_stream`.
+parse_file = parse_bytes_by_stream(parse_stream)
