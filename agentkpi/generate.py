@@ -344,6 +344,7 @@ def _llm(s: _Session, us: int, model: tuple[str, float, float, float], kind: str
 
 def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
                    dirty: bool, inj: dict[str, int], force: str | None,
+                   not_after_us: int | None = None,
                    ) -> tuple[str, str, bytes, int, int | None, int | None]:
     """One session -> (session_id, date folder, file bytes, n_events, first_us, last_us)."""
     r = rng.random
@@ -367,6 +368,8 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
     if long_run:
         n_turns += 2 + int(r() * 4)
         long_span = int((3 + r() * 69) * 3600 * _US)  # 3 h .. 3 days
+        if not_after_us is not None:  # turns may run 1.5x their share: stay well inside
+            long_span = max(0, min(long_span, (not_after_us - t0) // 2))
     cost_total = 0.0
     t = t0 + 100_000 + int(r() * 400_000)
     s.ev(t, "ready", '{"message": "Agent initialized", "tool_count": %d}' % (7 if cli else 21))
@@ -576,7 +579,7 @@ def _hf_job(s: _Session, t: int, r: Any, cli: bool) -> tuple[int, float]:
 
 def _gen_chunk(task: tuple) -> tuple[int, int, int, int | None, int | None, dict[str, int]]:
     """Generate sessions [i0, i1) of a stream; returns (files, events, bytes, first, last, inj)."""
-    root, stream, seed, chunk, i0, i1, start_us, span_us, users, dirty = task
+    root, stream, seed, chunk, i0, i1, start_us, span_us, users, dirty, not_after_us = task
     rng = random.Random((seed * 1_000_003 + stream) * 10_000_019 + chunk)
     inj: dict[str, int] = {}
     made: set[str] = set()
@@ -587,7 +590,7 @@ def _gen_chunk(task: tuple) -> tuple[int, int, int, int | None, int | None, dict
     for i in range(i0, i1):
         force = forced[i] if dirty and i < len(forced) else None
         sid, day, body, ne, f, la = _build_session(rng, start_us, span_us, users, dirty, inj,
-                                                   force)
+                                                   force, not_after_us)
         d = os.path.join(sess_dir, day)
         if day not in made:
             os.makedirs(d, exist_ok=True)
@@ -611,14 +614,16 @@ def _to_us(dt: datetime) -> int:
 
 
 def _run(root: str | os.PathLike[str], n_sessions: int, start: datetime, span_s: float,
-         seed: int, dirty: bool, workers: int, stream: int, users: int) -> GenerateResult:
+         seed: int, dirty: bool, workers: int, stream: int, users: int,
+         not_after: datetime | None = None) -> GenerateResult:
     t_start = time.perf_counter()
     root_s = os.fspath(root)
     os.makedirs(os.path.join(root_s, "sessions"), exist_ok=True)
     start_us = _to_us(start)
     span_us = max(1, int(span_s * _US))
+    cap = None if not_after is None else _to_us(not_after)
     tasks = [(root_s, stream, seed, c, i0, min(i0 + _CHUNK, n_sessions), start_us, span_us,
-              users, dirty)
+              users, dirty, cap)
              for c, i0 in enumerate(range(0, n_sessions, _CHUNK))]
     if workers > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("spawn")
@@ -650,18 +655,20 @@ def _run(root: str | os.PathLike[str], n_sessions: int, start: datetime, span_s:
 
 def generate_sessions(root: str | os.PathLike[str], n_sessions: int, start: datetime,
                       hours: int = 48, seed: int = 0, dirty: bool = False,
-                      workers: int = 1) -> GenerateResult:
+                      workers: int = 1, not_after: datetime | None = None) -> GenerateResult:
     """Write ``n_sessions`` sessions starting uniformly in ``[start, start + hours)``.
 
     ``start`` should be timezone-aware (naive is taken as UTC). Files go to
     ``root/sessions/YYYY-MM-DD/<session_id>.jsonl``. Same arguments -> the same
     bytes, whatever ``workers`` is. ``workers > 1`` uses a process pool.
+    ``not_after``: the few sessions that run for days are shortened to end well
+    before it (demo data must not reach into the future).
     """
     if n_sessions < 0 or hours <= 0:
         raise ValueError("n_sessions must be >= 0 and hours > 0")
     users = max(1, n_sessions // 6)
     return _run(root, n_sessions, start, hours * 3600, seed, dirty, workers, stream=0,
-                users=users)
+                users=users, not_after=not_after)
 
 
 def append_hour(root: str | os.PathLike[str], start_of_hour: datetime, n_sessions: int,

@@ -254,6 +254,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         # run: the ledger is written in the same transaction) and the store is not
         # committed (and checkpointed) hundreds of times.
         done = 0
+        parsed = 0
         pending: list[Any] = []
 
         def flush() -> None:
@@ -276,10 +277,13 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             done += len(ledger)
             pending.clear()
             if progress:
-                progress("ingest", done, len(todo))
+                progress("write", done, len(todo))
 
         for part in parts:
             pending.append(part)
+            parsed += len(part[2])
+            if progress:  # moves with every parsed chunk, not only at each store write
+                progress("ingest", parsed, len(todo))
             if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS:
                 flush()
         flush()

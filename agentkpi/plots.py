@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agentkpi.errors import UsageError
 from agentkpi.kpis.display import format_value, label
 from agentkpi.kpis.stats import rolling_mean
 from agentkpi.reports.html import DEFAULT_CHARTS
@@ -121,6 +122,12 @@ def plot_store(store: Any, out_dir: str | Path, start: datetime | None = None,
     from agentkpi.views import overview
 
     report = overview(store, start, end, grain=grain, tz=tz)
+    if not report["totals"].get("sessions"):
+        span = report.get("data_range") or {}
+        held = (f"the store holds {span.get('first_event')} .. {span.get('last_event')}"
+                if span.get("first_event") else "the store is empty")
+        raise UsageError(f"nothing to plot: no events in [{report['from']}, {report['to']}) "
+                         f"UTC; {held} - pick a range with --from/--to")
     report["title"] = "agentkpi"
     return write_plots(report, out_dir)
 

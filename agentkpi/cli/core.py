@@ -266,11 +266,20 @@ def generate_cmd(out_dir: str, n: int, start: str | None, hours: int, seed: int,
     from agentkpi.generate import generate_sessions
     from agentkpi.times import parse_hour
 
-    begin = (parse_hour(start, what="--start") if start else _hour_now() - timedelta(hours=hours))
+    now = _hour_now()
+    # Default: sessions start in the `hours` before the last DEMO_MARGIN and end by now.
+    begin = (parse_hour(start, what="--start") if start
+             else now - timedelta(hours=hours) - DEMO_MARGIN)
     res = generate_sessions(out_dir, n, begin.replace(tzinfo=UTC), hours=hours,
-                            seed=seed, dirty=dirty, workers=2)
+                            seed=seed, dirty=dirty, workers=2,
+                            not_after=None if start else now.replace(tzinfo=UTC))
     console.print(f"generated {res.n_sessions} sessions, {res.n_events} events in "
                   f"{res.n_files} files under {out_dir}")
+
+
+#: Demo sessions stop starting this long before now: an ordinary session lasts well under
+#: it, so no demo event lies in the future (the few multi-day ones are cut to fit).
+DEMO_MARGIN = timedelta(hours=3)
 
 
 def _hour_now() -> datetime:
@@ -296,8 +305,8 @@ def quickstart_cmd(workdir: str, n: int) -> None:
     begin = end - timedelta(hours=48)
     if not (data / "sessions").exists():
         console.print(f"generating {n} demo sessions over 48 hours into {data} ...")
-        generate_sessions(str(data), n, begin.replace(tzinfo=UTC), hours=48, seed=0,
-                          workers=2)
+        generate_sessions(str(data), n, (begin - DEMO_MARGIN).replace(tzinfo=UTC), hours=48,
+                          seed=0, workers=2, not_after=end.replace(tzinfo=UTC))
     with open_store("duckdb", path=store_path) as st, progress_bar() as progress:
         r = rollup(str(target), source=str(data), store=st, progress=progress,
                    start=begin.strftime("%Y-%m-%dT%H"), end=end.strftime("%Y-%m-%dT%H"))
@@ -305,9 +314,11 @@ def quickstart_cmd(workdir: str, n: int) -> None:
     last = [dict(bucket=k, **v) for k, v in sorted(r.rows.items())][-24:]
     print_table([{c: row.get(c) for c in SUMMARY_COLUMNS} for row in last], SUMMARY_COLUMNS,
                 title="Last 24 hours")
+    # Every suggested command names the demo store: it is not the default store.
     console.print(f"CSVs in {target}/hourly/, store {store_path}.\n"
-                  f"Next: agentkpi kpis | agentkpi query --help | "
-                  f"agentkpi serve --store {store_path}")
+                  f"Next: agentkpi kpis | agentkpi query --store {store_path} | "
+                  f"agentkpi report --store {store_path} | agentkpi serve --store {store_path}",
+                  markup=False)
 
 
 @main.command("status")
