@@ -100,10 +100,11 @@ def write_out(path: str, text: str) -> None:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """A ``progress(stage, done, total)`` callback drawing a Rich bar on stderr."""
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A ``progress(stage, done, total)`` callback drawing a Rich bar on stderr; None (no
+    progress work at all) when not ``enabled`` or stderr is not a terminal."""
     if not enabled or not console.is_terminal:
-        yield lambda stage, done, total: None
+        yield None
         return
     bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console, transient=True)

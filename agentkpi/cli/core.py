@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -314,10 +315,12 @@ def quickstart_cmd(workdir: str, n: int) -> None:
     last = [dict(bucket=k, **v) for k, v in sorted(r.rows.items())][-24:]
     print_table([{c: row.get(c) for c in SUMMARY_COLUMNS} for row in last], SUMMARY_COLUMNS,
                 title="Last 24 hours")
-    # Every suggested command names the demo store: it is not the default store.
+    # Every suggested command names the demo store (it is not the default store), quoted
+    # for the shell, so each runs exactly as printed.
+    at = shlex.quote(str(store_path))
     console.print(f"CSVs in {target}/hourly/, store {store_path}.\n"
-                  f"Next: agentkpi kpis | agentkpi query --store {store_path} | "
-                  f"agentkpi report --store {store_path} | agentkpi serve --store {store_path}",
+                  f"Next: agentkpi kpis | agentkpi query --store {at} | "
+                  f"agentkpi report --store {at} | agentkpi serve --store {at}",
                   markup=False)
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from agentkpi.cli import main
-from agentkpi.cli._common import console, engine_options, handle_errors, store_option
+from agentkpi.cli._common import (
+    console,
+    engine_options,
+    handle_errors,
+    progress_bar,
+    store_option,
+)
 from agentkpi.store import open_store
 
 
@@ -17,11 +23,12 @@ from agentkpi.store import open_store
 @click.option("--from", "start", metavar="A", help="Range start (inclusive), YYYY-MM-DD[THH].")
 @click.option("--to", "end", metavar="B", help="Range end (exclusive), YYYY-MM-DD[THH].")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone of --from/--to.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @store_option
 @engine_options
 @handle_errors
 def export_cmd(what: str, fmt: str | None, out_path: str, start: str | None, end: str | None,
-               tz: str, store: str | None, engine: str, dsn: str | None) -> None:
+               tz: str, quiet: bool, store: str | None, engine: str, dsn: str | None) -> None:
     """Export WHAT (events | sessions | kpis) of [--from, --to) to --out.
 
     \b
@@ -38,8 +45,10 @@ def export_cmd(what: str, fmt: str | None, out_path: str, start: str | None, end
     lo, hi = parse_range(start, end, tz, ("--from", "--to"))
     st = open_store(engine, dsn, store, read_only=True)
     try:
-        r = export(st, what, out_path, fmt, lo, hi)
+        with progress_bar(not quiet) as progress:  # on stderr, only on a terminal
+            r = export(st, what, out_path, fmt, lo, hi, progress=progress)
     finally:
         st.close()
-    console.print(f"export  {r.rows} {what} row(s) -> {r.path} ({r.format}, "
-                  f"{r.bytes / 1e6:.1f} MB)")
+    if not quiet:
+        console.print(f"export  {r.rows} {what} row(s) -> {r.path} ({r.format}, "
+                      f"{r.bytes / 1e6:.1f} MB)")

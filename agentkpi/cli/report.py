@@ -11,6 +11,7 @@ from agentkpi.cli._common import (
     console,
     engine_options,
     handle_errors,
+    progress_bar,
     store_option,
     write_out,
 )
@@ -26,11 +27,12 @@ from agentkpi.store import open_store
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "csv", "json"]),
               default="markdown", show_default=True)
 @click.option("--out", "out_path", metavar="PATH", help="Write to a file instead of stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @store_option
 @engine_options
 @handle_errors
 def report_cmd(start: str | None, end: str | None, tz: str, fmt: str, out_path: str | None,
-               store: str | None, engine: str, dsn: str | None) -> None:
+               quiet: bool, store: str | None, engine: str, dsn: str | None) -> None:
     """Summarise [--from, --to): sessions, tokens and cost, performance percentiles,
     tools, agents, errors by type and a time series.
 
@@ -42,7 +44,8 @@ def report_cmd(start: str | None, end: str | None, tz: str, fmt: str, out_path: 
 
     st = open_store(engine, dsn, store, read_only=True)
     try:
-        report = build_report(st, start, end, tz=tz)
+        with progress_bar(not quiet) as progress:  # on stderr, only on a terminal
+            report = build_report(st, start, end, tz=tz, progress=progress)
     finally:
         st.close()
     text = render(report, fmt)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,6 +45,8 @@ TOOLS = ("events", "sessions", "success_count", "failure_count", "success_rate",
 AGENTS = ("events", "sessions", "errors", "success_rate", "tokens_total", "cost_usd")
 SERIES = ("sessions", "users", "events", "errors", "llm_calls", "tokens_total", "cost_usd")
 TOP = 25
+#: The queries a report runs (summary, by model, tools, agents, errors, time series).
+QUERIES = 6
 
 
 def _json_safe(value: Any) -> Any:
@@ -72,8 +75,12 @@ def _series_grain(start: datetime, end: datetime) -> str:
 
 def build_report(store: Any, start: str | date | datetime | None = None,
                  end: str | date | datetime | None = None, tz: str = "UTC",
-                 top: int = TOP) -> dict[str, Any]:
-    """Summarise ``[start, end)`` (default: everything in the store) into a JSON-safe dict."""
+                 top: int = TOP, progress: Callable[[str, int, int], None] | None = None
+                 ) -> dict[str, Any]:
+    """Summarise ``[start, end)`` (default: everything in the store) into a JSON-safe dict.
+
+    ``progress("report", queries done, QUERIES)`` is called after each of its queries.
+    """
     zone = time_zone(tz)
     lo = parse_time(start, zone, "start")
     hi = parse_time(end, zone, "end")
@@ -101,9 +108,18 @@ def build_report(store: Any, start: str | date | datetime | None = None,
                       time_series={"grain": "hour", "rows": []})
         return report
 
+    done = 0
+    if progress:
+        progress("report", 0, QUERIES)
+
     def q(metrics: tuple[str, ...], **kw: Any) -> Any:
-        return query(metrics=list(metrics), start=lo.replace(tzinfo=UTC),
-                     end=hi.replace(tzinfo=UTC), tz=tz, store=store, **kw)
+        nonlocal done
+        table = query(metrics=list(metrics), start=lo.replace(tzinfo=UTC),
+                      end=hi.replace(tzinfo=UTC), tz=tz, store=store, **kw)
+        done += 1
+        if progress:
+            progress("report", done, QUERIES)
+        return table
 
     total = _rows(q(scalars, grain=None))
     row = total[0] if total else zero

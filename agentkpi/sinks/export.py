@@ -23,8 +23,9 @@ The schemas are documented in ``docs/exports.md``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -37,7 +38,11 @@ from agentkpi.kpis.sql import KpiQuery, run
 from agentkpi.sinks import csv_export, jsonl, parquet, xlsx
 from agentkpi.sinks._batches import Batches
 from agentkpi.store import Store
+from agentkpi.store.base import scan_sql
 from agentkpi.times import hour_end
+
+#: ``progress(stage, done, total)``, as ingest's.
+Progress = Callable[[str, int, int], None]
 
 WRITERS: dict[str, ModuleType] = {m.FORMAT: m for m in (csv_export, jsonl, parquet, xlsx)}
 FORMATS = tuple(WRITERS)
@@ -118,23 +123,75 @@ def kpi_schema(columns: tuple[str, ...] = HOURLY_COLUMNS) -> pa.Schema:
                       *((c, KPI_TYPES[BY_NAME[c].kind]) for c in columns)])
 
 
+def _kpi_range(store: Store, start: datetime | None, end: datetime | None
+               ) -> tuple[datetime, datetime] | None:
+    """``[start, end)`` with open ends at the store's first / last event hour (None: nothing)."""
+    if start is None or end is None:
+        lo, hi = store.time_range()
+        if lo is None or hi is None:
+            return None
+        start = start or lo.replace(minute=0, second=0, microsecond=0)
+        end = end or hour_end(hi)
+    return (start, end) if end > start else None
+
+
+#: The KPI rows of a long range are computed this many parts at a time (each at least a
+#: day): every hourly row depends on its hour alone, so the parts are the same rows, and
+#: an export can say how far it got.
+KPI_PARTS = 20
+
+
+def kpis_batches(store: Store, start: datetime | None = None, end: datetime | None = None,
+                 progress: Progress | None = None) -> pa.RecordBatchReader:
+    """The hourly KPI rows (every hourly CSV column) for ``[start, end)`` as a stream of
+    record batches, one per part of the range; empty hours left out.
+
+    Open ends default to the store's first / last event hour. ``progress("kpis", hours
+    done, hours)`` is called after each part.
+    """
+    schema = kpi_schema()
+    span = _kpi_range(store, start, end)
+    if span is None:
+        return pa.RecordBatchReader.from_batches(schema, iter(()))
+    lo, hi = span
+    hours = max(1, -(-int((hi - lo).total_seconds()) // 3600))
+    step = timedelta(hours=max(24, -(-hours // KPI_PARTS)))
+
+    def parts() -> Iterator[pa.RecordBatch]:
+        a = lo
+        while a < hi:
+            b = hi if hi - a <= step else a + step
+            rows = run(store, KpiQuery(start=a, end=b, kpis=list(HOURLY_COLUMNS),
+                                       grain="hour"))
+            if progress:
+                progress("kpis", min(hours, int((b - lo).total_seconds()) // 3600), hours)
+            yield from pa.Table.from_pylist(rows, schema=schema).to_batches()
+            a = b
+
+    return pa.RecordBatchReader.from_batches(schema, parts())
+
+
 def kpis_table(store: Store, start: datetime | None = None, end: datetime | None = None
                ) -> pa.Table:
     """The hourly KPI rows (every hourly CSV column) for ``[start, end)``; empty hours left out.
 
     Open ends default to the store's first / last event hour.
     """
-    schema = kpi_schema()
-    if start is None or end is None:
-        lo, hi = store.time_range()
-        if lo is None or hi is None:
-            return schema.empty_table()
-        start = start or lo.replace(minute=0, second=0, microsecond=0)
-        end = end or hour_end(hi)
-    if end <= start:
-        return schema.empty_table()
-    rows = run(store, KpiQuery(start=start, end=end, kpis=list(HOURLY_COLUMNS), grain="hour"))
-    return pa.Table.from_pylist(rows, schema=schema)
+    return kpis_batches(store, start, end).read_all()
+
+
+def _counted(data: pa.RecordBatchReader, stage: str, total: int, progress: Progress
+             ) -> pa.RecordBatchReader:
+    """``data`` calling ``progress(stage, rows so far, total)`` after each batch."""
+    def batches() -> Iterator[pa.RecordBatch]:
+        done = 0
+        progress(stage, 0, total)
+        for b in data:
+            done += b.num_rows
+            progress(stage, done, max(total, done))
+            yield b
+
+    return pa.RecordBatchReader.from_batches(data.schema, batches())
 
 
 def reader(store: Store, what: str, start: datetime | None = None,
@@ -162,8 +219,13 @@ class ExportResult:
 
 
 def export(store: Store, what: str, destination: str | os.PathLike[str], fmt: str | None = None,
-           start: datetime | None = None, end: datetime | None = None) -> ExportResult:
-    """Stream ``events`` / ``sessions`` / ``kpis`` of ``[start, end)`` into ``destination``."""
+           start: datetime | None = None, end: datetime | None = None,
+           progress: Progress | None = None) -> ExportResult:
+    """Stream ``events`` / ``sessions`` / ``kpis`` of ``[start, end)`` into ``destination``.
+
+    ``progress(stage, done, total)``: rows written of the rows in range (events,
+    sessions) or hours computed of the range's hours (kpis).
+    """
     if Path(destination).is_dir():
         raise UsageError(f"--out {destination} is a directory; give a file name, e.g. "
                          f"{Path(destination) / ('export.' + (fmt or 'csv'))}")
@@ -171,7 +233,20 @@ def export(store: Store, what: str, destination: str | os.PathLike[str], fmt: st
     if what not in TABLES:
         raise UsageError(f"unknown export {what!r}; choose from {', '.join(TABLES)}")
     options = {"sheet": what} if fmt == "xlsx" else {}
-    with store.low_memory():
-        rows = write(reader(store, what, start, end), destination, fmt, **options)
+    if what == "kpis":
+        # The KPI query needs the store's ordinary memory: only a scan runs with a small
+        # buffer pool (under it, a KPI query of a large store runs out of memory).
+        rows = write(kpis_batches(store, start, end, progress), destination, fmt, **options)
+    else:
+        total = 0
+        if progress:
+            _, sql = scan_sql("events" if what == "events" else "sessions", store.dialect,
+                              start, end)
+            total = int(store.fetch(f"SELECT count(*) FROM ({sql}) AS scanned")[1][0][0])
+        with store.low_memory():
+            data = (events_reader if what == "events" else sessions_reader)(store, start, end)
+            if progress:
+                data = _counted(data, what, total, progress)
+            rows = write(data, destination, fmt, **options)
     return ExportResult(what, fmt, os.fspath(destination), rows,
                         Path(destination).stat().st_size)
