@@ -198,3 +198,20 @@ def test_export_and_report_show_progress_on_a_terminal_only(
     assert quiet_code == 0 and f"/{total}" not in quiet
     piped = _cli(args, env, tmp_path)  # stderr is a pipe: no bar
     assert piped.returncode == 0 and f"/{total}" not in piped.stderr and "\x1b" not in piped.stderr
+
+
+def test_ingest_progress_moves_with_every_parsed_chunk(tmp_path: Path, monkeypatch) -> None:
+    """The bar moved only at each 500k-event store write; now each parsed chunk moves it."""
+    from agentkpi import ingestion
+    from agentkpi.generate import generate_sessions
+    from agentkpi.store import DuckDBStore
+
+    generate_sessions(str(tmp_path / "data"), 20, datetime(2026, 5, 20, tzinfo=UTC), hours=2)
+    monkeypatch.setattr(ingestion, "CHUNK", 5)  # 4 parse chunks, one store write
+    calls: list[tuple[str, int, int]] = []
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        r = ingestion.ingest(str(tmp_path / "data"), st, workers=1,
+                             progress=lambda *a: calls.append(a))
+    assert r.files_read == 20
+    assert calls == [("ingest", 0, 20), ("ingest", 5, 20), ("ingest", 10, 20),
+                     ("ingest", 15, 20), ("ingest", 20, 20), ("write", 20, 20)]
