@@ -30,6 +30,17 @@ exclusive: their sum is every token the call was billed for.
 offline table (``cost_source = 'priced'``, ``price_version`` stored); an
 unknown model keeps ``cost_usd = NULL`` and its tokens are *unpriced*.
 
+**Which call asked for a tool**: ``response_id`` names a model response. An
+llm_call carries its own; a tool_call carries the one of the llm_call that
+requested it (Claude Code: the ``message.id`` whose ``tool_use`` block it is;
+Gemini CLI: the message holding ``toolCalls``; Codex: the response whose
+``token_count`` follows the call; OpenTelemetry: the model-call span whose output
+lists the ``gen_ai.tool.call.id``, else the last model call before the tool under
+the same parent span). They pair within a session. A call's cost is attributed to
+the tools it requested **split evenly** (a call that asked for 3 tools gives each
+a third), so the attributed costs plus the cost of calls that requested no tool
+sum to the total cost (:func:`agentkpi.views.cost_by_requested_tool`).
+
 **Event keys**: an event with a non-NULL ``event_key`` is the same event
 wherever it is read (another file of the same tree, a synced copy on another
 machine, a re-read of a grown file); the store keeps one row per key (see
@@ -121,8 +132,15 @@ EVENT_COLUMNS_V2: tuple[tuple[str, pa.DataType, str, str], ...] = (
                                           "response id): the store keeps one row per key."),
 )
 
+#: Event columns added by schema migration 3: which model response asked for a tool.
+EVENT_COLUMNS_V3: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("response_id", pa.string(), "VARCHAR", "Id of a model response: on an llm_call the "
+                                            "call's own id, on a tool_call the id of the "
+                                            "llm_call that requested it (same session)."),
+)
+
 SESSION_COLUMNS = SESSION_COLUMNS_V1 + SESSION_COLUMNS_V2
-EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2
+EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2 + EVENT_COLUMNS_V3
 
 SESSION_SCHEMA = pa.schema([(n, t) for n, t, _, _ in SESSION_COLUMNS])
 EVENT_SCHEMA = pa.schema([(n, t) for n, t, _, _ in EVENT_COLUMNS])
@@ -169,6 +187,7 @@ DATA_FIELDS: tuple[DataField, ...] = (
     DataField("error_message", ("error", "message"), "text", "error"),
     DataField("agent", ("agent_id", "agent"), "text"),
     DataField("tool_call_id", ("tool_call_id", "call_id", "tool_use_id"), "text"),
+    DataField("response_id", ("response_id",), "text"),
 )
 
 

@@ -500,6 +500,84 @@ def cache_savings(model: str, cache_read_tokens: int) -> float | None:
     return None if full is None or cached is None else full - cached
 
 
+#: Rows of :func:`cost_by_requested_tool` that are not a tool.
+NO_TOOL_ASKED = "(no tool requested)"
+NOT_LINKED = "(not linked: the source does not say)"
+#: Dimensions filtered on the tool calls (not on the model calls) by that view.
+_TOOL_SIDE = ("tool", "mcp_server")
+
+
+def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
+                           filters: Mapping[str, str | None] | None = None
+                           ) -> list[dict[str, Any]]:
+    """The cost of the model calls of ``[start, end)`` attributed to the tools they asked for.
+
+    A call's cost is **split evenly** over the tool calls it requested (its tool_call
+    events with its ``response_id``, :mod:`agentkpi.model`): a call that asked for
+    Read, Read and Bash gives Read 2/3 and Bash 1/3. Rows: ``tool``, ``llm_calls``
+    (calls that asked for it), ``tool_calls`` (times asked), ``cost_usd`` (the
+    attributed cost; None when none of those calls is priced). Two more rows make
+    the column sum to the range's cost: the calls that asked for no tool
+    (:data:`NO_TOOL_ASKED`) and the calls of sources that do not link calls to
+    tools (:data:`NOT_LINKED`); they are left out under a ``tool``/``mcp_server``
+    filter, which applies to the tool calls (the split still counts every tool of a
+    call).
+    """
+    from agentkpi.queries import _predicate
+
+    d = store.dialect
+    call_where = ["e.event_type = 'llm_call'", f"e.ts >= {d.ts_literal(start)}",
+                  f"e.ts < {d.ts_literal(end)}"]
+    tool_where: list[str] = []
+    for k, v in (filters or {}).items():
+        if k not in DIMENSIONS:
+            raise UsageError(f"unknown filter {k!r}; use one of {', '.join(DIMENSIONS)}")
+        pred = _predicate(d, DIMENSIONS[k], None if v == NONE_LABEL else v)
+        (tool_where if k in _TOOL_SIDE else call_where).append(pred)
+    join = (" LEFT JOIN sessions s ON s.session_id = e.session_id"
+            if any("s." in w for w in call_where) else "")
+    calls = (f"SELECT e.session_id, e.response_id, e.cost_usd FROM events e{join} "
+             f"WHERE {' AND '.join(call_where)}")
+    asked = ("SELECT e.session_id, e.response_id, e.tool, e.mcp_server, count(*) AS n "
+             "FROM events e WHERE e.event_type = 'tool_call' AND e.response_id IS NOT NULL "
+             "AND e.session_id IN (SELECT session_id FROM c) "
+             "GROUP BY e.session_id, e.response_id, e.tool, e.mcp_server")
+    kept = f"SELECT * FROM a e WHERE {' AND '.join(tool_where)}" if tool_where else \
+        "SELECT * FROM a"
+    with_ = (f"WITH c AS ({calls}), a AS ({asked}), t AS ({kept}), "
+             "k AS (SELECT session_id, response_id, sum(n) AS n FROM a "
+             "GROUP BY session_id, response_id) ")
+    on = "ON {x}.session_id = c.session_id AND {x}.response_id = c.response_id"
+    _, rows = store.fetch(
+        with_ + "SELECT t.tool, count(*) AS llm_calls, sum(t.n) AS tool_calls, "
+        "sum(c.cost_usd * t.n / k.n) AS cost_usd "
+        f"FROM c JOIN k {on.format(x='k')} JOIN t {on.format(x='t')} GROUP BY t.tool")
+    out = [{"tool": NONE_LABEL if tool is None else str(tool), "llm_calls": int(n_calls),
+            "tool_calls": int(n_tools), "cost_usd": cost}
+           for tool, n_calls, n_tools, cost in rows]
+    out.sort(key=lambda r: (-(r["cost_usd"] or 0.0), -r["tool_calls"], r["tool"]))
+    if tool_where:
+        return out
+    _, tot = store.fetch(
+        with_ + "SELECT (SELECT count(*) FROM c), (SELECT sum(cost_usd) FROM c), "
+        "(SELECT count(*) FROM c WHERE response_id IS NOT NULL), "
+        "(SELECT sum(cost_usd) FROM c WHERE response_id IS NOT NULL), "
+        f"(SELECT count(*) FROM c JOIN k {on.format(x='k')}), "
+        f"(SELECT sum(c.cost_usd) FROM c JOIN k {on.format(x='k')})")
+    n_all, cost_all, n_linked, cost_linked, n_asking, cost_asking = tot[0]
+
+    def minus(a: Any, b: Any) -> float | None:
+        return None if a is None else float(a) - float(b or 0.0)
+
+    for name, n, cost in ((NO_TOOL_ASKED, int(n_linked or 0) - int(n_asking or 0),
+                           minus(cost_linked, cost_asking)),
+                          (NOT_LINKED, int(n_all or 0) - int(n_linked or 0),
+                           minus(cost_all, cost_linked))):
+        if n:
+            out.append({"tool": name, "llm_calls": n, "tool_calls": 0, "cost_usd": cost})
+    return out
+
+
 def costs(store: Store, start: datetime | None = None, end: datetime | None = None,
           grain: str = "day", tz: str = "UTC",
           filters: dict[str, str] | None = None) -> dict[str, Any]:
@@ -507,7 +585,9 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
 
     ``by_model_series``: cost per bucket and model (the stacked chart); ``by_model``,
     ``by_agent`` (main agent and subagents), ``by_mcp_server`` (tool runs and failures of
-    each MCP server's tools); ``cache_savings_usd`` per model and in total; models
+    each MCP server's tools); ``by_requested_tool`` (each call's cost split evenly over
+    the tools it asked for, :func:`cost_by_requested_tool`); ``cache_savings_usd`` per
+    model and in total; models
     with ``unpriced_tokens`` (the price table lacks them: no cost, never $0); the
     ``price_versions`` that priced the range's model calls (``cost_source``).
     """
@@ -542,6 +622,7 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
         f"AND ts >= {d.ts_literal(start)} AND ts < {d.ts_literal(end)} "
         "GROUP BY 1, 2 ORDER BY 3 DESC")
     versions = [dict(zip(cols, v, strict=True)) for v in vrows]
+    by_tool = cost_by_requested_tool(store, start, end, filters)
     return {
         "page": "costs", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,
         "filters": filters, "data_range": span,
@@ -549,6 +630,7 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
                           "tool_success_rate"]),
         "models": models, "by_model_series": series,
         "by_model": by_model, "by_agent": by_agent, "by_mcp_server": by_mcp,
+        "by_requested_tool": by_tool,
         "cache_savings_usd": total_saved,
         "unpriced": [{"model": r["model"], "unpriced_tokens": r["unpriced_tokens"]}
                      for r in by_model if r["unpriced_tokens"]],

@@ -28,7 +28,7 @@ from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.sql import Dim, KpiQuery, run
 from agentkpi.queries import query as run_query
 from agentkpi.store import DuckDBStore
-from agentkpi.store.clickhouse import CLICKHOUSE, ClickHouseStore
+from agentkpi.store.clickhouse import CLICKHOUSE, MIGRATIONS, ClickHouseStore
 
 from .conftest import CONSTRUCTED
 
@@ -301,7 +301,7 @@ def test_replace_sessions_moves_events(tmp_path: Path) -> None:
 def test_migrations_recorded_and_reopen(tmp_path: Path) -> None:
     dsn = f"chdb://{tmp_path / 'ch'}"
     with ClickHouseStore(dsn) as st:
-        assert st.schema_version() == 2
+        assert st.schema_version() == MIGRATIONS[-1][0]
         assert st.migrate() == []
     with ClickHouseStore(dsn, read_only=True) as st:
         assert st.counts() == {"sessions": 0, "events": 0, "files": 0}
@@ -331,9 +331,9 @@ def test_version_1_store_migrates_and_event_keys_merge(tmp_path: Path) -> None:
         st.command("INSERT INTO events (session_id, seq, event_type, prompt_tokens, file) "
                    "VALUES ('old', 0, 'llm_call', 12, 'a')")
     with ClickHouseStore(dsn) as st:
-        assert st.schema_version() == 2
+        assert st.schema_version() == MIGRATIONS[-1][0]
         names = set(st.sql("SELECT * FROM events LIMIT 0").column_names)
-        assert {"event_key", "mcp_server", "cost_source", "price_version"} <= names
+        assert {"event_key", "mcp_server", "cost_source", "price_version", "response_id"} <= names
         assert "machine" in st.sql("SELECT * FROM sessions LIMIT 0").column_names
         for file, out in (("/m1/a.jsonl", 25), ("/m2/a.jsonl", 173), ("/m1/a.jsonl", 25)):
             b = CanonicalBatch()

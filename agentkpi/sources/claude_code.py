@@ -19,7 +19,9 @@ a row (docs/sources.md has the rules with their reasons):
   exclusive buckets; the 1-hour cache-write part is kept; a legacy ``costUSD``
   is the source's cost, else ingest prices the call.
 * **tool_call** per ``tool_use`` block and **tool_output** per ``tool_result``
-  block, each tool-use id once (``event_key``), paired by ``tool_call_id``;
+  block, each tool-use id once (``event_key``), paired by ``tool_call_id``; a
+  call's ``response_id`` is the ``message.id`` of the response whose block it is
+  (the llm_call's own ``response_id``: ``message.id``, else ``req:<requestId>``);
   ``is_error: true`` is a failure; duration = result time - call time when both
   are in the file; ``mcp__<server>__<tool>`` names fill ``mcp_server``.
 * session = ``sessionId`` (a file may hold several; subagent files carry their
@@ -316,7 +318,8 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
 
     calls: dict[str, _Call] = {}          # message id (or request id) -> merged response
     order: list[str] = []
-    uses: dict[str, tuple[int, datetime | None, str | None, str, dict[str, Any]]] = {}
+    uses: dict[str, tuple[int, datetime | None, str | None, str, dict[str, Any],
+                          str | None]] = {}
     results: dict[str, tuple[int, datetime | None, str, bool | None]] = {}
     errors: list[tuple[int, datetime | None, str, str]] = []
     sessions: dict[str, dict[str, Any]] = {}
@@ -386,6 +389,11 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
             if rec.get("isApiErrorMessage") is True:
                 errors.append((n, ts, sid, _text_of(content)))
             continue
+        mid = msg.get("id")
+        rid = rec.get("requestId")
+        mid = mid if isinstance(mid, str) and mid else None
+        rid = rid if isinstance(rid, str) and rid else None
+        response = mid or (f"req:{rid}" if rid else None)
         for block in content if type(content) is list else ():
             if type(block) is dict and block.get("type") == "tool_use":
                 tid = block.get("id")
@@ -398,15 +406,11 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
                 name = block.get("name")
                 args = block.get("input")
                 uses[tid] = (n, ts, name if isinstance(name, str) else None, sid,
-                             args if isinstance(args, dict) else {})
+                             args if isinstance(args, dict) else {}, response)
         usage = msg.get("usage")
         if type(usage) is not dict:
             continue
-        mid = msg.get("id")
-        rid = rec.get("requestId")
-        mid = mid if isinstance(mid, str) and mid else None
-        rid = rid if isinstance(rid, str) and rid else None
-        key = mid or (f"req:{rid}" if rid else f"line:{n}")
+        key = response or f"line:{n}"
         side = rec.get("isSidechain") is True
         prev = calls.get(key)
         if prev is None:
@@ -496,7 +500,8 @@ def _mcp_server(tool: str | None) -> str | None:
 
 def _emit(into: CanonicalBatch, path: str, q: Quality, agent: str, parent: str | None,
           calls: dict[str, _Call], order: list[str],
-          uses: dict[str, tuple[int, datetime | None, str | None, str, dict[str, Any]]],
+          uses: dict[str, tuple[int, datetime | None, str | None, str, dict[str, Any],
+                                str | None]],
           results: dict[str, tuple[int, datetime | None, str, bool | None]],
           errors: list[tuple[int, datetime | None, str, str]],
           sessions: dict[str, dict[str, Any]], sidechain_file: bool) -> None:
@@ -526,12 +531,14 @@ def _emit(into: CanonicalBatch, path: str, q: Quality, agent: str, parent: str |
             cache_creation_1h_tokens=one_hour,
             cost_usd=float(cost) if cost is not None else None,
             agent=agent, parent_id=parent,
+            response_id=c.message_id or (f"req:{c.request_id}" if c.request_id else None),
             event_key=(f"claude:{c.message_id}" if c.message_id
                        else f"claude:req:{c.request_id}" if c.request_id else None),
             data=dumps(data).decode(), file=path)
-    for tid, (n, ts, tool, sid, _input) in uses.items():
+    for tid, (n, ts, tool, sid, _input, response) in uses.items():
         into.add_event(session_id=sid, seq=n, ts=ts, event_type="tool_call", tool=tool,
-                       tool_call_id=tid, mcp_server=_mcp_server(tool), agent=agent,
+                       tool_call_id=tid, response_id=response,
+                       mcp_server=_mcp_server(tool), agent=agent,
                        parent_id=parent, event_key=f"claude:tool_call:{tid}",
                        data=dumps({"tool": tool, "tool_use_id": tid}).decode(), file=path)
     for tid, (n, ts, sid, ok) in results.items():

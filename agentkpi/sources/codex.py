@@ -21,7 +21,9 @@ One file is one thread (session): a ``session_meta`` line, then ``turn_context``
   ``web_search_call`` items are tool calls, each ``call_id`` once; their outputs
   (``function_call_output`` / ``custom_tool_call_output``, or an ``exec_command_end``
   event) are tool runs: a non-zero exit code, ``isError`` or a failed status is a
-  failure. ``mcp__<server>__<tool>`` names fill ``mcp_server``.
+  failure. ``mcp__<server>__<tool>`` names fill ``mcp_server``. A response's tool
+  items come before the ``token_count`` that closes it: each tool call's
+  ``response_id`` is that next call's (the llm_call's own: its event key).
 * **Forks and subagents** (``forked_from_id`` or ``source.subagent.thread_spawn``)
   start by replaying the parent's history. When the parent's rollout is in the same
   tree, every ``token_count`` whose cumulative snapshot and every tool ``call_id``
@@ -443,8 +445,19 @@ class _Rollout:
                 "success": not out["failed"], "duration_ms": out["duration"],
                 "data": _dumps({"call_id": cid, "exit_ok": None if out["failed"] is None
                                 else not out["failed"]})})
-        for i, row in enumerate(self.calls):
-            key = event_key(NAME, sid, *row.pop("key"))
+        # A response's function_call items are written before the token_count that
+        # closes it: the tool calls since the last counted call belong to the next one.
+        keys = [event_key(NAME, sid, *row.pop("key")) for row in self.calls]
+        asked: list[dict[str, Any]] = []
+        for row, key in zip(self.calls, keys, strict=True):
+            if row["event_type"] == "tool_call":
+                asked.append(row)
+            elif row["event_type"] == "llm_call":
+                row["response_id"] = key
+                for call in asked:
+                    call["response_id"] = key
+                asked.clear()
+        for i, (row, key) in enumerate(zip(self.calls, keys, strict=True)):
             add_event(batch, session_id=sid, seq=i, agent=self.agent, parent_id=self.parent_id,
                             file=self.path, event_key=key, **row)
         model = max(self.models, key=lambda m: self.models[m]) if self.models else self.model

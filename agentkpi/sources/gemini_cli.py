@@ -27,7 +27,8 @@ conversation as one object with a ``messages`` list. Subagents are recorded in
   thoughts``, ``reasoning_tokens = thoughts``. Their sum is ``tokens.total``. No cost.
 * **Tools.** Each ``toolCalls[]`` entry of a ``gemini`` message is a tool call (each
   ``id`` once); ``status`` ``success``/``error`` makes it a tool run (``error`` = failed);
-  ``cancelled`` was never run.
+  ``cancelled`` was never run. A call's ``response_id`` is its message's id (the
+  llm_call's own).
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ class _Recording:
                 if model:
                     models[model] = models.get(model, 0) + 1
                 add(("msg", mid), event_type="llm_call", ts=ts, model=model, **usage,
+                    response_id=mid,
                     data=_dumps({"id": mid, "tokens": tokens,
                                  "rewound": mid in self.rewound or None}))
             for tc in m["tools"]:
@@ -218,7 +220,7 @@ class _Recording:
                 tts = parse_ts(tc["timestamp"], q, where) if tc["timestamp"] else ts
                 tool = tc["name"]
                 add(("call", tid or f"{mid}/{tool}"), event_type="tool_call", ts=tts, tool=tool,
-                    tool_call_id=tid,
+                    tool_call_id=tid, response_id=mid,
                     mcp_server=mcp_server(tool),
                     data=_dumps({"id": tid, "name": tool, "status": tc["status"]}))
                 ok = _TOOL_RUN.get(tc["status"] or "")

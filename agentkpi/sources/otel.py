@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import posixpath
 import re
@@ -761,6 +762,8 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
     stats.tools = len(tools)
     stats.tools_merged = sum(len(v) for v in tools.values())
 
+    requested_by = _requesters(by_key, counted, tools)
+
     # ---- agent usage repeating children's totals is ignored
     for k, c in cls.items():
         if c == AGENT and has_usage(by_key[k].attrs):
@@ -850,7 +853,8 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         where = f"{file}: span {k[1]}"
         row = _llm_row(s, q, where)
         row.update(session_id=sid, agent=agent_of(k), file=file_of(k),
-                   parent_id=s.parent_id, event_key=f"otel:llm_call:{k[0]}:{k[1]}")
+                   parent_id=s.parent_id, event_key=f"otel:llm_call:{k[0]}:{k[1]}",
+                   response_id=f"{k[0]}:{k[1]}")
         if merged:
             row["_data"]["merged_span_ids"] = [m[1] for m in merged]
         if srow["_model"] is None or (s.start_ns or 0) < srow["_model"][0]:
@@ -876,8 +880,10 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         common = dict(session_id=sid, tool=name, agent=agent, file=file_of(k),
                       tool_call_id=call_id, parent_id=s.parent_id,
                       mcp_server=to_str(s.attrs.get("mcp.server.name")))
+        asker = requested_by.get(k)
         rows.append((s.start_ns or 0, dict(common, event_type="tool_call", ts=ns_to_dt(
-            s.start_ns), event_key=f"otel:tool_call:{k[0]}:{k[1]}", _data=data)))
+            s.start_ns), event_key=f"otel:tool_call:{k[0]}:{k[1]}", _data=data,
+            response_id=f"{asker[0]}:{asker[1]}" if asker else None)))
         out_data: dict[str, Any] = {"trace_id": k[0], "span_id": k[1], "tool": name,
                                     "success": not failed, "duration_ms": dur}
         if failed:
@@ -940,6 +946,76 @@ def derive(spans: Iterable[Span], batch: CanonicalBatch, q: Quality, file: str, 
         audit(q, "otel_agent_usage_ignored", stats.agent_usage_ignored)
         audit(q, "otel_duplicate_spans", stats.duplicates)
     return stats
+
+
+#: Span attributes whose value lists a model response's tool calls with their ids:
+#: ``gen_ai.output.messages`` (parts ``{"type": "tool_call", "id"}``) and the flattened
+#: spellings of OpenLLMetry (``gen_ai.completion.0.tool_calls.0.id``) and OpenInference
+#: (``llm.output_messages.0.message.tool_calls.0.tool_call.id``).
+_OUTPUT_MESSAGES = ("gen_ai.output.messages",)
+_FLAT_TOOL_CALL_ID = re.compile(
+    r"^(?:gen_ai\.completion|llm\.output_messages)\.\d+\..*tool_calls\.\d+\.(?:tool_call\.)?id$")
+
+
+def _asked_ids(span: Span) -> Iterator[str]:
+    """The tool-call ids a model span's recorded output asked for (content capture on)."""
+    for key, v in span.attrs.items():
+        if _FLAT_TOOL_CALL_ID.match(key):
+            if isinstance(v, str) and v:
+                yield v
+        elif key in _OUTPUT_MESSAGES:
+            if isinstance(v, str):
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    continue
+            for msg in v if isinstance(v, list) else ():
+                for part in msg.get("parts", ()) if isinstance(msg, dict) else ():
+                    if isinstance(part, dict) and part.get("type") == "tool_call" \
+                            and isinstance(part.get("id"), str) and part["id"]:
+                        yield part["id"]
+
+
+_LAST_KEY = ("\U0010ffff", "\U0010ffff")  # sorts after every (trace id, span id)
+
+
+def _requesters(by_key: dict[tuple[str, str], Span],
+                counted: dict[tuple[str, str], list[tuple[str, str]]],
+                tools: dict[tuple[str, str], list[tuple[str, str]]]
+                ) -> dict[tuple[str, str], tuple[str, str]]:
+    """Tool run -> the counted model call that asked for it (same trace).
+
+    The call whose recorded output lists the tool's ``gen_ai.tool.call.id``; else the
+    last call under the same parent span that ended by the time the tool started
+    (agent loops run call, tools, call, ...: the tools follow the response that asked).
+    """
+    by_id: dict[tuple[str, str], tuple[str, str]] = {}
+    siblings: dict[tuple[str, str | None], list[tuple[int, tuple[str, str]]]] = {}
+    for k, merged in counted.items():
+        group = [k, *merged]
+        for m in group:
+            for cid in _asked_ids(by_key[m]):
+                by_id.setdefault((k[0], cid), k)
+        keys = {m[1] for m in group}
+        top = next((m for m in group if by_key[m].parent_id not in keys), k)
+        s = by_key[top]
+        end = s.end_ns if s.end_ns is not None else s.start_ns
+        if end is not None:
+            siblings.setdefault((k[0], s.parent_id), []).append((end, k))
+    for calls in siblings.values():
+        calls.sort()
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for k in tools:
+        s = by_key[k]
+        asked_id = _tool_call_id(s)
+        hit = by_id.get((k[0], asked_id)) if asked_id else None
+        if hit is None and s.start_ns is not None:
+            before = siblings.get((k[0], s.parent_id), [])
+            i = bisect.bisect_right(before, (s.start_ns, _LAST_KEY))
+            hit = before[i - 1][1] if i else None
+        if hit is not None:
+            out[k] = hit
+    return out
 
 
 def _event_names() -> dict[str, None]:

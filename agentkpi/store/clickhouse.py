@@ -51,6 +51,7 @@ from agentkpi.model import (
     EVENT_COLUMNS,
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
+    EVENT_COLUMNS_V3,
     EVENT_SCHEMA,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
@@ -281,6 +282,14 @@ def _ddl_v2(cluster: str | None = None) -> tuple[str, ...]:
     )
 
 
+def _ddl_v3(cluster: str | None) -> tuple[str, ...]:
+    """Schema v3: ``response_id`` (appended)."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
+    events = ("events_local", "events") if cluster else ("events",)
+    return tuple(f"ALTER TABLE {t}{on} ADD COLUMN IF NOT EXISTS {n} Nullable({_CH_TYPES[sql]})"
+                 for t in events for n, _, sql, _ in EVENT_COLUMNS_V3)
+
+
 def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
     """(version, description, statements). Append only; never edit a released one.
 
@@ -292,6 +301,7 @@ def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, .
         (2, "real-world transcripts: event keys, tool-call ids, MCP server, subagent parent, "
             "reasoning and 1-hour cache tokens, cost source and price version, session "
             "machine, import audit", _ddl_v2(cluster)),
+        (3, "the model response that requested a tool call (response_id)", _ddl_v3(cluster)),
     )
 
 

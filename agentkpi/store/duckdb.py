@@ -29,6 +29,7 @@ from agentkpi.kpis import aggregates as agg
 from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
+    EVENT_COLUMNS_V3,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
@@ -144,6 +145,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
           for name, _, sql, _ in SESSION_COLUMNS_V2),
         f"CREATE TABLE IF NOT EXISTS import_audit ({_columns_sql(AUDIT_COLUMNS)})",
     )),
+    (3, "the model response that requested a tool call (response_id)", tuple(
+        f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {sql}"
+        for name, _, sql, _ in EVENT_COLUMNS_V3)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -30,7 +30,19 @@
   }
   function unitOf(d, k) { return d.kpis && d.kpis[k] ? d.kpis[k].unit : ""; }
   // A KPI's human label from the catalogue; the raw name stays on hover (and in the JSON).
-  function labelOf(d, k) { return d.kpis && d.kpis[k] && d.kpis[k].label ? d.kpis[k].label : k; }
+  // Key columns that are not KPIs (dimensions, audit columns) get a label too.
+  var NAMES = {tool: "Tool", model: "Model", agent: "Agent", user: "User", project: "Project",
+               machine: "Machine", mcp_server: "MCP server", session: "Session", session_id: "Session",
+               event_type: "Event", error_type: "Error", cost_source: "Cost from",
+               price_version: "Price table", calls: "Model calls", source: "Source", format: "Format",
+               status: "Status", reason: "Reason", files: "Files", last: "Last read", last_run: "Last run",
+               sessions: "Sessions", rule: "Rule", severity: "Severity", metric: "Metric",
+               condition: "Condition", group: "Group", state: "State", value: "Value",
+               last_bucket: "Last bucket", notified_since: "Firing since", at: "At", text: "Message"};
+  function labelOf(d, k) {
+    if (d.kpis && d.kpis[k] && d.kpis[k].label) return d.kpis[k].label;
+    return NAMES[k] || k;
+  }
   function hoverOf(d, k) {
     var m = d.kpis && d.kpis[k];
     return m ? k + " \u2014 " + m.description + " (" + m.unit + ")" : k;
@@ -63,7 +75,8 @@
       var row = h("tr");
       cols.forEach(function (col, i) {
         var v = r[col], td = h("td", i === 0 || typeof v === "string" ? {"class": "text"} : null);
-        if (i === 0 && link) td.appendChild(h("a", {href: link(v)}, v));
+        var href = i === 0 && link ? link(v) : null;
+        if (href) td.appendChild(h("a", {href: href}, v));
         else td.textContent = fmtCell(v, unitOf(d, col));
         row.appendChild(td);
       });
@@ -359,6 +372,15 @@
     section(c, "By agent and subagent");
     c.appendChild(kpiTable(d, d.by_agent, ["agent", "cost_usd", "llm_calls", "sessions", "tool_calls_total"], "by-agent", "by_agent",
       function (v) { return "/" + query({agent: v}); }));
+    section(c, "By tool the model called", "Each model call's cost split evenly over the tools it asked for (a call that asked for Read, Read and Bash gives Read 2/3 and Bash 1/3); the last rows are the calls that asked for no tool, and calls whose source does not link calls to tools. The column sums to the cost above.");
+    d.kpis.tool_calls = {label: "Times asked", unit: "count", description: "tool calls the model requested"};
+    d.kpis.llm_calls_asking = {label: "Model calls", unit: "count", description: "model calls that asked for this tool"};
+    d.kpis.cost_attributed = {label: "Cost (attributed)", unit: "USD", description: "the asking calls' cost, split evenly over the tools each asked for"};
+    var bt = (d.by_requested_tool || []).map(function (r) {
+      return {tool: r.tool, cost_attributed: r.cost_usd, llm_calls_asking: r.llm_calls, tool_calls: r.tool_calls};
+    });
+    c.appendChild(kpiTable(d, bt, ["tool", "cost_attributed", "llm_calls_asking", "tool_calls"], "by-requested-tool", "by_requested_tool",
+      function (v) { return v.charAt(0) === "(" ? null : "/breakdown/tool" + query({tool: v}); }));
     section(c, "By MCP server", "Tool runs of each MCP server's tools (mcp__<server>__<tool>) and how many failed.");
     c.appendChild(kpiTable(d, d.by_mcp_server, ["mcp_server", "tool_calls_total", "tool_calls_failed", "tool_success_rate", "sessions"],
       "by-mcp", "by_mcp_server"));

@@ -1,0 +1,265 @@
+"""Cost by the tool the model called, on the real Claude Code samples.
+
+``../shared/data/realworld/claude-code/tool_heavy.jsonl`` (session d6e0bada…) has four
+priced responses of claude-opus-4-6, each with its tool_use blocks. Their costs, by hand
+from the tokens at Opus 4.6 rates ($5 input, $25 output, $0.50 cache read, $10 1-hour
+cache write per million; every write of this file is 1-hour):
+
+=============================  =====  ======  ======  =====  ==========  ==================
+message                        input  output  read    write  cost        tools asked
+=============================  =====  ======  ======  =====  ==========  ==================
+msg_0167kgZUrgcT7dg7uZK7hVSg   3      27      17,915  7,883  0.0884775   Bash
+msg_01NUXWeNeduGBJVib8gyo9kz   1      1       25,798  208    0.015009    Bash
+msg_01LbyjvsALGe2gMsTgDSj7e6   3      11      18,014  8,490  0.094197    WebSearch, Glob
+msg_019BN3FRqb7NU4DgBN5jdsym   47     173     26,504  1,115  0.028962    Read, WebFetch
+=============================  =====  ======  ======  =====  ==========  ==================
+
+(e.g. 3*5 + 27*25 + 17915*0.5 + 7883*10 = 88,477.5 micro-dollars). Split evenly:
+Bash 0.0884775 + 0.015009 = 0.1034865; WebSearch = Glob = 0.094197 / 2 = 0.0470985;
+Read = WebFetch = 0.028962 / 2 = 0.014481; the four sum to the session's 0.2266455.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from agentkpi import views
+from agentkpi.model import CanonicalBatch
+from agentkpi.quality import Quality
+from agentkpi.sources import claude_code, codex, gemini_cli, otel
+from agentkpi.store import DuckDBStore
+from agentkpi.web import create_app
+
+from .conftest import SHARED
+
+CLAUDE = SHARED / "data" / "realworld" / "claude-code"
+CODEX = Path(__file__).parent / "data" / "realworld" / "codex"
+HEAVY = "d6e0bada-1959-4eec-a9d2-0bfade768d8f"
+BY_HAND = {"Bash": (2, 2, 0.1034865), "WebSearch": (1, 1, 0.0470985),
+           "Glob": (1, 1, 0.0470985), "Read": (1, 1, 0.014481), "WebFetch": (1, 1, 0.014481)}
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cost-by-tool") / "store.duckdb"
+    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(CLAUDE),
+                    "--format", "claude-code", "--store", str(path), "-q"],
+                   check=True, capture_output=True, text=True)
+    return path
+
+
+def _rows(store_path: Path, **filters: str) -> dict[str, tuple[int, int, float | None]]:
+    with DuckDBStore(str(store_path), read_only=True) as st:
+        rows = views.cost_by_requested_tool(st, datetime(2026, 1, 1), datetime(2026, 3, 1),
+                                            filters)
+    return {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+
+
+def test_a_sessions_cost_splits_evenly_over_the_tools_each_call_asked_for(
+        store_path: Path) -> None:
+    got = _rows(store_path, session=HEAVY)
+    assert set(got) == set(BY_HAND)  # every call of this session asked for tools
+    for tool, (calls, asked, cost) in BY_HAND.items():
+        assert got[tool][:2] == (calls, asked)
+        assert got[tool][2] == pytest.approx(cost, abs=1e-12)
+    assert sum(c for _, _, c in got.values()) == pytest.approx(0.2266455, abs=1e-12)
+
+
+def test_the_tool_costs_and_the_calls_without_tools_sum_to_the_total(
+        store_path: Path) -> None:
+    got = _rows(store_path)
+    # The subagent file (agent-aac57f5) asked 6 WebSearch in one response (0.0519465)
+    # and 6 WebFetch in another (0.0171669); its third response (0.0175503) asked for
+    # nothing, nor did the 3 ccusage-fixture calls of chat.jsonl (0.12 + 0.34 + 0.56).
+    assert got["WebSearch"][:2] == (2, 7)
+    assert got["WebSearch"][2] == pytest.approx(0.0470985 + 0.0519465, abs=1e-12)
+    assert got["WebFetch"][:2] == (2, 7)
+    assert got["WebFetch"][2] == pytest.approx(0.014481 + 0.0171669, abs=1e-12)
+    calls, asked, cost = got[views.NO_TOOL_ASKED]
+    assert (calls, asked) == (4, 0) and cost == pytest.approx(0.0175503 + 1.02, abs=1e-12)
+    total = 0.2266455 + 0.0519465 + 0.0171669 + 0.0175503 + 1.02
+    assert sum(c or 0.0 for _, _, c in got.values()) == pytest.approx(total, abs=1e-12)
+    assert views.NOT_LINKED not in got  # Claude Code links every call
+
+
+def test_a_tool_filter_keeps_the_even_split(store_path: Path) -> None:
+    assert _rows(store_path, tool="Glob", session=HEAVY) == {"Glob": (1, 1, pytest.approx(
+        0.0470985, abs=1e-12))}
+    main = _rows(store_path, agent="main", session=HEAVY)
+    assert main["Bash"][2] == pytest.approx(0.1034865, abs=1e-12)
+
+
+def test_the_costs_page_shows_it(store_path: Path) -> None:
+    client = TestClient(create_app(str(store_path), poll=10, background=False))
+    d = client.get(f"/api/costs?from=2026-02-10&to=2026-02-11&session={HEAVY}").json()
+    assert {r["tool"]: round(r["cost_usd"], 7) for r in d["by_requested_tool"]} == {
+        t: c for t, (_, _, c) in BY_HAND.items()}
+    r = client.get(f"/api/costs?from=2026-02-10&to=2026-02-11&session={HEAVY}"
+                   "&download=csv&table=by_requested_tool")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert r.status_code == 200 and rows[0] == ["tool", "llm_calls", "tool_calls", "cost_usd"]
+    assert rows[1][:3] == ["Bash", "2", "2"] and float(rows[1][3]) == pytest.approx(0.1034865)
+
+
+def test_unlinked_sources_count_apart(tmp_path: Path) -> None:
+    """A source without the link (the session dataset) puts its calls in NOT_LINKED."""
+    b = CanonicalBatch()
+    b.add_session(session_id="s", start_ts=datetime(2026, 1, 1))
+    b.add_event(session_id="s", seq=0, ts=datetime(2026, 1, 1, 1), event_type="llm_call",
+                cost_usd=0.5, file="f")
+    b.add_event(session_id="s", seq=1, ts=datetime(2026, 1, 1, 1), event_type="tool_call",
+                tool="Bash", file="f")
+    with DuckDBStore(str(tmp_path / "s.duckdb")) as st:
+        st.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
+        rows = views.cost_by_requested_tool(st, datetime(2026, 1, 1), datetime(2026, 1, 2))
+    assert rows == [{"tool": views.NOT_LINKED, "llm_calls": 1, "tool_calls": 0,
+                     "cost_usd": 0.5}]
+
+
+# ------------------------------------------------------------------ every importer links
+
+def _links(batch: CanonicalBatch) -> list[tuple[str | None, str | None]]:
+    ev = batch.events
+    calls = [ev["response_id"][i] for i, t in enumerate(ev["event_type"]) if t == "llm_call"]
+    assert len(set(calls)) == len(calls) and None not in calls
+    return [(ev["tool"][i], ev["response_id"][i]) for i, t in enumerate(ev["event_type"])
+            if t == "tool_call" and ev["response_id"][i] in calls] + [
+        (ev["tool"][i], None) for i, t in enumerate(ev["event_type"])
+        if t == "tool_call" and ev["response_id"][i] not in calls]
+
+
+def test_claude_code_links_each_tool_use_to_its_message() -> None:
+    path = CLAUDE / "tool_heavy.jsonl"
+    links = _links(claude_code.parse_file(str(path), path.read_bytes(), Quality()))
+    assert links == [("Bash", "msg_0167kgZUrgcT7dg7uZK7hVSg"),
+                     ("Bash", "msg_01NUXWeNeduGBJVib8gyo9kz"),
+                     ("WebSearch", "msg_01LbyjvsALGe2gMsTgDSj7e6"),
+                     ("Glob", "msg_01LbyjvsALGe2gMsTgDSj7e6"),
+                     ("Read", "msg_019BN3FRqb7NU4DgBN5jdsym"),
+                     ("WebFetch", "msg_019BN3FRqb7NU4DgBN5jdsym")]
+
+
+def test_codex_links_each_call_to_the_response_that_closes_it() -> None:
+    """Real rollout: 5 function_call items, each followed by the token_count of its own
+    response (then the re-emitted counter after the output): 5 calls, 5 responses."""
+    (path,) = CODEX.glob("rollout-*20-34-25*.jsonl")
+    batch = codex.parse_file(str(path), path.read_bytes(), Quality())
+    links = _links(batch)
+    assert len(links) == 5 and None not in {r for _, r in links}
+    assert len({r for _, r in links}) == 5
+    ev = batch.events
+    order = sorted(range(len(ev["seq"])), key=lambda i: ev["seq"][i])
+    for i in order:  # the asking response comes right after the call in the file
+        if ev["event_type"][i] == "tool_call":
+            nxt = next(j for j in order if ev["seq"][j] > ev["seq"][i]
+                       and ev["event_type"][j] == "llm_call")
+            assert ev["response_id"][nxt] == ev["response_id"][i]
+
+
+def test_gemini_cli_links_tool_calls_to_their_message(tmp_path: Path) -> None:
+    path = tmp_path / "session-1.jsonl"
+    path.write_text(
+        '{"sessionId":"g1","projectHash":"p","startTime":"2026-01-01T00:00:00Z","kind":"main"}\n'
+        '{"id":"u1","timestamp":"2026-01-01T00:00:01Z","type":"user","content":"hi"}\n'
+        '{"id":"m1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","model":"gemini-2.5-pro",'
+        '"tokens":{"input":10,"output":5,"cached":0,"thoughts":0,"tool":0,"total":15},'
+        '"toolCalls":[{"id":"t1","name":"read_file","status":"success",'
+        '"timestamp":"2026-01-01T00:00:03Z"},{"id":"t2","name":"glob","status":"error"}]}\n'
+        '{"id":"m2","timestamp":"2026-01-01T00:00:04Z","type":"gemini","model":"gemini-2.5-pro",'
+        '"tokens":{"input":20,"output":5,"cached":0,"thoughts":0,"tool":0,"total":25}}\n')
+    batch = gemini_cli.parse_file(str(path), path.read_bytes(), Quality())
+    assert _links(batch) == [("read_file", "m1"), ("glob", "m1")]
+
+
+def test_otel_links_tools_by_output_ids_else_by_the_preceding_call() -> None:
+    """The real any-agent trace: call_llm, get_current_time, call_llm, write_file,
+    call_llm under one agent span; each tool follows the call that asked for it."""
+    path = SHARED / "data" / "realworld" / "otel-genai-sdk-json" / "OPENAI_trace.json"
+    batch = otel.parse_file(str(path), path.read_bytes(), Quality())
+    ev = batch.events
+    calls = sorted((ev["ts"][i], ev["response_id"][i]) for i, t in enumerate(ev["event_type"])
+                   if t == "llm_call")
+    links = dict(_links(batch))
+    assert links == {"get_current_time": calls[0][1], "write_file": calls[1][1]}
+
+
+def test_otel_output_messages_name_the_asking_call() -> None:
+    def span(sid: str, name: str, start: int, end: int, **attrs: object) -> dict[str, object]:
+        return {"traceId": "ab" * 16, "spanId": sid, "parentSpanId": "0" * 15 + "1",
+                "name": name, "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+                "attributes": [{"key": k, "value": {"stringValue": v} if isinstance(v, str)
+                                else {"intValue": str(v)}} for k, v in attrs.items()]}
+
+    import json
+    out = json.dumps([{"role": "assistant", "parts": [
+        {"type": "tool_call", "id": "call_b", "name": "search"}]}])
+    doc = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [
+        span("a" * 16, "chat m", 10, 20, **{"gen_ai.operation.name": "chat",
+                                            "gen_ai.usage.input_tokens": 5}),
+        span("b" * 16, "chat m", 21, 30, **{"gen_ai.operation.name": "chat",
+                                            "gen_ai.usage.input_tokens": 5,
+                                            "gen_ai.output.messages": out}),
+        # runs after both calls; the output of the *second* asked for call_b
+        span("c" * 16, "execute_tool search", 40, 50, **{
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search",
+            "gen_ai.tool.call.id": "call_b"}),
+        # no id: the last call that ended before it started
+        span("d" * 16, "execute_tool read", 25, 26, **{
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read"}),
+    ]}]}]}
+    raw = json.dumps(doc).encode()
+    batch = otel.parse_file("t.json", raw, Quality())
+    trace = "ab" * 16
+    assert dict(_links(batch)) == {"search": f"{trace}:{'b' * 16}",
+                                   "read": f"{trace}:{'a' * 16}"}
+
+
+def test_clickhouse_attributes_the_same(store_path: Path, tmp_path: Path) -> None:
+    from agentkpi.store.clickhouse import ClickHouseStore
+
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(CLAUDE),
+                    "--format", "claude-code", "--engine", "clickhouse", "--dsn", dsn, "-q"],
+                   check=True, capture_output=True, text=True)
+    with ClickHouseStore(dsn, read_only=True) as st:
+        rows = views.cost_by_requested_tool(st, datetime(2026, 1, 1), datetime(2026, 3, 1))
+    got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+    want = _rows(store_path)
+    assert got.keys() == want.keys()
+    for tool, (calls, asked, cost) in want.items():
+        assert got[tool][:2] == (calls, asked)
+        assert got[tool][2] == pytest.approx(cost, abs=1e-12)
+
+
+@pytest.mark.browser
+def test_the_costs_page_draws_the_tool_table_in_chromium(store_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+
+    errors: list[str] = []
+    with serve_app(str(store_path)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + f"/costs?from=2026-02-10&to=2026-02-11&session={HEAVY}")
+            page.wait_for_selector("#by-requested-tool")
+            heads = page.locator("#by-requested-tool th").all_inner_texts()
+            assert heads == ["Tool", "Cost (attributed)", "Model calls", "Times asked"]
+            first = page.locator("#by-requested-tool tbody tr").first.locator("td")
+            assert first.all_inner_texts() == ["Bash", "$0.10", "2", "2"]
+            assert first.first.locator("a").get_attribute("href").startswith(
+                "/breakdown/tool?")
+        finally:
+            browser.close()
+    assert errors == []
