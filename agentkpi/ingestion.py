@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -33,7 +34,10 @@ from agentkpi.store import Store
 from agentkpi.workers import worker_pool
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-CHUNK = 1000  # files per parse task
+CHUNK = 1000  # most files per parse task
+#: Fewer files than this are parsed in the ingest process itself (an hourly run of a
+#: small source): starting worker processes would cost more than it saves.
+MIN_PARALLEL = 200
 WRITE_EVENTS = 500_000  # events per store transaction
 #: Files of sessions with events this many hours before the newest are checked every run
 #: even when their folder did not change (see ``sources.session_dataset.list_changed``).
@@ -223,7 +227,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             raise UsageError(f"source {source!r} does not exist; pass an existing directory "
                              "or URL with --source")
         src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
-        listing, folders, full = _list(src, fs, root, store, rescan)
+        listing, scan, full = _list(src, fs, root, store, rescan)
     except AgentKpiError:
         raise
     except Exception as exc:  # noqa: BLE001 - the filesystem: network, permissions, auth
@@ -243,9 +247,10 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             ({"path": p, "reason": reason} for p, reason in store.skipped_files().items()
              if p in listing and p not in reading), key=lambda s: s["path"])
     fresh = store.counts()["events"] == 0
-    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
     local = _is_local(fs)
     n_workers = workers or int(config.get("threads")) or (os.cpu_count() or 1)
+    parallel = local and n_workers > 1 and len(todo) >= MIN_PARALLEL
+    chunks = split(todo, n_workers if parallel else 1)
     replace = bool(getattr(src, "REPLACES_SESSIONS", False))
 
     def consume(parts: Iterable[Any]) -> None:
@@ -290,7 +295,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
 
     if progress:
         progress("ingest", 0, len(todo))
-    if local and n_workers > 1 and len(chunks) > 1:
+    if parallel and len(chunks) > 1:
         with worker_pool(n_workers) as pool:
             consume(pool.map(parse_local_chunk, [src.NAME] * len(chunks), chunks))
     else:
@@ -299,9 +304,20 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     store.record_audit(result.audit_rows())
     _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")
     result.machines_seen = sorted(m for (m,) in machines if m is not None)
-    if folders is not None:  # everything listed is in the store now
-        store.save_scan_state(root, folders, full)  # type: ignore[attr-defined]
+    if scan is not None:  # everything listed is in the store now
+        store.save_scan_state(root, scan[0], full, scan[1])  # type: ignore[attr-defined]
     return result
+
+
+def split(todo: list[Any], workers: int) -> list[list[Any]]:
+    """``todo`` in chunks of at most :data:`CHUNK`, as many as a multiple of ``workers``
+    and of equal size, so a small batch (an hourly run) keeps every worker busy to the end."""
+    if not todo:
+        return []
+    n = -(-len(todo) // CHUNK)
+    n = -(-n // workers) * workers
+    size = -(-len(todo) // n)
+    return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
 def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
@@ -314,13 +330,15 @@ def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
 
 
 def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
-          ) -> tuple[dict[str, Any], dict[str, str] | None, bool]:
-    """The files to check, and (when the source and store support it) folder fingerprints.
+          ) -> tuple[dict[str, Any], tuple[Any, Any] | None, bool]:
+    """The files to check, and (when the source and store support it) what to record of
+    the scan: folder fingerprints and the entries of the folders read.
 
-    With both, only folders that changed since the last run are listed, plus the files
-    of sessions active in the last :data:`LIVE_HOURS` (a writer may rewrite those in
-    place); the whole source is listed again with ``rescan`` or when the last full
-    listing is older than :data:`RESCAN_HOURS`.
+    With both, only folders that changed since the last run are read, and of those only
+    the entries the store has not recorded (new names, names replaced by rename) are
+    stat-ed, plus the files of sessions active in the last :data:`LIVE_HOURS` (a writer
+    may rewrite those in place); the whole source is listed again with ``rescan`` or
+    when the last full listing is older than :data:`RESCAN_HOURS`.
     """
     changed = getattr(src, "list_changed", None)
     state = getattr(store, "scan_state", None)
@@ -329,9 +347,10 @@ def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
         full = rescan or full_at is None or (
             datetime.now(UTC).replace(tzinfo=None) - full_at > timedelta(hours=RESCAN_HOURS))
         live = () if full else store.live_files(LIVE_HOURS)
-        found = changed(fs, root, {} if full else folders, live)
+        unrecorded = None if full else partial(store.unrecorded_entries, root)
+        found = changed(fs, root, {} if full else folders, live, unrecorded)
         if found is not None:
-            return found[0], found[1], full
+            return found[0], (found[1], found[2]), full
     listing = src.list_files(fs, root)
     if not isinstance(listing, dict):
         listing = {p: _safe_info(fs, p) for p in listing}

@@ -37,15 +37,31 @@ from agentkpi.quality import Quality
 if TYPE_CHECKING:
     from agentkpi.store import Store
 
-try:
-    import genai_prices
-    from genai_prices import Usage
-    from genai_prices import data_snapshot as _snapshot
-except ImportError:  # pragma: no cover - a declared dependency
-    genai_prices = None  # type: ignore[assignment]
+
+def _package_version() -> str | None:
+    # The version from the installed metadata: importing genai-prices (pydantic) costs
+    # ~0.2 s of start-up, paid only when a call needs a price (:func:`_table`).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("genai-prices")
+    except PackageNotFoundError:  # pragma: no cover - a declared dependency
+        return None
+
 
 #: Version stamped on every computed cost: the price table package and its version.
-PRICE_VERSION = f"genai-prices=={genai_prices.__version__}" if genai_prices else None
+PRICE_VERSION = f"genai-prices=={v}" if (v := _package_version()) else None
+
+
+@lru_cache(maxsize=1)
+def _table() -> Any:
+    """The ``genai_prices`` package, imported on first use (``None`` if missing)."""
+    try:
+        import genai_prices
+        from genai_prices import data_snapshot  # noqa: F401 - loads the bundled table
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    return genai_prices
 
 #: Model names a source writes that are not models (no call was billed).
 NOT_MODELS = frozenset({"<synthetic>"})
@@ -54,9 +70,10 @@ NOT_MODELS = frozenset({"<synthetic>"})
 @lru_cache(maxsize=4096)
 def _resolve(model: str) -> Any:
     """The table's model entry for ``model`` (``None`` when unknown)."""
-    if genai_prices is None or not model or model in NOT_MODELS:
+    prices = _table()
+    if prices is None or not model or model in NOT_MODELS:
         return None
-    snap = _snapshot.get_snapshot()
+    snap = prices.data_snapshot.get_snapshot()
     ref = model.split("/", 1)[1] if model.count("/") == 1 else model  # "anthropic/claude-…"
     try:
         _provider, info = snap.find_provider_model(ref, None, None, None)
@@ -70,7 +87,7 @@ def _resolve(model: str) -> Any:
 def _usage(p: int = 0, o: int = 0, cr: int = 0, cw: int = 0, cw1h: int = 0) -> Any:
     # genai-prices counts input *including* cache reads and writes (its tier threshold
     # is that total); ours is exclusive, so add them back.
-    u = Usage(input_tokens=p + cr + cw, cache_read_tokens=cr, cache_write_tokens=cw,
+    u = _table().Usage(input_tokens=p + cr + cw, cache_read_tokens=cr, cache_write_tokens=cw,
               output_tokens=o)
     if cw1h:
         u.cache_write_1h_tokens = cw1h

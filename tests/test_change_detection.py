@@ -65,8 +65,87 @@ def test_only_changed_folders_and_live_sessions_are_listed(dataset: Path, tmp_pa
                             [ev("2026-05-18T23:10:00+00:00", "llm_call")])
         third = ingest(str(dataset), st, workers=1)
         assert third.files_read == 1 and new.parent.name == "2026-05-18"
+        # of the changed folder only the new entry is stat-ed, plus the live files
+        # (d20s1-3: events in the hours from 2 hours before the newest one)
+        assert third.files_seen == second.files_seen + 1 == 4
         assert st.counts()["sessions"] == 13
         assert paths  # the history stays in the store, unread
+
+
+def _replace(path: Path, ts: str) -> None:
+    """Add an event the way an uploader does: write a new file, rename it over the old."""
+    row = json.loads(path.read_text())
+    events = json.loads(row["events"])
+    events.append(ev(ts, "llm_call", prompt_tokens=5, cost_usd=1.0))
+    row["events"] = json.dumps(events)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def test_an_old_file_replaced_by_rename_is_found_at_once(dataset: Path, tmp_path: Path) -> None:
+    paths = _history(dataset)
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(dataset), st, workers=1)
+        live = ingest(str(dataset), st, workers=1).files_seen  # nothing changed: live files
+        old = paths[1]  # d18s1: two days before the newest data, not live
+        inode = old.stat().st_ino
+        _replace(old, "2026-05-18T11:40:00+00:00")
+        assert old.stat().st_ino != inode
+        r = ingest(str(dataset), st, workers=1)
+        # its folder changed; of its four entries only the replaced one is stat-ed
+        assert r.files_read == 1 and r.files_seen == live + 1
+        calls = st.con.execute("SELECT count(*) FROM events WHERE session_id = 'd18s1' AND "
+                               "event_type = 'llm_call'").fetchall()[0][0]
+        assert calls == 2
+        # the new inode is recorded: the next run stats nothing of that folder
+        _age(old.parent)
+        assert ingest(str(dataset), st, workers=1).files_seen == live
+
+
+def test_a_store_without_recorded_entries_stats_a_changed_folder_whole(
+        dataset: Path, tmp_path: Path) -> None:
+    """A store written before entries were recorded (or with them lost) checks every file of
+    a changed folder once, then records them."""
+    paths = _history(dataset)
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(dataset), st, workers=1)
+        live = ingest(str(dataset), st, workers=1).files_seen
+        st.con.execute("DELETE FROM source_entries")
+        _replace(paths[1], "2026-05-18T11:40:00+00:00")
+        r = ingest(str(dataset), st, workers=1)
+        assert (r.files_read, r.files_seen) == (1, 4 + live)
+        n = st.con.execute("SELECT count(*) FROM source_entries").fetchall()[0][0]
+        assert n == 4  # the folder read; the quiet ones are recorded at the next full scan
+
+
+def test_a_session_active_for_days_is_counted_in_every_hour_by_hourly_runs(
+        dataset: Path, tmp_path: Path) -> None:
+    """The cron: one rollup per hour, each after that hour's data arrived. A session runs
+    for three days, its file rewritten (by rename) now and then; new sessions keep
+    arriving in the day folders. Every hour it was active counts it, in the CSV written
+    that hour and in a rollup of the whole range afterwards."""
+    paths = _history(dataset)
+    store, out = str(tmp_path / "s.duckdb"), str(tmp_path / "o")
+    rollup(out, source=str(dataset), store=store, at="2026-05-20T13", workers=1)
+    long = paths[-1]  # d20s3, started 2026-05-20T13:00
+    active = ["2026-05-20T13"]
+    for n, hour in enumerate(["2026-05-20T19", "2026-05-21T02", "2026-05-21T16",
+                              "2026-05-22T09", "2026-05-23T00"]):
+        day, hh = hour.split("T")
+        _replace(long, f"{day}T{hh}:07:00+00:00")
+        write_session(dataset, f"new{n}", f"{day}T{hh}:30:00+00:00",
+                      [ev(f"{day}T{hh}:31:00+00:00", "llm_call", prompt_tokens=1)])
+        active.append(hour)
+        r = rollup(out, source=str(dataset), store=store, at=hour, workers=1)
+        assert r.ingest is not None and r.ingest.files_read == 2, hour
+        assert r.rows[hour]["sessions"] == 2 and r.rows[hour]["llm_calls"] == 2, hour
+    r = rollup(out, store=store, start="2026-05-20T13", end="2026-05-23T01")
+    for hour in active:
+        assert r.rows[hour]["sessions"] >= 1, hour
+    counted = {h for h, row in r.rows.items() if row["sessions"]}
+    assert set(active) <= counted
+    assert "2026-05-21T10" not in r.rows  # nothing happened then
 
 
 def test_a_live_session_grown_in_place_is_found_and_counted_in_every_hour(

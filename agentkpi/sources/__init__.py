@@ -38,49 +38,51 @@ and the store's ``import_audit`` table.
 Ingest is per file: a file whose (path, size, mtime/etag) is unchanged is not
 read again; a changed file replaces exactly the event rows it produced before
 (``events.file``), and session rows are upserted. Register a new source by
-adding its module to :data:`SOURCES`.
+adding its module to :data:`ORDER`.
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 from typing import Any
 
 from agentkpi.errors import SourceError
-from agentkpi.sources import codex, gemini_cli, session_dataset
 
-# The main job's format first (its detection lists one folder); it refuses a Codex home
-# (``sessions/YYYY/MM/DD``), whose importer comes next.
-SOURCES: list[ModuleType] = [session_dataset, codex, gemini_cli]
-
-
-def _register_optional() -> None:
-    import importlib
-
-    for name in ("eventlog", "seed003", "seed002", "otel",
-                 "claude_code"):  # a missing module is an error
-        SOURCES.append(importlib.import_module(f"agentkpi.sources.{name}"))
+#: Importer modules in auto-detection order, imported when first asked for (a cron run
+#: reading one format loads one importer). The main job's format first (its detection
+#: lists one folder); it refuses a Codex home (``sessions/YYYY/MM/DD``), whose importer
+#: comes next. A module's name is its ``NAME`` with ``-`` spelled ``_``.
+ORDER = ("session_dataset", "codex", "gemini_cli", "eventlog", "seed003", "seed002", "otel",
+         "claude_code")
 
 
-_register_optional()
+def _load(module: str) -> ModuleType:
+    return importlib.import_module(f"agentkpi.sources.{module}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SOURCES":  # every importer module, in detection order
+        return [_load(m) for m in ORDER]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def by_name(name: str) -> ModuleType:
     """The source called ``name``; ``-`` and ``_`` are the same (``gemini_cli``)."""
-    wanted = name.strip().lower().replace("_", "-")
-    for src in SOURCES:
-        if src.NAME.replace("_", "-") == wanted:
-            return src
-    known = ", ".join(s.NAME for s in SOURCES)
+    wanted = name.strip().lower().replace("-", "_")
+    if wanted in ORDER:
+        return _load(wanted)
+    known = ", ".join(s.NAME for s in __getattr__("SOURCES"))
     raise SourceError(f"unknown source format {name!r}; known formats: {known}")
 
 
 def detect(fs: Any, root: str) -> ModuleType:
     """The first source whose ``detect`` accepts ``root``."""
-    for src in SOURCES:
+    for module in ORDER:
+        src = _load(module)
         if src.detect(fs, root):
             return src
-    known = ", ".join(s.NAME for s in SOURCES)
+    known = ", ".join(s.NAME for s in __getattr__("SOURCES"))
     raise SourceError(
         f"could not recognise the data under {root!r} (looked for: {known}); "
         "pass --format NAME, or check the path"

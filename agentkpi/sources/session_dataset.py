@@ -16,7 +16,7 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -109,31 +109,42 @@ def _list_local(base: str) -> dict[str, str]:
 SETTLE_S = 2.0
 
 
-def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str]
-                 ) -> tuple[dict[str, str], dict[str, str]] | None:
+def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str],
+                 unrecorded: Callable[[list[str], list[int]], Collection[str]] | None = None,
+                 ) -> tuple[dict[str, str], dict[str, str], dict[str, list[Any]]] | None:
     """Files that may have changed since ``folders`` was recorded, without listing history.
 
     ``folders``: ``{day folder: fingerprint}`` recorded by the last run (empty: scan
     everything). A day folder whose fingerprint (inode and mtime of the directory) is
     unchanged has exactly the entries it had then: nothing was created, removed or
-    renamed in it. Of such a folder only the ``live`` files (sessions active lately,
-    which a writer may still rewrite in place) are stat-ed; every other folder is
-    scanned whole. Returns ``({path: fingerprint}, {folder: fingerprint to record})``;
-    a folder modified less than :data:`SETTLE_S` before the scan is not recorded, so
-    the next run scans it again. ``None`` for non-local filesystems (list them whole).
+    renamed in it; it is not read. Every other folder is read (names and inode numbers,
+    no ``stat``): with ``unrecorded`` (the store's record of the entries seen before;
+    ``None`` on a full listing) only the entries it does not know — a new name, or a
+    known name now on another inode (replaced by rename) — are stat-ed; without it
+    every file is. Files rewritten in place keep their entry: of those only the ``live``
+    ones (sessions active lately, which a writer may still rewrite) are stat-ed, the
+    others wait for the full listing (``--rescan``, daily).
+
+    Returns ``({path: fingerprint}, {folder: fingerprint to record}, entries)``, where
+    ``entries`` (``folder``, ``path``, ``ino`` lists) are the entries of the folders
+    read, for the store to record once their files are ingested. A folder modified less
+    than :data:`SETTLE_S` before the scan is not recorded, so the next run reads it
+    again. ``None`` for non-local filesystems (list them whole).
     """
     if "file" not in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
         return None
+    entries: dict[str, list[Any]] = {"folder": [], "path": [], "ino": []}
     base = _sessions_dir(fs, root)
     if base is None:
-        return {}, {}
+        return {}, {}, entries
     started = time.time_ns()
     settled_before = started - int(SETTLE_S * 1e9)
     with os.scandir(base) as days:
         day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
     listing: dict[str, str] = {}
+    gone: set[str] = set()
     record: dict[str, str] = {}
-    quiet: set[str] = set()
+    trusted: set[str] = set()  # folders whose unlisted files are only checked when live
     for day in day_dirs:
         try:
             st = os.stat(day)
@@ -141,19 +152,42 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
             continue
         fp = f"{st.st_ino}:{st.st_mtime_ns}"
         if folders.get(day) == fp:
-            quiet.add(day)
+            trusted.add(day)
         else:
-            listing.update(_scan_day(day))
+            try:
+                with os.scandir(day) as it:
+                    found = [(e.path, e.inode()) for e in it
+                             if e.name.endswith(".jsonl") and e.is_file()]
+            except OSError:
+                continue
+            entries["folder"].extend([day] * len(found))
+            entries["path"].extend(p for p, _ in found)
+            entries["ino"].extend(i for _, i in found)
+            if unrecorded is not None:
+                trusted.add(day)
+            else:
+                _stat_all((p for p, _ in found), listing, gone)
         if st.st_mtime_ns < settled_before:
             record[day] = fp
-    for path in live:
-        if path and os.path.dirname(path) in quiet:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # removed: its folder changed, so it was scanned
-            listing[path] = f"{st.st_size}:{st.st_mtime_ns}"
-    return listing, record
+    if unrecorded is not None and entries["path"]:
+        _stat_all(unrecorded(entries["path"], entries["ino"]), listing, gone)
+    if gone:  # not recorded: a name that comes back is checked again
+        keep = [i for i, p in enumerate(entries["path"]) if p not in gone]
+        entries = {k: [v[i] for i in keep] for k, v in entries.items()}
+    _stat_all((p for p in live if p and p not in listing and os.path.dirname(p) in trusted),
+              listing, set())
+    return listing, record, entries
+
+
+def _stat_all(paths: Iterable[str], into: dict[str, str], gone: set[str]) -> None:
+    """``into[path] = "size:mtime_ns"``; a file removed meanwhile goes to ``gone``."""
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            gone.add(path)
+            continue
+        into[path] = f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _decode_list(value: Any, field: str, q: Quality, where: str) -> list[Any]:

@@ -148,6 +148,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (3, "the model response that requested a tool call (response_id)", tuple(
         f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {sql}"
         for name, _, sql, _ in EVENT_COLUMNS_V3)),
+    (4, "sessions without a primary-key index (random session ids made every commit "
+        "rewrite the whole index: seconds per hourly run); write_batch keeps one row per id", (
+        "CREATE TABLE _sessions_v4 (\n    "
+        + _columns_sql(SESSION_COLUMNS_V1 + SESSION_COLUMNS_V2).replace(
+            "session_id VARCHAR", "session_id VARCHAR NOT NULL", 1) + ")",
+        "INSERT INTO _sessions_v4 SELECT "
+        + ", ".join(n for n, *_ in SESSION_COLUMNS_V1 + SESSION_COLUMNS_V2) + " FROM sessions",
+        "DROP TABLE sessions",
+        "ALTER TABLE _sessions_v4 RENAME TO sessions",
+    )),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -190,6 +200,8 @@ class DuckDBStore:
                              "PRIMARY KEY, signature VARCHAR, built_at TIMESTAMP)")
             self.con.execute("CREATE TABLE IF NOT EXISTS source_scans (root VARCHAR PRIMARY "
                              "KEY, full_scan_at TIMESTAMP, folders VARCHAR)")
+            self.con.execute("CREATE TABLE IF NOT EXISTS source_entries (root VARCHAR, "
+                             "folder VARCHAR, path VARCHAR, ino UBIGINT)")
             self.build_aggregates()
         self.aggregates = self._current_aggregates()
 
@@ -272,12 +284,57 @@ class DuckDBStore:
             return None, {}
         return rows[0][0], json.loads(rows[0][1] or "{}")
 
-    def save_scan_state(self, root: str, folders: dict[str, str], full: bool) -> None:
-        self.con.execute(
-            "INSERT INTO source_scans VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
-            "full_scan_at = coalesce(excluded.full_scan_at, source_scans.full_scan_at), "
-            "folders = excluded.folders",
-            [root, _now() if full else None, json.dumps(folders, sort_keys=True)])
+    def save_scan_state(self, root: str, folders: dict[str, str], full: bool,
+                        entries: dict[str, list[Any]] | None = None) -> None:
+        """Record the folder fingerprints of ``root`` and the ``entries`` (``folder``,
+        ``path``, ``ino`` lists) of the folders read: those folders' records are
+        replaced by them (all of the root's after a full listing). Call it only once
+        every listed file is in the ledger: an entry recorded is not stat-ed again."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            con.execute(
+                "INSERT INTO source_scans VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
+                "full_scan_at = coalesce(excluded.full_scan_at, source_scans.full_scan_at), "
+                "folders = excluded.folders",
+                [root, _now() if full else None, json.dumps(folders, sort_keys=True)])
+            if full:
+                con.execute("DELETE FROM source_entries WHERE root = ?", [root])
+            if entries is not None and entries["path"]:
+                con.register("_entries", pa.table({
+                    "folder": pa.array(entries["folder"], pa.string()),
+                    "path": pa.array(entries["path"], pa.string()),
+                    "ino": pa.array(entries["ino"], pa.uint64())}))
+                try:
+                    if not full:  # entries gone or replaced (same path, other inode)
+                        con.execute(
+                            "DELETE FROM source_entries r WHERE r.root = ? AND r.folder IN "
+                            "(SELECT DISTINCT folder FROM _entries) AND NOT EXISTS (SELECT 1 "
+                            "FROM _entries l WHERE l.path = r.path AND l.ino = r.ino)", [root])
+                    con.execute(
+                        "INSERT INTO source_entries SELECT ?, folder, path, ino FROM _entries l "
+                        "WHERE NOT EXISTS (SELECT 1 FROM source_entries r WHERE r.root = ? AND "
+                        "r.path = l.path AND r.ino = l.ino)", [root, root])
+                finally:
+                    con.unregister("_entries")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"recording the scan of {root} in {self.path} failed: {exc}"
+                             ) from None
+
+    def unrecorded_entries(self, root: str, paths: list[str], inos: list[int]) -> list[str]:
+        """The paths among ``paths``/``inos`` not recorded (by :meth:`save_scan_state`)
+        with that inode: new names, and names replaced by another file."""
+        self.con.register("_seen", pa.table({"path": pa.array(paths, pa.string()),
+                                             "ino": pa.array(inos, pa.uint64())}))
+        try:
+            rows = self.con.execute(
+                "SELECT path FROM _seen s WHERE NOT EXISTS (SELECT 1 FROM source_entries r "
+                "WHERE r.root = ? AND r.path = s.path AND r.ino = s.ino)", [root]).fetchall()
+        finally:
+            self.con.unregister("_seen")
+        return [p for (p,) in rows]
 
     def live_files(self, hours: float) -> list[str]:
         """Files of the sessions with events in the last ``hours`` before the newest one."""
@@ -519,20 +576,34 @@ class DuckDBStore:
 
     def _upsert_sessions(self) -> None:
         # One row per session id (a session may arrive from several files in one
-        # batch); then new non-null values win over stored ones.
+        # batch); then new non-null values win over stored ones. The table has no
+        # primary-key index (migration 3): an index over random ids is rewritten at
+        # every commit. This is the only writer of ``sessions``, so one row per id
+        # holds: stored ids are updated, the others inserted.
+        con = self.con
         cols = [name for name, *_ in SESSION_COLUMNS]
         merged = ", ".join(
             "session_id" if c == "session_id"
             else f"min({c}) AS {c}" if c == "start_ts"
             else f"max({c}) AS {c}"
             for c in cols)
-        updates = ", ".join(
-            f"{c} = least(excluded.{c}, sessions.{c})" if c == "start_ts"
-            else f"{c} = coalesce(excluded.{c}, sessions.{c})"
-            for c in cols if c != "session_id")
-        self.con.execute(
-            f"INSERT INTO sessions SELECT {merged} FROM _in_sessions GROUP BY session_id "
-            f"ON CONFLICT (session_id) DO UPDATE SET {updates}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _up AS SELECT {merged} FROM _in_sessions "
+                    "GROUP BY session_id")
+        try:
+            known = con.execute("SELECT count(*) FROM _up WHERE session_id IN "
+                                "(SELECT session_id FROM sessions)").fetchall()[0][0]
+            if known:
+                updates = ", ".join(
+                    f"{c} = least(u.{c}, sessions.{c})" if c == "start_ts"
+                    else f"{c} = coalesce(u.{c}, sessions.{c})"
+                    for c in cols if c != "session_id")
+                con.execute(f"UPDATE sessions SET {updates} FROM _up u "
+                            "WHERE sessions.session_id = u.session_id")
+            con.execute(f"INSERT INTO sessions ({', '.join(cols)}) SELECT {', '.join(cols)} "
+                        "FROM _up" + (" WHERE session_id NOT IN (SELECT session_id FROM "
+                                      "sessions)" if known else ""))
+        finally:
+            con.execute("DROP TABLE IF EXISTS _up")
 
     # ---------------------------------------------------------------- reading
     def counts(self) -> dict[str, int]:
