@@ -2,14 +2,16 @@
 
     python benchmarks/bench_incremental.py --source /tmp/akscale/source-200000 \\
         --store /tmp/akscale/store-duckdb-source-200000.duckdb --workdir /tmp/incr/w200k \\
-        [--runs 3] [--link] [--full-folder-hour 2026-05-21T12] [--profile] [--json-out F]
+        [--runs 3] [--link | --in-place] [--per-hour N] [--full-folder-hour 2026-05-21T12]
+        [--profile] [--json-out F]
 
 ``--source`` is a session dataset made by ``bench_scaling.py``/``bench_rollup.py`` and
 ``--store`` the DuckDB store built from it; neither is modified. The workdir gets a copy of
 both (``--link``: the source's files are hard links, for a 1M dataset; new files are
 then moved in with ``os.link``, which refuses to replace an existing name, so a shared
-file is never written), the store's paths pointed at the copy. Then, each step a child
-process (wall seconds, peak RSS via ``wait4``):
+file is never written), the store's paths pointed at the copy (``--in-place``: no copies,
+for a source and store that are scratch copies already). Then, each step a child process
+(wall seconds, CPU seconds of it and its workers, peak RSS via ``wait4``):
 
 1. a run with no new data and no recorded folder state (lists the whole source);
 2. a run with no new data (what the cron does when nothing arrived);
@@ -21,7 +23,9 @@ process (wall seconds, peak RSS via ``wait4``):
    holds a whole day of sessions (the last cron run of a day).
 
 Each incremental run's CSV must count at least the sessions appended (checked, printed).
-Prints a markdown table with the time and load average beside each figure.
+Prints a markdown table with the time, load average and the files stat-ed / read beside
+each figure, and what stat-ing the live files would cost in a real cron (the dataset's
+newest event lies days after the appended hours, so the runs themselves see few).
 """
 
 from __future__ import annotations
@@ -120,6 +124,38 @@ def hour_sessions(out: Path, hour: datetime) -> int | None:
     return int(row["sessions"])
 
 
+def files_checked(out: Path) -> dict:
+    """Files stat-ed (``files_seen``) and read by the run, from its report."""
+    try:
+        ing = json.loads((out / "_reports" / "latest.json").read_text())["ingest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"files_seen": ing.get("files_seen"), "files_read": ing.get("files_read")}
+
+
+def live_set(st: Path, hour: datetime) -> dict:
+    """What stat-ing the live files costs when the newest event is ``hour`` (a real cron)."""
+    import duckdb
+
+    con = duckdb.connect(str(st), read_only=True)
+    try:
+        paths = [p for (p,) in con.execute(
+            "SELECT DISTINCT s.source_path FROM sessions s JOIN (SELECT DISTINCT session_id "
+            "FROM agg_hourly WHERE _hour >= ? - INTERVAL 2 HOUR AND _hour <= ?) USING "
+            "(session_id)", [hour.replace(tzinfo=None), hour.replace(tzinfo=None)]).fetchall()]
+    finally:
+        con.close()
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for p in paths:
+            try:
+                os.stat(p)
+            except OSError:
+                pass
+        seconds = time.perf_counter() - t0
+    return {"hour": f"{hour:%Y-%m-%dT%H}", "files": len(paths), "seconds": seconds}
+
+
 def rollup_cmd(src: Path, st: Path, out: Path, hour: datetime, profile: Path | None
                ) -> list[str]:
     pre = [sys.executable]
@@ -153,17 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--per-hour", type=int, help="sessions per new hour [default: N/48]")
     ap.add_argument("--link", action="store_true", help="hard-link the source copy")
+    ap.add_argument("--in-place", action="store_true",
+                    help="use --source and --store themselves (scratch copies; new hours are "
+                         "added to that source)")
     ap.add_argument("--full-folder-hour", metavar="YYYY-MM-DDTHH")
     ap.add_argument("--profile", action="store_true",
                     help="run the incremental rollups under cProfile (WORKDIR/prof-*.out)")
     ap.add_argument("--json-out")
     args = ap.parse_args(argv)
     source, workdir = Path(args.source), Path(args.workdir)
-    src, st = prepare(source, Path(args.store), workdir, args.link)
+    if args.in_place:
+        src, st = source, Path(args.store)
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        src, st = prepare(source, Path(args.store), workdir, args.link)
     out = workdir / "out"
     per_hour = args.per_hour
     if per_hour is None:
-        gen = json.loads((source / "generate.json").read_text())
+        gen = json.loads((source / "generate.json").read_text())  # the original dataset's
         per_hour = max(1, gen["n_sessions"] // gen["params"]["hours"])
     res: dict = {"machine": machine(), "source": str(source), "per_hour": per_hour,
                  "steps": []}
@@ -172,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(step("full listing, nothing new (no folder state yet)",
                           rollup_cmd(src, st, out, newest_hour(st), None)))
         (workdir / "warmed").write_text("")
+    steps.append(step("nothing new", rollup_cmd(src, st, out, newest_hour(st), None)))
+    steps[-1].update(files_checked(out))
     top = newest_hour(st)
-    steps.append(step("nothing new", rollup_cmd(src, st, out, top, None)))
     hours = [top + timedelta(hours=k + 1) for k in range(args.runs)]
     if args.full_folder_hour:
         hours.append(datetime.strptime(args.full_folder_hour, "%Y-%m-%dT%H").replace(tzinfo=UTC))
@@ -184,19 +228,27 @@ def main(argv: list[str] | None = None) -> int:
         s = step(f"+{added:,} sessions in {hour:%Y-%m-%dT%H} ({kind})",
                  rollup_cmd(src, st, out, hour, prof))
         s["sessions_in_csv"] = hour_sessions(out, hour)
+        s.update(files_checked(out))
         s["appended"] = added
         if s["returncode"] == 0 and (s["sessions_in_csv"] or 0) < added:
             print(f"[bench] WRONG: {hour} has {s['sessions_in_csv']} sessions in its CSV, "
                   f"{added} were appended", file=sys.stderr)
             s["wrong"] = True
         steps.append(s)
+    res["live"] = live_set(st, hours[args.runs - 1] if args.runs else top)
     print(f"\n| step ({per_hour:,} sessions per hour) | wall | CPU (user+sys) | peak RSS "
-          "| load (1/5/15 min) | at (UTC) |")
-    print("|---|---:|---:|---:|---|---|")
+          "| files stat-ed / read | load (1/5/15 min) | at (UTC) |")
+    print("|---|---:|---:|---:|---:|---|---|")
     for s in steps:
         flag = "" if s["returncode"] == 0 and not s.get("wrong") else " **FAILED**"
         print(f"| {s['label']} | {s['seconds']:.2f} s{flag} | {s['cpu_s']:.2f} s | "
-              f"{s['peak_rss_mb']:.0f} MB | {s['load']} | {s['at']} |")
+              f"{s['peak_rss_mb']:.0f} MB | {s.get('files_seen', '?')} / "
+              f"{s.get('files_read', '?')} | {s['load']} | {s['at']} |")
+    lv = res["live"]
+    print(f"\nLive files: the store's newest event lies days after the appended hours (sessions "
+          f"of the dataset run on), so the runs above stat ~no live file. A cron run at "
+          f"{lv['hour']} would stat the {lv['files']:,} files of sessions active in the 2 hours "
+          f"before it: {lv['seconds']:.3f} s here (a second pass, warm cache).")
     m = res["machine"]
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python "
           f"{m['python']}, DuckDB {m['duckdb']}.")
