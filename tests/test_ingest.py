@@ -51,6 +51,34 @@ def test_a_grown_session_file_replaces_its_rows_nothing_doubled(dataset: Path,
         assert st.counts() == {"sessions": 1, "events": 2, "files": 1}
 
 
+def test_sessions_stay_one_row_per_id_without_an_index(dataset: Path, tmp_path: Path) -> None:
+    """``sessions`` has no primary key (migration 3): the write path alone keeps one row per
+    id, new non-null values winning and the earliest start kept."""
+    first = [ev("2026-05-20T14:01:00+00:00", "llm_call")]
+    write_session(dataset, "s1", "2026-05-20T14:00:00+00:00", first, user_id=None, model="m1")
+    write_session(dataset, "s2", "2026-05-20T15:00:00+00:00", first)
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        ingest(str(dataset), st, workers=1)
+        # s1 rewritten (a user now, later start) and also filed under another day; s3 new
+        path = write_session(dataset, "s1", "2026-05-20T14:30:00+00:00", first, user_id="u9",
+                             model=None, session_end_time="2026-05-20T16:00:00+00:00")
+        os.utime(path, (1, 1))  # another fingerprint even within the same clock tick
+        write_session(dataset, "s1", "2026-05-20T14:30:00+00:00", first, user_id="u9",
+                      day="2026-05-21")
+        write_session(dataset, "s3", "2026-05-20T17:00:00+00:00", first)
+        ingest(str(dataset), st, workers=1, rescan=True)
+        rows = st.sql("SELECT session_id, user_id, model, start_ts, end_ts FROM sessions "
+                      "ORDER BY session_id").to_pylist()
+        assert [r["session_id"] for r in rows] == ["s1", "s2", "s3"]
+        s1 = rows[0]
+        assert (s1["user_id"], s1["model"]) == ("u9", "m1")
+        assert str(s1["start_ts"]) == "2026-05-20 14:00:00"
+        assert str(s1["end_ts"]) == "2026-05-20 16:00:00"
+        indexes = st.sql("SELECT count(*) AS n FROM duckdb_constraints() WHERE table_name = "
+                         "'sessions' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
+        assert indexes.column("n")[0].as_py() == 0
+
+
 def test_a_session_reuploaded_under_another_folder_is_not_counted_twice(
         dataset: Path, tmp_path: Path) -> None:
     evs = [ev("2026-05-20T14:01:00+00:00", "llm_call")]
