@@ -337,8 +337,8 @@ def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
     With both, only folders that changed since the last run are read, and of those only
     the entries the store has not recorded (new names, names replaced by rename) are
     stat-ed, plus the files of sessions active in the last :data:`LIVE_HOURS` (a writer
-    may rewrite those in place); the whole source is listed again with ``rescan`` or
-    when the last full listing is older than :data:`RESCAN_HOURS`.
+    may rewrite those in place) and skipped files; the whole source is listed again with
+    ``rescan`` or when the last full listing is older than :data:`RESCAN_HOURS`.
     """
     changed = getattr(src, "list_changed", None)
     state = getattr(store, "scan_state", None)
@@ -346,7 +346,9 @@ def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
         full_at, folders = state(root)
         full = rescan or full_at is None or (
             datetime.now(UTC).replace(tzinfo=None) - full_at > timedelta(hours=RESCAN_HOURS))
-        live = () if full else store.live_files(LIVE_HOURS)
+        # Files a writer may rewrite in place are stat-ed every run: those of live
+        # sessions, and skipped ones (few; fixed in place, and reported while they stay).
+        live = () if full else [*store.live_files(LIVE_HOURS), *store.skipped_files()]
         unrecorded = None if full else partial(store.unrecorded_entries, root)
         found = changed(fs, root, {} if full else folders, live, unrecorded)
         if found is not None:

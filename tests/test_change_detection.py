@@ -205,3 +205,27 @@ def test_a_folder_modified_during_the_scan_is_not_trusted(dataset: Path, tmp_pat
                               [ev("2026-05-20T20:31:00+00:00", "llm_call")])
         _age(added.parent, 0)
         assert ingest(str(dataset), st, workers=1).files_read == 1
+
+
+def test_a_skipped_file_fixed_in_place_in_a_trusted_folder_is_read(dataset: Path,
+                                                                   tmp_path: Path) -> None:
+    """Skipped files are checked every run, like live ones: while one stays it is reported
+    (``--strict`` fails), and a fix written in place is read at once."""
+    _history(dataset)
+    bad = dataset / "sessions" / "2026-05-18" / "broken.jsonl"
+    bad.write_text('{"session_id": "broken", "events": [tru\n')
+    _age(bad)
+    _age(bad.parent)
+    with Store(tmp_path / "s.duckdb") as st:
+        assert len(ingest(str(dataset), st, workers=1).quality.skipped) == 1
+        _age(bad.parent)  # settled: the folder is recorded from now on
+        ingest(str(dataset), st, workers=1)
+        again = ingest(str(dataset), st, workers=1)
+        assert [s["path"] for s in again.still_skipped] == [str(bad)]
+        folder = bad.parent.stat()
+        write_session(dataset, "broken", "2026-05-18T12:00:00+00:00",
+                      [ev("2026-05-18T12:05:00+00:00", "llm_call")])
+        os.utime(bad.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+        fixed = ingest(str(dataset), st, workers=1)
+        assert fixed.files_read == 1 and not fixed.still_skipped
+        assert st.counts()["sessions"] == 13
