@@ -52,7 +52,7 @@ def test_a_grown_session_file_replaces_its_rows_nothing_doubled(dataset: Path,
 
 
 def test_sessions_stay_one_row_per_id_without_an_index(dataset: Path, tmp_path: Path) -> None:
-    """``sessions`` has no primary key (migration 3): the write path alone keeps one row per
+    """``sessions`` has no primary key (migration 4): the write path alone keeps one row per
     id, new non-null values winning and the earliest start kept."""
     first = [ev("2026-05-20T14:01:00+00:00", "llm_call")]
     write_session(dataset, "s1", "2026-05-20T14:00:00+00:00", first, user_id=None, model="m1")

@@ -577,7 +577,7 @@ class DuckDBStore:
     def _upsert_sessions(self) -> None:
         # One row per session id (a session may arrive from several files in one
         # batch); then new non-null values win over stored ones. The table has no
-        # primary-key index (migration 3): an index over random ids is rewritten at
+        # primary-key index (migration 4): an index over random ids is rewritten at
         # every commit. This is the only writer of ``sessions``, so one row per id
         # holds: stored ids are updated, the others inserted.
         con = self.con
