@@ -519,7 +519,7 @@ def _naive(dt: datetime) -> datetime:
 
 def _iso(v: Any) -> str:
     if isinstance(v, datetime):
-        return _naive(v).strftime("%Y-%m-%dT%H:%M:%S")
+        return _naive(v).isoformat(timespec="seconds")
     return str(v)[:19]
 
 

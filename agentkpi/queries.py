@@ -204,9 +204,13 @@ def query(metrics: Sequence[str] | str = ("events", "sessions", "users"),
                         tz=tz, week_start=wstart, by=ordered, where=preds)
         rows = _run(st, base)
         if compare == "previous":
-            prev_start, shift = _previous(start_utc, end_utc, zone)
-            prev = _run(st, replace(base, start=prev_start, end=start_utc))
-            rows = _compare(rows, prev, metrics, len(dims), grain, shift)
+            period = _previous(start_utc, end_utc, zone)
+            if period is None:  # it would start before year 1: there is none, not zero
+                rows = [_with_previous(r, None, metrics, absent=True) for r in rows]
+            else:
+                prev_start, shift = period
+                prev = _run(st, replace(base, start=prev_start, end=start_utc))
+                rows = _compare(rows, prev, metrics, len(dims), grain, shift)
     finally:
         if owned:
             st.close()
@@ -278,8 +282,10 @@ class _Shift:
         return bucket + self.delta
 
 
-def _previous(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, _Shift]:
-    """The period of the same length just before ``[start, end)``, and how to align buckets.
+def _previous(start: datetime, end: datetime, zone: ZoneInfo
+              ) -> tuple[datetime, _Shift] | None:
+    """The period of the same length just before ``[start, end)``, and how to align buckets
+    (None when it would start before year 1).
 
     Whole local months shift by calendar months, whole local days by local days (so
     DST changes do not skew the comparison); anything else by the exact duration.
@@ -287,8 +293,7 @@ def _previous(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime,
     try:
         return _previous_period(start, end, zone)
     except (OverflowError, ValueError):
-        raise UsageError(f"no previous period before {start:%Y-%m-%dT%H}: it would start "
-                         "before year 1") from None
+        return None
 
 
 def _previous_period(start: datetime, end: datetime, zone: ZoneInfo
@@ -340,7 +345,7 @@ def _compare(rows: list[dict[str, Any]], prev: list[dict[str, Any]], metrics: li
 
 
 def _with_previous(row: dict[str, Any], prev: dict[str, Any] | None,
-                   metrics: list[str]) -> dict[str, Any]:
+                   metrics: list[str], absent: bool = False) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k == "bucket" or k.startswith("dim")}
     for m in metrics:
         cur = row[m]
@@ -348,7 +353,8 @@ def _with_previous(row: dict[str, Any], prev: dict[str, Any] | None,
         k = BY_NAME[m]
         # No row in the previous period = nothing happened then: the empty value (0, 0.0,
         # "{}"), as a row missing now gets in _compare.
-        before = prev[m] if prev is not None else _empty_value(k)
+        # ``absent``: there is no previous period at all (None).
+        before = prev[m] if prev is not None else None if absent else _empty_value(k)
         out[f"{m}_previous"] = before
         if not _numeric(k):
             continue

@@ -135,7 +135,7 @@ def _ceil_hour(dt: datetime) -> datetime:
 
 def _iso(v: Any) -> Any:
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%dT%H:%M:%S")
+        return v.replace(tzinfo=None).isoformat(timespec="seconds")  # 0001, not 1
     if isinstance(v, date):
         return v.isoformat()
     return v
@@ -161,7 +161,20 @@ def fit_grain(start: datetime, end: datetime, grain: str) -> tuple[str, str | No
             return g, (f"{hours / _HOURS_PER[grain]:,.0f} {grain} buckets are too many to "
                        f"draw (at most {MAX_BUCKETS:,}): shown per {g}")
     return "month", (f"the range is too long to draw (more than {MAX_BUCKETS:,} months): "
-                     f"the charts show its first {MAX_BUCKETS:,} months; totals cover all of it")
+                     f"the charts show the months with data (at most {MAX_BUCKETS:,}); "
+                     "totals cover all of it")
+
+
+def drawn_range(store: Store, start: datetime, end: datetime, grain: str
+                ) -> tuple[datetime, datetime]:
+    """The part of ``[start, end)`` the charts draw: all of it, unless it has more than
+    MAX_BUCKETS buckets of ``grain`` (a range from year 1), then the part holding data."""
+    if (end - start).total_seconds() / 3600 / _HOURS_PER[grain] <= MAX_BUCKETS:
+        return start, end
+    lo, hi = store.time_range()
+    if lo is None or hi is None:
+        return start, end
+    return max(start, lo), min(end, hour_end(hi))
 
 
 def buckets(start: datetime, end: datetime, grain: str) -> list[datetime]:
@@ -246,7 +259,8 @@ def overview(store: Store, start: datetime | None = None, end: datetime | None =
     rows = run_kpis(store, start, end, OVERVIEW_KPIS, grain=grain, filters=filters, tz=tz)
     by_bucket = {r["bucket"]: r for r in rows}
     series = []
-    grid = buckets(start, end, grain) if tz == "UTC" else sorted(by_bucket)
+    grid = buckets(*drawn_range(store, start, end, grain), grain) if tz == "UTC" \
+        else sorted(by_bucket)
     for b in grid:
         r = by_bucket.get(b) or {k: 0 for k in OVERVIEW_KPIS}
         series.append({"bucket": _iso(b), **_gaps({k: r.get(k, 0) for k in OVERVIEW_KPIS})})

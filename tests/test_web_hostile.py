@@ -155,3 +155,60 @@ def test_session_pages_open_from_the_sessions_table(server: str, page: Any) -> N
         assert page.get_attribute("#table", "data-rows") == "2", href
         title = page.text_content("#title")
         assert title in {f"Session {sid}" for sid in HOSTILE_IDS}, (href, title)
+
+
+@pytest.mark.parametrize("query", ["from=0001-01-01&to=2026-06-01", "from=0001-01-01",
+                                   "from=0001-01-01&to=0001-01-02&grain=hour",
+                                   "from=0001-01-01T05:00&to=0001-01-01T15:00&grain=hour",
+                                   "from=0001-01-01&to=9999-12-31&grain=month"])
+def test_overview_from_year_1_answers_without_a_previous_period(store: Path, query: str
+                                                                ) -> None:
+    """The cards compare with the period just before; from year 1 there is none: the page
+    answers with the range's numbers and no previous values (it was a 400)."""
+    r = _client(store).get(f"/api/overview?{query}")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert body["from"].startswith("0001-01-01")
+    assert all(v is None for v in body["previous"].values())
+    assert all(v is None for v in body["change_pct"].values())
+    expected = 0 if "to=0001" in query else 8
+    assert body["totals"]["sessions"] == expected
+    assert sum(row["sessions"] for row in body["series"]) >= expected
+    # where a previous period exists it is compared (0 sessions then)
+    later = _client(store).get("/api/overview?from=2000-01-01&to=2000-01-02").json()
+    assert later["previous"]["sessions"] == 0 and later["totals"]["sessions"] == 1
+
+
+def test_query_compare_from_year_1_has_no_previous_period(store: Path) -> None:
+    from agentkpi.queries import query
+
+    t = query(metrics=["sessions"], grain=None, start="0001-01-01", end="2026-06-01",
+              compare="previous", store=str(store)).to_pylist()
+    assert t == [{"sessions": 8, "sessions_previous": None, "sessions_change": None,
+                  "sessions_change_pct": None}]
+
+
+def test_year_1_data_reads_back_with_four_digit_years(tmp_path: Path) -> None:
+    """strftime's %Y writes year 1 as "1": every printed time and SQL literal is ISO."""
+    import subprocess
+    import sys
+
+    day = tmp_path / "data" / "sessions" / "0001-01-01"
+    day.mkdir(parents=True)
+    (day / "s.jsonl").write_text(json.dumps({
+        "session_id": "first", "session_start_time": "0001-01-01T05:00:00Z",
+        "events": json.dumps([{"timestamp": "0001-01-01T05:10:00Z", "event_type": "llm_call",
+                               "data": {"model": "m1", "prompt_tokens": 3}}])}) + "\n")
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as st:
+        ingest(str(tmp_path / "data"), st, workers=1)
+    body = _client(path).get("/api/overview?from=0001-01-01&to=0001-01-02&grain=hour").json()
+    assert body["data_range"]["first_event"] == "0001-01-01T05:10:00"
+    assert [r["bucket"] for r in body["series"] if r["sessions"]] == ["0001-01-01T05:00:00"]
+    assert body["previous"]["sessions"] is None  # there is no period before year 1
+    r = subprocess.run([sys.executable, "-m", "agentkpi", "query", "--store", str(path),
+                        "--metrics", "sessions,tokens_total", "--grain", "hour",
+                        "--from", "0001-01-01", "--to", "0001-01-02", "--format", "csv"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == ['"0001-01-01T05",1,3']

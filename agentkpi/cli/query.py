@@ -51,9 +51,9 @@ def parse_where(items: tuple[str, ...]) -> dict[str, Any]:
 def _cell(value: Any, grain: str | None) -> Any:
     if isinstance(value, datetime):
         if grain == "hour":
-            return value.strftime("%Y-%m-%dT%H")
+            return value.replace(tzinfo=None).isoformat(timespec="hours")  # 0001, not 1
         if grain in ("day", "week", "month"):
-            return value.strftime("%Y-%m-%d")
+            return value.date().isoformat()
         return value.isoformat()
     return value
 

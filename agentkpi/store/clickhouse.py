@@ -159,7 +159,7 @@ class ClickHouseDialect:
         return _q(value)
 
     def ts_literal(self, dt: datetime) -> str:
-        return f"toDateTime64('{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
+        return f"toDateTime64('{dt.replace(tzinfo=None).isoformat(' ', 'microseconds')}', 6, 'UTC')"
 
     def json_field(self, key: str) -> str:
         # DuckDB json_extract_string: NULL when missing or null, the string for a

@@ -111,7 +111,8 @@ class DuckDBDialect:
         return "'" + value.replace("'", "''") + "'"
 
     def ts_literal(self, dt: datetime) -> str:
-        return f"TIMESTAMP '{dt.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+        # isoformat, not strftime: %Y writes year 1 as "1"
+        return f"TIMESTAMP '{dt.replace(tzinfo=None).isoformat(' ', 'microseconds')}'"
 
     def json_field(self, key: str) -> str:
         return f"json_extract_string(data, {self.str_literal('$.' + key)})"
