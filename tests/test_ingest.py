@@ -254,3 +254,29 @@ def test_an_importer_failure_skips_that_file_only(dataset: Path, tmp_path: Path,
     assert (r.rows[H]["sessions"], r.rows[H]["llm_calls"]) == (1, 1)  # no partial rows
     (skip,) = r.ingest.quality.skipped
     assert skip["kind"] == "file_unparseable" and "importer bug" in skip["reason"]
+
+
+def test_long_statements_print_no_progress_bar_on_stdout(tmp_path: Path) -> None:
+    """DuckDB prints a progress bar on stdout for statements over 2 s, even without a
+    terminal; a store connection turns it off (cron logs, JSON on stdout)."""
+    import subprocess
+    import sys
+
+    # The one stand-in: every new connection's bar threshold lowered from 2 s to 10 ms
+    # (which also turns the bar on), so the statement needs not run for seconds.
+    code = ("import duckdb\n"
+            "connect = duckdb.connect\n"
+            "def quick(*a, **k):\n"
+            "    con = connect(*a, **k)\n"
+            "    con.execute('SET progress_bar_time = 10')\n"
+            "    return con\n"
+            "duckdb.connect = quick\n"
+            "from agentkpi.store.duckdb import DuckDBStore\n"
+            f"st = DuckDBStore({str(tmp_path / 's.duckdb')!r})\n"
+            "st.con.execute('SET threads = 1')\n"
+            "n = st.con.execute('SELECT count(*) FROM range(100000000) t(i) "
+            "WHERE i % 7 = 3').fetchall()[0][0]\n"
+            "print('rows', n)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, check=True)
+    assert out.stdout == "rows 14285714\n"

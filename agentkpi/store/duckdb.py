@@ -193,6 +193,9 @@ class DuckDBStore:
         self.con = self._connect(lock_timeout if lock_timeout is not None
                                  else (1.5 if read_only else 10.0))
         self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for any statement over 2 s, terminal or not:
+        # into a cron job's log, or into the JSON/CSV a command writes to stdout.
+        self.con.execute("SET enable_progress_bar = false")
         if not read_only:
             self.migrate()
             # Derived state, rebuilt from the tables above when missing (not migrations):
