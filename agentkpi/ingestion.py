@@ -15,6 +15,7 @@ import inspect
 import os
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -297,7 +298,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         progress("ingest", 0, len(todo))
     if parallel and len(chunks) > 1:
         with worker_pool(n_workers) as pool:
-            consume(pool.map(parse_local_chunk, [src.NAME] * len(chunks), chunks))
+            consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, 2 * n_workers))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
@@ -318,6 +319,28 @@ def split(todo: list[Any], workers: int) -> list[list[Any]]:
     n = -(-n // workers) * workers
     size = -(-len(todo) // n)
     return [todo[i:i + size] for i in range(0, len(todo), size)]
+
+
+def _bounded_map(pool: Any, fn: Callable[..., Any], fmt: str, chunks: list[Any], ahead: int
+                 ) -> Iterable[Any]:
+    """``pool.map(fn, [fmt]*n, chunks)`` in order, with at most ``ahead`` chunks in flight.
+
+    ``Executor.map`` submits every chunk at once, so when the store writes slower than
+    the workers parse, finished chunks pile up in this process (a cold ingest's peak
+    memory); here a chunk is submitted only when an earlier one has been taken.
+    """
+    pending: deque[Any] = deque()
+    it = iter(chunks)
+    for c in it:
+        pending.append(pool.submit(fn, fmt, c))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, fmt, nxt))
+        yield result
 
 
 def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:

@@ -188,25 +188,39 @@ def price_events(events: pa.Table, q: Quality | None = None, *,
     is_call = pc.fill_null(pc.equal(events.column("event_type"), "llm_call"), False)
     if not pc.any(is_call).as_py():
         return events
-    cols = {c: events.column(c).to_pylist() for c in
-            ("event_type", "model", "ts", "cost_usd", "cost_source", "price_version",
+    cost_col, source_col = events.column("cost_usd"), events.column("cost_source")
+    # Calls with a source cost and no cost_source are marked 'source' in one step; only
+    # the calls that need a price (no cost; with ``recompute`` also 'priced' ones) go
+    # through the Python loop below, so a batch of source-costed calls costs no Python.
+    has_cost = pc.is_valid(cost_col)
+    mark = pc.and_(pc.and_(is_call, has_cost), pc.is_null(source_col))
+    if recompute:
+        mark = pc.and_(mark, pc.invert(pc.fill_null(pc.equal(source_col, "priced"), False)))
+        todo = pc.and_(is_call, pc.or_(pc.invert(has_cost),
+                                       pc.fill_null(pc.equal(source_col, "priced"), False)))
+    else:
+        todo = pc.and_(is_call, pc.invert(has_cost))
+    n_marked = pc.sum(mark).as_py() or 0
+    if n_marked:
+        if q is not None:
+            q.count_audit("source_cost_calls", n_marked)
+        i = events.schema.get_field_index("cost_source")
+        events = events.set_column(i, "cost_source", pc.if_else(
+            mark, pa.scalar("source", pa.string()), events.column("cost_source")))
+    rows = pc.indices_nonzero(todo)
+    if not len(rows):
+        return events
+    sub = events.take(rows)
+    cols = {c: sub.column(c).to_pylist() for c in
+            ("model", "ts", "cost_usd", "cost_source", "price_version",
              "cache_creation_1h_tokens", *_TOKEN_COLUMNS)}
-    kinds, models, times = cols["event_type"], cols["model"], cols["ts"]
+    models, times = cols["model"], cols["ts"]
     costs, sources, versions = cols["cost_usd"], cols["cost_source"], cols["price_version"]
     pr, co, cr, cw = (cols[c] for c in _TOKEN_COLUMNS)
     cw1h = cols["cache_creation_1h_tokens"]
     changed = False
     unpriced_models: dict[str, int] = {}
-    for i in range(n):
-        if kinds[i] != "llm_call":
-            continue
-        if costs[i] is not None and (sources[i] != "priced" or not recompute):
-            if sources[i] is None:
-                sources[i] = "source"
-                changed = True
-                if q is not None:
-                    q.count_audit("source_cost_calls")
-            continue
+    for i in range(len(models)):
         tokens = (pr[i] or 0) + (co[i] or 0) + (cr[i] or 0) + (cw[i] or 0)
         if not tokens:
             continue
@@ -232,11 +246,15 @@ def price_events(events: pa.Table, q: Quality | None = None, *,
                        f"{PRICE_VERSION}")
     if not changed:
         return events
+    # Scatter the changed values back: position of each row in ``rows``, else keep.
+    where = pc.cumulative_sum(pc.cast(todo, pa.int64()))
+    pick = pc.subtract(where, 1)
     for name, values, typ in (("cost_usd", costs, pa.float64()),
                               ("cost_source", sources, pa.string()),
                               ("price_version", versions, pa.string())):
         i = events.schema.get_field_index(name)
-        events = events.set_column(i, name, pa.array(values, typ))
+        new = pa.array(values, typ).take(pc.if_else(todo, pick, pa.scalar(0, pa.int64())))
+        events = events.set_column(i, name, pc.if_else(todo, new, events.column(name)))
     return events
 
 

@@ -3,7 +3,7 @@ and export memory at several dataset sizes, on DuckDB and on ClickHouse (chDB), 
 seed-style baseline beside each.
 
     python benchmarks/bench_scaling.py --sizes 20000,200000 --workdir /tmp/akscale \\
-        [--engines duckdb,clickhouse] [--baseline-hours 2] [--json-out FILE]
+        [--outdir DIR] [--engines duckdb,clickhouse] [--baseline-hours 2] [--json-out FILE]
 
 Per size N (dataset: ``generate_sessions(N, 2026-05-20T00Z, 48 h, seed 0)``, reused
 between runs; ``bench_rollup.py`` makes and restores it):
@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="20000,200000")
     ap.add_argument("--workdir", default="/tmp/akscale")
+    ap.add_argument("--outdir", help="stores and outputs here (default: --workdir); the "
+                                     "datasets stay in --workdir")
     ap.add_argument("--engines", default="duckdb,clickhouse")
     ap.add_argument("--hours", type=int, default=48)
     ap.add_argument("--baseline-hours", type=int, default=2)
@@ -172,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    outdir = Path(args.outdir or args.workdir)
+    outdir.mkdir(parents=True, exist_ok=True)
     everything = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()), "sizes": {}}
     for n in (int(x) for x in args.sizes.split(",")):
         src, info = ensure_dataset(workdir, n, 0, args.hours, args.gen_workers)
         base = bench_baseline(src, args.hours, args.baseline_hours)
-        runs = [bench_engine(e, src, workdir, n, args.hours) for e in args.engines.split(",")]
+        runs = [bench_engine(e, src, outdir, n, args.hours) for e in args.engines.split(",")]
         report(n, info, base, runs)
         everything["sizes"][n] = {"dataset": info, "baseline": base, "runs": runs}
         if args.json_out:
