@@ -311,7 +311,10 @@ COERCIONS: dict[str, Callable[[Any, Quality, str], Any]] = {
 
 #: An event-row builder: ``(session_id, seq, ts, event_type, data, file, quality, where)``
 #: -> one tuple in ``EVENT_COLUMNS`` order (see :class:`agentkpi.model.CanonicalBatch`).
-EventRowBuilder = Callable[[Any, Any, Any, Any, Any, str, Quality, str], tuple[Any, ...]]
+#: ``where`` (the place an issue is reported at) may be None: ``"{file}: events[{seq}]"``,
+#: formatted only when a value needs reporting.
+EventRowBuilder = Callable[[Any, Any, Any, Any, Any, str, Quality, str | None],
+                           tuple[Any, ...]]
 
 
 def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuilder:
@@ -349,8 +352,10 @@ def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuil
             exprs.append("None")
         else:
             expr = "None"
-            for key in reversed(mapped.keys):  # first key wins: coalesce from the last one up
-                one = f"_{mapped.coerce}(g({key!r}), q, where)"
+            for n, key in reversed(list(enumerate(mapped.keys))):
+                # first key wins: coalesce from the last one up; the common values (absent,
+                # or already of the column's type) pass inline, others call the coercion
+                one = _inline(mapped.coerce, f"g({key!r})", f"_{len(exprs)}_{n}")
                 expr = one if expr == "None" else f"(_v if (_v := {one}) is not None else {expr})"
             if mapped.event_type is not None:
                 expr = f"({expr} if event_type == {mapped.event_type!r} else None)"
@@ -370,6 +375,27 @@ def event_row_builder(fields: Sequence[DataField] = DATA_FIELDS) -> EventRowBuil
     build: EventRowBuilder = env["event_row"]
     build.__doc__ = f"One canonical event row through a field map (generated):\n\n{src}"
     return build
+
+
+_I64 = "-9223372036854775808 <= {v} <= 9223372036854775807"
+
+
+def _inline(coerce: str, get: str, v: str) -> str:
+    """``COERCIONS[coerce](get, q, where)`` as a Python expression with the function's own
+    fast path inline (absent, or already of the column's type: the same value the function
+    returns), so the usual event pays no call per field; other values call the function."""
+    call = f"_{coerce}({v}, q, where or f'{{path}}: events[{{seq}}]')"
+    i64 = _I64.format(v=v)
+    if coerce == "text":
+        return f"({v} if type({v} := {get}) is str and {v} else (None if {v} is None else {call}))"
+    if coerce == "int":
+        return f"({v} if ({v} := {get}) is None or (type({v}) is int and {i64}) else {call})"
+    if coerce == "float":
+        return (f"({v} if ({v} := {get}) is None or type({v}) is float else "
+                f"(float({v}) if type({v}) is int and {i64} else {call}))")
+    if coerce == "bool":
+        return f"({v} if ({v} := {get}) is None or type({v}) is bool else {call})"
+    return f"_{coerce}({get}, q, where)"
 
 
 #: The builder of the common vocabulary (:data:`agentkpi.model.DATA_FIELDS`).

@@ -134,6 +134,7 @@ def bench_baseline(src: Path, hours: int, k: int) -> dict:
         timed = sum(v["seconds"] for v in per_hour.values())
         res["seconds_per_hour"] = round(timed / len(timed_hours), 3)
         res["seconds_48h"] = round(timed / len(timed_hours) * hours, 1)
+        res["hours_timed"] = len(timed_hours)
     res.pop("stdout_tail", None)
     return res
 
@@ -142,7 +143,7 @@ def report(n: int, info: dict, base: dict, runs: list[dict]) -> None:
     b48 = base.get("seconds_48h")
     bh = base.get("seconds_per_hour")
     print(f"\n### {n:,} sessions ({info['n_events']:,} events, {info['bytes'] / 1e9:.2f} GB)\n")
-    print(f"Baseline (seed-style, extrapolated from {len(pick_hours(START, 48, 2))}+ hours): "
+    print(f"Baseline (seed-style, extrapolated from {base.get('hours_timed')} hour(s)): "
           f"{bh} s per hour, ~{b48} s for 48 h, peak {base.get('peak_rss_mb')} MB.\n")
     print("| engine | cold 48 h | vs baseline | cold peak RSS | incremental hour | inc. peak RSS "
           "| store | overview (7 d hourly + totals) | by user | export peak RSS | load |")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentkpi.model import DATA_FIELDS, EVENT_COLUMNS, DataField, field_map
-from agentkpi.quality import Quality, event_row_builder
+from agentkpi.quality import COERCIONS, Quality, event_row_builder
 from agentkpi.sources import eventlog, seed003, session_dataset
 
 TS = "2026-05-20T14:05:00+00:00"
@@ -136,3 +136,34 @@ def test_a_batch_takes_rows_of_both_widths_in_order() -> None:
     assert t.column("session_id").to_pylist() == ["a", "b", "c"]
     assert t.column("event_key").to_pylist() == [None, "k1", None]
     assert batch.event_rows == [] and batch.n_events == 3
+
+
+#: Values of every JSON kind at the edges of each coercion's fast path.
+EDGE_VALUES: list[Any] = [
+    None, "", " ", "x", "12", "-3.5", "1e3", "true", "no", "NaN", 0, 1, -1, 2**63 - 1, 2**63,
+    -(2**63), -(2**63) - 1, 10**400, 0.0, -0.0, 1.5, 2.0**70, float("nan"), float("inf"), True,
+    False, [], [1], {}, {"a": 1},
+]
+
+
+@pytest.mark.parametrize("coerce", sorted(COERCIONS))
+def test_the_compiled_row_coerces_exactly_as_the_coercion_functions(coerce: str) -> None:
+    """The builder inlines each coercion's fast path; every value must still come out as
+    the coercion function gives it, counted the same way and reported at the same place
+    (``where`` given, or derived from file and position when None)."""
+    build = event_row_builder((DataField("tool", ("a", "b"), coerce),))
+    col = [n for n, *_ in EVENT_COLUMNS].index("tool")
+    fn = COERCIONS[coerce]
+    for first in EDGE_VALUES:
+        for second in (None, "y", 7, 2.5, True):
+            data = {"a": first, "b": second}
+            want_q = Quality()
+            want = fn(first, want_q, "f.jsonl: events[4]")
+            if want is None:
+                want = fn(second, want_q, "f.jsonl: events[4]")
+            for where in ("f.jsonl: events[4]", None):
+                got_q = Quality()
+                got = build("s", 4, None, "llm_call", data, "f.jsonl", got_q, where)[col]
+                assert got == want or (got != got and want != want), (coerce, data)
+                assert type(got) is type(want), (coerce, data)
+                assert got_q.counts == want_q.counts and got_q.examples == want_q.examples

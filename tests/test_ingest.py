@@ -280,3 +280,29 @@ def test_long_statements_print_no_progress_bar_on_stdout(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=600, check=True)
     assert out.stdout == "rows 14285714\n"
+
+
+def test_parse_chunks_are_taken_in_order_with_a_bounded_number_in_flight() -> None:
+    """Cold ingest memory: the pool never runs more than ``ahead`` chunks ahead of the
+    writer (Executor.map would submit them all, and finished chunks would pile up)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentkpi.ingestion import _bounded_map
+
+    submitted = []
+    lock = threading.Lock()
+
+    def work(fmt: str, chunk: int) -> tuple[str, int]:
+        with lock:
+            submitted.append(chunk)
+        return fmt, chunk
+
+    with ThreadPoolExecutor(2) as pool:
+        results = _bounded_map(pool, work, "f", list(range(20)), 3)
+        first = next(results)
+        assert first == ("f", 0)
+        assert len(submitted) <= 4  # three in flight, one more once the first was taken
+        rest = list(results)
+    assert [first, *rest] == [("f", i) for i in range(20)]
+    assert sorted(submitted) == list(range(20))

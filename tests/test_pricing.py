@@ -201,3 +201,51 @@ def test_reprice_recomputes_priced_and_unpriced_keeps_source_costs(tmp_path: Pat
     assert rows[1]["cost_usd"] == 0.5 and rows[1]["cost_source"] == "source"
     assert rows[2]["cost_usd"] is None and rows[3]["cost_usd"] is None
     assert len(rows) == 4
+
+
+def test_price_step_on_a_large_mixed_batch_equals_row_by_row_pricing() -> None:
+    """Only the calls without a cost go through Python; every row must still get what
+    pricing it row by row gives (source costs marked, others priced or NULL), also on a
+    table of several chunks (batches from several files)."""
+    rnd = random.Random(12)
+    t = datetime(2026, 2, 10, 12)
+    parts = []
+    expected = []
+    for _ in range(3):
+        b = CanonicalBatch()
+        for seq in range(400):
+            kind = rnd.choice(["llm_call", "llm_call", "tool_call", "error"])
+            model = rnd.choice(["claude-opus-4-6", "my-local-llm", None])
+            cost = rnd.choice([None, None, 0.25, 0.0])
+            source = "source" if cost is not None and rnd.random() < 0.3 else None
+            p, c = rnd.choice([0, 0, 120, 1000]), rnd.choice([0, 30])
+            b.add_event(session_id="s", seq=seq, ts=t, event_type=kind, model=model,
+                        prompt_tokens=p, completion_tokens=c, cost_usd=cost,
+                        cost_source=source, file="f")
+            if kind != "llm_call":
+                expected.append((cost, source, None))
+            elif cost is not None:
+                expected.append((cost, "source", None))
+            else:
+                value = pricing.cost(model, prompt=p, completion=c, cache_read=None,
+                                     cache_creation=None, cache_creation_1h=None, ts=t) \
+                    if p + c else None
+                expected.append((value, "priced" if value is not None else None,
+                                 pricing.PRICE_VERSION if value is not None else None))
+        parts.append(b.event_table())
+    table = pa.concat_tables(parts)
+    assert table.column("cost_usd").num_chunks == 3
+    q = Quality()
+    got = pricing.price_events(table, q)
+    rows = list(zip(got.column("cost_usd").to_pylist(), got.column("cost_source").to_pylist(),
+                    got.column("price_version").to_pylist(), strict=True))
+    assert rows == expected
+    assert got.column("event_type").to_pylist() == table.column("event_type").to_pylist()
+    calls = [e for e, k in zip(expected, table.column("event_type").to_pylist(), strict=True)
+             if k == "llm_call"]
+    assert q.audit["priced_calls"] == sum(1 for e in calls if e[1] == "priced") > 0
+    marked = sum(1 for c, s, k in zip(table.column("cost_usd").to_pylist(),
+                                      table.column("cost_source").to_pylist(),
+                                      table.column("event_type").to_pylist(), strict=True)
+                 if k == "llm_call" and c is not None and s is None)
+    assert q.audit["source_cost_calls"] == marked > 0

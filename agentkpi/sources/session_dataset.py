@@ -295,11 +295,11 @@ def add_events(batch: CanonicalBatch, session_id: str, events: list[Any], path: 
             try:
                 ts = fromiso(raw_ts)
                 off = ts.utcoffset()
-                if off is not None:
-                    ts = (ts - off).replace(tzinfo=None)
+                if off is not None:  # (the usual offset, +00:00, needs no arithmetic)
+                    ts = (ts - off if off else ts).replace(tzinfo=None)
             except (ValueError, OverflowError):  # overflow: past year 9999 in UTC
                 q.note("ts_unparseable", f"{path}: events[{seq}]")
                 ts = None
         else:
             ts = parse_ts(raw_ts, q, f"{path}: events[{seq}]")
-        add_row(row(session_id, seq, ts, et, ev.get("data"), path, q, f"{path}: events[{seq}]"))
+        add_row(row(session_id, seq, ts, et, ev.get("data"), path, q, None))
