@@ -24,6 +24,14 @@ def flag(raw: str) -> bool:
     return raw.strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def count(raw: str) -> int:
+    """A whole number >= 0."""
+    n = int(raw)
+    if n < 0:
+        raise ValueError(f"{n} is negative")
+    return n
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -49,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_rules", "AGENTKPI_ALERT_RULES", "", str,
             "Alert rules file evaluated after every rollup (default: alerts.toml next to "
             "the store, when present)."),
-    Setting("threads", "AGENTKPI_THREADS", 0, int,
+    Setting("threads", "AGENTKPI_THREADS", 0, count,
             "Worker processes for ingest (0 = number of CPUs)."),
     Setting("raise_errors", "AGENTKPI_RAISE_ERRORS", False, flag,
             "Re-raise errors made while recording (SDK, Monitor) instead of counting them; "
@@ -71,15 +79,27 @@ def get(name: str, explicit: Any = None) -> Any:
         return explicit
     raw = os.environ.get(setting.env)
     if raw:
-        return setting.type(raw)
+        try:
+            return setting.type(raw)
+        except ValueError as exc:
+            from agentkpi.errors import UsageError
+
+            raise UsageError(f"{setting.env}={raw!r} is not a valid value ({exc}): "
+                             f"{setting.doc} Fix or unset it.") from None
     return setting.default
 
 
 def resolved() -> list[dict[str, Any]]:
     """Every setting with its current value and where the value came from."""
+    from agentkpi.errors import UsageError
+
     out = []
     for s in SETTINGS:
         from_env = os.environ.get(s.env) not in (None, "")
-        out.append({"name": s.name, "env": s.env, "value": get(s.name),
+        try:
+            value = get(s.name)
+        except UsageError:  # shown, not raised, where the settings are listed
+            value = f"INVALID {os.environ.get(s.env)!r}"
+        out.append({"name": s.name, "env": s.env, "value": value,
                     "origin": "env" if from_env else "default", "doc": s.doc})
     return out

@@ -235,6 +235,13 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SourceError(f"cannot list source {source}: {type(exc).__name__}: {first}; "
                           "check the path or URL, the network and credentials") from None
+    if not full:  # skipped files are always looked at, like live sessions' files: a
+        # folder left unlisted because nothing in it was created, removed or renamed may
+        # hold one, still bad (reported, --strict fails) or rewritten in place (read again)
+        under = root.rstrip("/") + "/"
+        for p in store.skipped_files():
+            if p not in listing and p.startswith(under) and (info := _safe_info(fs, p)):
+                listing[p] = info
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
                           machine=machine or default_machine(),
                           ran_at=datetime.now(UTC).replace(tzinfo=None))

@@ -63,3 +63,32 @@ def test_strict_fails_on_every_run_while_a_skipped_file_remains(tmp_path: Path) 
     assert code == 0, output
     code, output = _rollup(*args)
     assert code == 0, output
+
+
+def test_strict_fails_while_a_skipped_file_sits_in_a_folder_that_is_not_listed_again(
+        tmp_path: Path) -> None:
+    """Later runs list only changed day folders: a skipped file in an unchanged folder is
+    not listed, yet it is still there and still skipped, so --strict still fails (exit 0
+    was the bug, on a real store whose folders were more than 2 s old)."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    write_session(data, "good", "2026-05-20T10:00:00Z", [ev("2026-05-20T10:01:00Z", "llm_call")])
+    day = data / "sessions" / "2026-05-20"
+    (day / "broken.jsonl").write_text('{"session_id": "broken", "events": [tru\n')
+    for p in (day, data / "sessions", data):  # old folders: recorded, not listed next run
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    args = [sys.executable, "-m", "agentkpi", "rollup", "--quiet", "--strict", "--source",
+            str(data), "--target", str(tmp_path / "out"), "--store", str(tmp_path / "s.duckdb"),
+            "--datetime", "2026-05-20T10"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    runs = [subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(3)]
+    assert [r.returncode for r in runs] == [2, 2, 2], [r.stderr for r in runs]
+    assert all("broken.jsonl" in r.stderr or "file_bad_json" in r.stderr for r in runs)
+    assert "still skipped" in runs[2].stderr
+    (day / "broken.jsonl").unlink()  # removing it changes the folder: listed, and gone
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr

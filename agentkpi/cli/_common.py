@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -92,11 +93,16 @@ def write_out(path: str, text: str) -> None:
     if os.path.isdir(path):
         raise UsageError(f"--out {path} is a directory; give a file name, e.g. "
                          f"{os.path.join(path, 'report.txt')}")
+    part = path + ".part"  # atomic, as exports: a failed write leaves no truncated file
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(part, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.replace(part, path)
     except OSError as exc:
-        raise OutputError(f"cannot write --out {path}: {os_reason(exc)}") from None
+        with contextlib.suppress(OSError):
+            os.remove(part)
+        raise OutputError(f"cannot write --out {path}: {os_reason(exc)}; free some space or "
+                          "choose another --out") from None
 
 
 @contextmanager

@@ -29,6 +29,16 @@ def serve_cmd(host: str, port: int, poll: float, store: str | None, engine: str,
     from agentkpi.errors import UsageError
     from agentkpi.web import serve
 
+    if engine == "duckdb":  # a mistyped --store is said at once, not on every page
+        from pathlib import Path
+
+        from agentkpi.errors import StoreMissingError
+        from agentkpi.store.duckdb import default_path
+
+        path = store or default_path()
+        if path != ":memory:" and not Path(path).exists():
+            raise StoreMissingError(f"no store at {path}; run `agentkpi ingest` or "
+                                    "`agentkpi rollup` first, or pass --store PATH")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         try:  # a busy port is a one-line usage error, not uvicorn's log and exit 3

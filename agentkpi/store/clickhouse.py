@@ -35,6 +35,7 @@ first, the ledger row is written last; a crash in between leaves the file
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -350,9 +351,14 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
                 "settings": query}
     if u.scheme in ("clickhouse", "clickhouses", "http", "https"):
         secure = u.scheme in ("clickhouses", "https")
+        try:
+            port = u.port
+        except ValueError:
+            raise UsageError(f"bad port in ClickHouse DSN {_redact(dsn)}: use a number "
+                             "0-65535, e.g. clickhouse://user@host:8123/db") from None
         db = unquote(u.path.lstrip("/")) or query.pop("database", "") or "agentkpi"
         return {"kind": "http", "host": u.hostname or "localhost",
-                "port": u.port or (8443 if secure else 8123),
+                "port": port or (8443 if secure else 8123),
                 "username": unquote(u.username) if u.username else "default",
                 "password": unquote(u.password) if u.password else "",
                 "secure": secure, "database": db, "settings": query}
@@ -376,6 +382,12 @@ class ClickHouseStore:
 
     def __init__(self, dsn: str, *, read_only: bool = False) -> None:
         import clickhouse_connect
+
+        # The driver logs its failures too; without a handler of the host program's own,
+        # Python prints them on stderr beside the one-line error raised below.
+        _driver_log = logging.getLogger("clickhouse_connect")
+        if not _driver_log.handlers:
+            _driver_log.addHandler(logging.NullHandler())
 
         self.dsn = dsn
         self.read_only = read_only

@@ -215,11 +215,20 @@ class DuckDBStore:
         # store per request) release it quickly, so wait a little before failing.
         deadline = time.monotonic() + lock_timeout
         delay = 0.05
+        new = self.path != ":memory:" and not os.path.exists(self.path)
         while True:
             try:
                 return duckdb.connect(self.path, read_only=self.read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                locked = "lock" in str(exc).lower()
+                if not locked:  # disk full, read-only, a directory, not a DuckDB file
+                    if new:  # a store that could not be created is not left half-written
+                        for leftover in (self.path, self.path + ".wal"):
+                            with suppress(OSError):
+                                os.remove(leftover)
+                    raise StoreError(f"cannot open store {self.path}: {exc}; check the path, "
+                                     "its permissions and the free space") from None
+                if time.monotonic() >= deadline:
                     raise StoreError(f"cannot open store {self.path}: {exc}; another process "
                                      "is using it (stop it, or pass another --store PATH)"
                                      ) from None

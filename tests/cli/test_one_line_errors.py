@@ -86,7 +86,18 @@ CASES = [
      {"FULL": "1"}, ["File too large"]),
     ("report on a full disk", ["report", "--format", "html", "--out", "{tmp}/r.html"],
      {"FULL": "1"}, ["File too large"]),
-    ("store is a directory", ["status", "--store", "{tmp}"], {}, ["{tmp}"]),
+    ("store is a directory", ["status", "--store", "{tmp}"], {}, ["{tmp}", "check the path"]),
+    ("store on a full disk", ["ingest", "--source", "{data}", "--store", "{tmp}/new.duckdb",
+                              "--workers", "1"], {"FULL": "1"}, ["{tmp}/new.duckdb"]),
+    ("ClickHouse server unreachable", ["status", "--engine", "clickhouse", "--dsn",
+                                       "clickhouse://default@127.0.0.1:9/db"], {},
+     ["cannot open ClickHouse store"]),
+    ("ClickHouse DSN with a bad port", ["status", "--engine", "clickhouse", "--dsn",
+                                        "clickhouse://host:99999/db"], {}, ["bad port"]),
+    ("bad AGENTKPI_THREADS", ["ingest", "--source", "{data}", "--store", "{tmp}/t.duckdb"],
+     {"AGENTKPI_THREADS": "many"}, ["AGENTKPI_THREADS='many'"]),
+    ("serve a mistyped store", ["serve", "--store", "{tmp}/typo.duckdb", "--port", "0"], {},
+     ["no store at {tmp}/typo.duckdb"]),
     ("bad time", ["query", "--from", "yesterday-ish"], {}, ["yesterday-ish"]),
 ]
 
@@ -98,6 +109,7 @@ def test_every_failure_is_one_line_and_exit_1(store: Path, tmp_path: Path, name:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a directory\n")
     subs = {"{store}": str(store), "{tmp}": str(tmp_path), "{file}": str(a_file),
+            "{data}": str(store.parent / "data"),
             "{ro}": _read_only_dir(tmp_path) if "{ro}" in argv else ""}
 
     def fill(s: str) -> str:
@@ -122,3 +134,5 @@ def test_every_failure_is_one_line_and_exit_1(store: Path, tmp_path: Path, name:
     assert "Traceback" not in r.stderr and "open result" not in r.stderr
     for w in words:
         assert fill(w) in lines[0], (name, w, lines[0])
+    if full:  # nothing half-written is left behind: no truncated file, no broken store
+        assert not [p.name for p in tmp_path.iterdir() if p != a_file], name
