@@ -31,6 +31,7 @@ NULL. This module sits below ``agentkpi.web``: it imports no web framework, so
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -42,7 +43,7 @@ from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 from agentkpi.kpis.display import label
 from agentkpi.kpis.sql import GRAINS
 from agentkpi.quality import AUDIT_KINDS
-from agentkpi.queries import query
+from agentkpi.queries import query, rank
 from agentkpi.store import SessionRecord, Store, open_store
 from agentkpi.times import hour_end
 
@@ -308,45 +309,111 @@ def breakdown(store: Store, dim: str, start: datetime | None = None, end: dateti
     start, end, span = resolve_range(store, start, end, grain)
     filters = dict(filters or {})
     kpis = BREAKDOWN_KPIS.get(dim, DEFAULT_BREAKDOWN_KPIS)
-    rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
-    if dim == "tool":  # events without a tool are not a tool
-        rows = [r for r in rows if r["tool"] not in (None, "")]
     sort = sort if sort in (dim, *kpis) else kpis[0]
-    rows = [{dim: NONE_LABEL if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
-            for r in rows]
-    rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=desc)
-    if not desc:
-        rows.sort(key=lambda r: r[sort] is None)
+
+    def order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if dim == "tool":  # events without a tool are not a tool
+            rows = [r for r in rows if r["tool"] not in (None, "")]
+        rows = [{**r, dim: NONE_LABEL if r[dim] is None else str(r[dim])} for r in rows]
+        rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=desc)
+        if not desc:
+            rows.sort(key=lambda r: r[sort] is None)
+        return rows
+
+    # Rank every value by the sort column alone, then compute the full rows of the
+    # shown ones (53,645 users: the rows a page shows, not all of them).
+    metric = "sessions" if sort == dim else sort
+    ranked = None if dim in filters else _ranked(store, [dim], metric, start, end, filters)
+    shown = None
+    if ranked is not None:
+        keys = order([{dim: key[0], "_key": key[0], metric: v} for key, v in ranked])
+        total, keys = len(keys), keys[:limit]
+        shown = _rows_for(store, start, end, kpis, [dim], [(r["_key"],) for r in keys],
+                          filters, tz)
+    if shown is None:
+        rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
+        ranked_rows = order([{dim: r[dim], **{k: r[k] for k in kpis}} for r in rows])
+        total, rows = len(ranked_rows), ranked_rows[:limit]
+    else:
+        rows = [{dim: r[dim], **{k: shown[(r["_key"],)][k] for k in kpis}} for r in keys]
     return {
         "page": "breakdown", "dim": dim,
         "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz, "filters": filters,
         "data_range": span, "columns": [dim, *kpis], "kpis": kpi_meta(kpis),
-        "sort": sort, "desc": desc, "total_rows": len(rows), "rows": rows[:limit],
+        "sort": sort, "desc": desc, "total_rows": total, "rows": rows,
     }
+
+
+def _ranked(store: Store, by: Sequence[str], metric: str, start: datetime, end: datetime,
+            filters: Mapping[str, str | None], in_order: bool = True
+            ) -> list[tuple[tuple[str | None, ...], Any]] | None:
+    """Every group of ``by`` with ``metric``, in :func:`run_kpis` order (None: not lean)."""
+    flt = {k: (None if v == NONE_LABEL else v) for k, v in filters.items()}
+    if any(k not in DIMENSIONS for k in flt):
+        return None  # run_kpis reports the bad name
+    return rank(metric, by, flt, start, end, store, in_order)
+
+
+def _rows_for(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
+              by: Sequence[str], keys: Sequence[tuple[str | None, ...]],
+              filters: Mapping[str, str | None], tz: str
+              ) -> dict[tuple[str | None, ...], dict[str, Any]] | None:
+    """The full KPI rows of the groups ``keys`` of ``by``, by key (None: one is missing).
+
+    The query keeps only those groups (their first dimension's values as a filter): a
+    group's KPIs depend on its own rows only, so they equal the rows of the query over
+    every group.
+    """
+    if not keys:
+        return {}
+    flt: dict[str, Any] = dict(filters)
+    flt[by[0]] = sorted({k[0] for k in keys}, key=lambda v: (v is None, v or ""))
+    rows = run_kpis(store, start, end, kpis, by=by, filters=flt, tz=tz)
+    out = {tuple(r[b] for b in by): r for r in rows}
+    return out if all(k in out for k in keys) else None
 
 
 def sessions(store: Store, start: datetime | None = None, end: datetime | None = None,
              grain: str = "hour", tz: str = "UTC", filters: dict[str, str] | None = None,
              limit: int = 200) -> dict[str, Any]:
-    """Sessions active in the range (most expensive first), each with its own KPIs."""
+    """Sessions active in the range (most expensive first), each with its own KPIs over
+    the range, its user and its main model (the session's ``model``)."""
     start, end, span = resolve_range(store, start, end, grain)
     filters = dict(filters or {})
-    rows = run_kpis(store, start, end, SESSION_LIST_KPIS, by=["session", "user", "model"],
-                    filters=filters, tz=tz)
-    rows.sort(key=lambda r: (-(r["cost_usd"] or 0), r["session"]))
-    seen: set[str] = set()  # a session whose llm_calls used several models: its main row
-    main_rows = []
-    for r in rows:
-        if r["session"] not in seen:
-            seen.add(r["session"])
-            main_rows.append(r)
-    rows = main_rows
-    out = [{"session_id": r["session"], "user": r["user"], "model": r["model"],
-            **{k: r[k] for k in SESSION_LIST_KPIS}} for r in rows[:limit]]
+    by = ["session", "user"]
+    # Rank every session by cost alone, then compute the full rows of the shown ones.
+    ranked = None if "session" in filters else _ranked(store, by, "cost_usd", start, end,
+                                                        filters, in_order=False)
+    shown = None
+    if ranked is not None:  # one row per session: (cost, id) orders them all
+        total = len(ranked)
+        keys = heapq.nsmallest(limit, ranked, key=lambda kv: (-(kv[1] or 0), kv[0][0]))
+        shown = _rows_for(store, start, end, SESSION_LIST_KPIS, by, [k for k, _ in keys],
+                          filters, tz)
+    if shown is None:
+        rows = run_kpis(store, start, end, SESSION_LIST_KPIS, by=by, filters=filters, tz=tz)
+        rows.sort(key=lambda r: (-(r["cost_usd"] or 0), r["session"]))
+        total, rows = len(rows), rows[:limit]
+    else:
+        rows = [shown[k] for k, _ in keys]
+    models = _session_models(store, [r["session"] for r in rows])
+    out = [{"session_id": r["session"], "user": r["user"], "model": models.get(r["session"]),
+            **{k: r[k] for k in SESSION_LIST_KPIS}} for r in rows]
     return {"page": "sessions", "from": _iso(start), "to": _iso(end), "grain": grain, "tz": tz,
             "filters": filters, "data_range": span,
             "columns": ["session_id", "user", "model", *SESSION_LIST_KPIS],
-            "kpis": kpi_meta(SESSION_LIST_KPIS), "total_rows": len(rows), "rows": out}
+            "kpis": kpi_meta(SESSION_LIST_KPIS), "total_rows": total, "rows": out}
+
+
+def _session_models(store: Store, ids: Sequence[str | None]) -> dict[str | None, str | None]:
+    """The main model (``sessions.model``) of each session of ``ids``."""
+    names = [i for i in ids if i is not None]
+    if not names:
+        return {}
+    lit = store.dialect.str_literal
+    _, rows = store.fetch("SELECT session_id, model FROM sessions WHERE session_id IN ("
+                          + ", ".join(lit(i) for i in names) + ")")
+    return {sid: model for sid, model in rows}
 
 
 EVENT_FIELDS = ("seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens",

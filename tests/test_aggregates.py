@@ -31,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     generate_sessions(tmp / "data", 300, START, hours=8, seed=11, dirty=request.param)
     st = Store(tmp / "s.duckdb")
     ingest(str(tmp / "data"), st, workers=1)
-    assert st.aggregates == frozenset(aggregates.TABLES)
+    assert st.aggregates == frozenset(aggregates.ALL_TABLES)
     yield st
     st.close()
 
@@ -140,6 +140,61 @@ def test_queries_the_tables_cannot_answer_read_the_events(store: Store) -> None:
         assert agg == raw
 
 
+#: Ranges that cut through sessions (they start or end inside the range), whole days.
+CUTS = [(LO, HI), (datetime(2026, 5, 20, 22), datetime(2026, 5, 21, 1)),
+        (datetime(2026, 5, 21, 2), datetime(2026, 5, 22)), (datetime(2026, 5, 20), HI)]
+
+
+@pytest.mark.parametrize("start,end", CUTS)
+@pytest.mark.parametrize("by,where", [
+    ([], []), (["session"], []), (["user"], []), (["project", "machine"], []),
+    (["session", "user"], ["s.project IS NULL", "e.session_id <> 'x'"]),
+])
+def test_totals_from_the_session_table_equal_the_raw_path(store: Store, start: datetime,
+                                                          end: datetime, by: list[str],
+                                                          where: list[str]) -> None:
+    dims = [Dim(f"d{i}", DIMENSIONS[b].expr, DIMENSIONS[b].level) for i, b in enumerate(by)]
+    dims.sort(key=lambda x: x.level != "event")
+    q = KpiQuery(start=start, end=end, kpis=ALL, grain=None, by=dims, where=where)
+    main, _ = build(DUCKDB, q, store.aggregates)
+    assert "FROM agg_session" in main and "FROM events" not in main
+    whole = store.con.execute(
+        f"SELECT count(*) FROM agg_session WHERE _first_hour >= TIMESTAMP '{start}' "
+        f"AND _last_hour < TIMESTAMP '{end}'").fetchall()[0][0]
+    cut = store.con.execute(
+        f"SELECT count(*) FROM agg_session WHERE _first_hour < TIMESTAMP '{end}' AND "
+        f"_last_hour >= TIMESTAMP '{start}' AND NOT (_first_hour >= TIMESTAMP '{start}' "
+        f"AND _last_hour < TIMESTAMP '{end}')").fetchall()[0][0]
+    assert whole > 0 and (cut > 0 or (start, end) in (CUTS[0], CUTS[3]))
+    agg, raw = _both(store, q)
+    assert agg == raw and agg
+
+
+def test_the_dashboard_lists_rank_like_the_full_query(store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sessions list and the breakdowns rank every group by one column, then compute
+    the rows they show: the same page as computing every row."""
+    def pages() -> list[dict[str, Any]]:
+        out = []
+        for start, end in CUTS:
+            for limit in (7, 10_000):
+                out.append(views.sessions(store, start, end, limit=limit))
+                for dim in ("user", "tool", "model", "project"):
+                    for sort, desc in ((None, True), (dim, False), ("failure_rate", False)):
+                        out.append(views.breakdown(store, dim, start, end, sort=sort,
+                                                   desc=desc, limit=limit))
+        return out
+
+    ranked = pages()
+    monkeypatch.setattr(views, "rank", lambda *a, **k: None)  # compute every row
+    full = pages()
+    assert ranked == full
+    lists = [p for p in ranked if p["page"] == "sessions"]
+    assert all(p["rows"] for p in lists) and any(p["total_rows"] > 7 for p in lists)
+    assert all(len(p["rows"]) == min(7, p["total_rows"]) for p in lists[::2])
+    assert any(r["model"] for p in lists for r in p["rows"])
+
+
 def test_the_query_layer_and_top_n_read_the_aggregates_and_agree(store: Store) -> None:
     kwargs = dict(start="2026-05-20T18", end="2026-05-21T06", store=store)
     for by, top in ((["user"], 5), (["tool"], 3), (["model", "project"], None)):
@@ -163,9 +218,11 @@ def _table_rows(st: Store, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _assert_tables_equal_a_rebuild(st: Store) -> None:
-    for table in aggregates.TABLES:
+    for table in aggregates.ALL_TABLES:
         kept = _table_rows(st, f"SELECT * FROM {table}")
-        rebuilt = _table_rows(st, aggregates.select_sql(DUCKDB, table))
+        rebuilt = _table_rows(st, aggregates.session_select_sql(DUCKDB)
+                              if table == aggregates.SESSION_TABLE
+                              else aggregates.select_sql(DUCKDB, table))
         assert kept == rebuilt, table
         assert kept
 
@@ -200,7 +257,7 @@ def test_incremental_ingest_keeps_every_table_equal_to_a_rebuild(tmp_path: Path)
         # a whole rebuild gives the same KPIs
         q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
         before_rows = run(st, q)
-        assert st.build_aggregates(force=True) == list(aggregates.TABLES)
+        assert st.build_aggregates(force=True) == list(aggregates.ALL_TABLES)
         assert run(st, q) == before_rows
 
 
@@ -233,14 +290,14 @@ def test_a_store_without_tables_is_read_on_the_raw_path_then_built(tmp_path: Pat
         ingest(str(root), st, workers=1)
         q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
         expected = _raw(st, q)
-        for table in aggregates.TABLES:  # as a store written before aggregates existed
+        for table in aggregates.ALL_TABLES:  # as a store written before aggregates existed
             st.con.execute(f"DROP TABLE {table}")
         st.con.execute("DROP TABLE aggregate_tables")
     with Store(path, read_only=True) as ro:
         assert ro.aggregates == frozenset()
         assert run(ro, q) == expected
     with Store(path) as st:  # a writer builds them from the events
-        assert st.aggregates == frozenset(aggregates.TABLES)
+        assert st.aggregates == frozenset(aggregates.ALL_TABLES)
         assert _served(st, q) and run(st, q) == expected
 
 

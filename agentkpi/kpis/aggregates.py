@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agentkpi.kpis.catalogue import MEASURES, Measure
-from agentkpi.kpis.sql import KpiQuery, hourly_measure_sql
+from agentkpi.kpis.sql import KpiQuery, combined_measure_sql, hourly_measure_sql
 from agentkpi.model import EVENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -50,6 +50,15 @@ TABLES: dict[str, tuple[str, ...]] = {
     "agg_hourly_agent": ("agent",),
     "agg_hourly_model": ("model",),
 }
+
+#: Per session: its hourly rows of ``agg_hourly`` combined over the session's whole life
+#: (``_first_hour`` .. ``_last_hour``): the second stage of a query without time buckets
+#: (totals, breakdowns, the sessions list) for every session that lies wholly in its range.
+SESSION_TABLE = "agg_session"
+
+#: Every aggregate table, in the order they are (re)built: the session table reads
+#: ``agg_hourly``.
+ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE)
 
 _EVENT_NAMES = frozenset(n for n, *_ in EVENT_COLUMNS)
 _QUALIFIED = re.compile(r"\b([es])\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -68,9 +77,22 @@ def select_sql(d: Dialect, table: str, source: str = "events", where: str = "") 
             f"GROUP BY _hour, session_id{keys}")
 
 
+def session_select_sql(d: Dialect, where: str = "") -> str:
+    """The rows of :data:`SESSION_TABLE`: ``agg_hourly`` combined per session.
+
+    The combination is the query's own second stage (``combined_measure_sql``) over
+    every hour of the session, so a session wholly inside a query's range has exactly
+    the values the query would combine from its hours.
+    """
+    measures = ",\n    ".join(combined_measure_sql(d, m) for m in MEASURES)
+    cond = f" WHERE {where}" if where else ""
+    return (f"SELECT session_id, min(_hour) AS _first_hour, max(_hour) AS _last_hour,\n"
+            f"    {measures}\nFROM agg_hourly{cond} GROUP BY session_id")
+
+
 def signature(d: Dialect) -> str:
     """Changes whenever the SQL that fills the tables changes (catalogue, dialect)."""
-    text = "\n".join(select_sql(d, t) for t in TABLES)
+    text = "\n".join([*(select_sql(d, t) for t in TABLES), session_select_sql(d)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -119,8 +141,12 @@ def table_for(q: KpiQuery, available: frozenset[str]) -> str | None:
 
 
 def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
-                  available: frozenset[str]) -> str | None:
-    """Stage-1 SQL over an aggregate table for ``q`` (None: use the raw path)."""
+                  available: frozenset[str], partial_only: bool = False) -> str | None:
+    """Stage-1 SQL over an aggregate table for ``q`` (None: use the raw path).
+
+    ``partial_only``: only the sessions :func:`session_source` does not answer (those
+    with hours outside the range).
+    """
     table = table_for(q, available)
     if table is None:
         return None
@@ -138,10 +164,50 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
     where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
              *(local(p) for p in q.where)]
+    if partial_only:
+        where.append(f"EXISTS (SELECT 1 FROM {SESSION_TABLE} x WHERE x.session_id IS NOT "
+                     f"DISTINCT FROM a.session_id AND NOT ({_inside(d, q, 'x')}))")
     cols = ", ".join(f"a.{m.name}" for m in measures)
     return (f"SELECT {d.bucket(q.grain, 'a._hour', q.tz, q.week_start)} AS bucket{dims}, "
             f"a._hour AS _hour, a.session_id AS session_id, {cols}\n"
             f"  FROM {table} a{join} WHERE {' AND '.join(where)}")
+
+
+def _inside(d: Dialect, q: KpiQuery, alias: str) -> str:
+    return (f"{alias}._first_hour >= {d.ts_literal(q.start)} AND "
+            f"{alias}._last_hour < {d.ts_literal(q.end)}")
+
+
+def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
+                   available: frozenset[str]) -> str | None:
+    """Stage-2 rows (per group and session) from :data:`SESSION_TABLE` for the sessions
+    wholly inside ``q``'s range, or None when it cannot answer ``q``.
+
+    It answers a query without time buckets whose dimensions and filters read only the
+    session (``s.*``, ``e.session_id``): then each session is one group, and its combined
+    values over the range are its values over its whole life. The other sessions of the
+    range (:func:`hourly_source` with ``partial_only``) are combined from their hours.
+    """
+    if q.grain is not None or SESSION_TABLE not in available or \
+            table_for(q, available) != "agg_hourly":
+        return None
+
+    def local(expr: str) -> str:
+        return _outside_strings(expr, lambda text: _QUALIFIED.sub(
+            lambda m: f"a.{m.group(2)}" if m.group(1) == "e" else m.group(0), text))
+
+    exprs = [*(x.expr for x in q.by), *q.where]
+    join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
+            if any(alias == "s" for e in exprs
+                   for alias, _ in _QUALIFIED.findall(_STRING.sub("''", e))) else "")
+    ev = [x for x in q.by if x.level == "event"]
+    ss = [x for x in q.by if x.level == "session"]
+    dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
+    where = [_inside(d, q, "a"), *(local(p) for p in q.where)]
+    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in measures)
+    return (f"SELECT {d.bucket(None, 'a._first_hour', q.tz, q.week_start)} AS bucket{dims}, "
+            f"a.session_id AS session_id, {cols}\n"
+            f"  FROM {SESSION_TABLE} a{join} WHERE {' AND '.join(where)}")
 
 
 def _outside_strings(expr: str, fn: Callable[[str], str]) -> str:

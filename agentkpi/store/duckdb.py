@@ -272,13 +272,17 @@ class DuckDBStore:
         con = self.con
         sig = agg.signature(DUCKDB)
         have = dict(con.execute("SELECT name, signature FROM aggregate_tables").fetchall())
-        todo = [t for t in agg.TABLES if force or have.get(t) != sig]
+        todo = [t for t in agg.ALL_TABLES if force or have.get(t) != sig]
         if not todo:
             return []
+        if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
+            todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
         con.execute("BEGIN")
         try:
             for table in todo:
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.select_sql(DUCKDB, table)}")
+                sql = (agg.session_select_sql(DUCKDB) if table == agg.SESSION_TABLE
+                       else agg.select_sql(DUCKDB, table))
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
                 con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
                             [table, sig, _now()])
             con.execute("COMMIT")
@@ -368,7 +372,9 @@ class DuckDBStore:
         except duckdb.CatalogException:
             return frozenset()  # a store written before aggregates existed: raw path
         sig = agg.signature(DUCKDB)
-        return frozenset(n for n, s in rows if s == sig and n in agg.TABLES)
+        have = frozenset(n for n, s in rows if s == sig and n in agg.ALL_TABLES)
+        # The session table is only as good as the agg_hourly it was combined from.
+        return have if "agg_hourly" in have else have - {agg.SESSION_TABLE}
 
     def _refresh_aggregates(self, from_batch: bool) -> None:
         """Recompute the aggregate rows of the sessions in ``_agg_touched``.
@@ -379,8 +385,15 @@ class DuckDBStore:
         con = self.con
         touched = ("EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT DISTINCT "
                    "FROM {col})")
-        for table in sorted(self.aggregates):
-            if from_batch:
+        for table in agg.ALL_TABLES:  # agg_hourly before the session table reads it
+            if table not in self.aggregates:
+                continue
+            if table == agg.SESSION_TABLE:
+                if not from_batch:
+                    con.execute(f"DELETE FROM {table} WHERE "
+                                + touched.format(col=f"{table}.session_id"))
+                sql = agg.session_select_sql(DUCKDB, touched.format(col="agg_hourly.session_id"))
+            elif from_batch:
                 sql = agg.select_sql(DUCKDB, table, "_in_events")
             else:
                 con.execute(f"DELETE FROM {table} WHERE "
