@@ -511,3 +511,67 @@ def test_dashboard_tells_a_missing_store_from_a_busy_one(tmp_path: Path) -> None
     r = c.get("/api/overview")
     assert r.status_code == 404 and "agentkpi ingest --engine clickhouse" in r.json()["error"]
     assert "Retry-After" not in r.headers
+
+
+# ----------------------------------------------------------------------------- aggregates
+
+
+def _agg_rows(st: ClickHouseStore, sql: str) -> list[tuple]:
+    rows = st.client.query(sql).result_rows
+    norm = [tuple(tuple(sorted(v, key=str)) if isinstance(v, (list, tuple)) else v for v in r)
+            for r in rows]
+    return sorted(norm, key=lambda r: tuple((v is None, str(v)) for v in r))
+
+
+def test_aggregate_tables_on_clickhouse_equal_the_raw_path_and_duckdb(tmp_path: Path) -> None:
+    """The hourly and per-session tables exist on ClickHouse too (one definition,
+    kpis/aggregates.py): the aggregate path equals ClickHouse's raw path and DuckDB, bit
+    for bit, and incremental ingest keeps every table equal to a rebuild."""
+    from agentkpi.kpis import aggregates
+    from agentkpi.kpis.sql import build
+    from agentkpi.queries import DIMENSIONS
+
+    src = _generate(tmp_path / "src", 120, dirty=True, seed=11)
+    duck = DuckDBStore(str(tmp_path / "duck.duckdb"))
+    ch = ClickHouseStore(f"chdb://{tmp_path / 'ch'}")
+
+    def check() -> None:
+        for table in aggregates.ALL_TABLES:
+            kept = _agg_rows(ch, f"SELECT * FROM {table}")
+            assert kept and kept == _agg_rows(ch, ch._agg_select(table)), table
+        lo, hi = datetime(2026, 5, 19, 22), datetime(2026, 5, 20, 9)
+        for grain in ("hour", "day", None):
+            for dim in (None, "user", "tool", "model", "session", "agent"):
+                for a, b in ((lo, hi), (datetime(2026, 5, 20, 2), datetime(2026, 5, 20, 4))):
+                    d = DIMENSIONS[dim] if dim else None
+                    q = KpiQuery(start=a, end=b, kpis=ALL_KPIS, grain=grain,
+                                 by=[Dim("x", d.expr, d.level)] if d else [])
+                    assert "FROM events" not in build(CLICKHOUSE, q, ch.aggregates)[0]
+                    got = run(ch, q)
+                    saved, ch.aggregates = ch.aggregates, frozenset()
+                    try:
+                        raw = run(ch, q)
+                    finally:
+                        ch.aggregates = saved
+                    assert got == raw == run(duck, q) and got, (grain, dim, a)
+
+    try:
+        ingestion.ingest(str(src), duck, workers=1)
+        ingestion.ingest(str(src), ch, workers=1)
+        assert ch.aggregates == frozenset(aggregates.ALL_TABLES)
+        check()
+        for p in sorted((src / "sessions").rglob("*.jsonl"))[:5]:
+            _grow(p, extra_hours=1.5)  # sessions that grow into a later hour
+        # files rewritten in place: DuckDB's folder fingerprints see them on a rescan
+        ingestion.ingest(str(src), duck, workers=1, rescan=True)
+        ingestion.ingest(str(src), ch, workers=1)
+        assert ch.counts() == duck.counts()
+        check()
+    finally:
+        duck.close()
+        ch.close()
+    ro = ClickHouseStore(f"chdb://{tmp_path / 'ch'}", read_only=True)
+    try:
+        assert ro.aggregates == frozenset(aggregates.ALL_TABLES)
+    finally:
+        ro.close()

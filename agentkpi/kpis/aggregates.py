@@ -164,9 +164,10 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
     where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
              *(local(p) for p in q.where)]
-    if partial_only:
-        where.append(f"EXISTS (SELECT 1 FROM {SESSION_TABLE} x WHERE x.session_id IS NOT "
-                     f"DISTINCT FROM a.session_id AND NOT ({_inside(d, q, 'x')}))")
+    if partial_only:  # uncorrelated subqueries: ClickHouse runs no correlated ones
+        cut = f"SELECT session_id FROM {SESSION_TABLE} x WHERE NOT ({_inside(d, q, 'x')})"
+        where.append(f"(a.session_id IN ({cut}) OR (a.session_id IS NULL AND EXISTS "
+                     f"({cut} AND x.session_id IS NULL)))")
     cols = ", ".join(f"a.{m.name}" for m in measures)
     return (f"SELECT {d.bucket(q.grain, 'a._hour', q.tz, q.week_start)} AS bucket{dims}, "
             f"a._hour AS _hour, a.session_id AS session_id, {cols}\n"

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentkpi.errors import StoreError, StoreMissingError, UsageError, redact_url
+from agentkpi.kpis import aggregates as agg
 from agentkpi.model import (
     EVENT_COLUMNS,
     EVENT_COLUMNS_V1,
@@ -376,8 +377,8 @@ class ClickHouseStore:
 
     engine = "clickhouse"
     dialect = CLICKHOUSE
-    #: No materialised aggregates on ClickHouse yet: KPIs read the events (see
-    #: docs/architecture.md, "Materialised hourly aggregates").
+    #: The materialised aggregate tables this store can read (single node; a cluster
+    #: keeps none yet and reads the events: docs/architecture.md).
     aggregates: frozenset[str] = frozenset()
 
     def __init__(self, dsn: str, *, read_only: bool = False) -> None:
@@ -431,6 +432,8 @@ class ClickHouseStore:
         self._last_version = 0
         #: Rows removed because their event_key was already stored (for the import audit).
         self.merged_by_key = 0
+        #: Sessions whose aggregate rows the batch being written changes.
+        self._touched: set[str] = set()
         if read_only:
             exists = self._cmd(
                 f"SELECT count() FROM system.tables WHERE database = {_q(self.database)} "
@@ -450,6 +453,80 @@ class ClickHouseStore:
             self._last_version = int(self._cmd(
                 "SELECT greatest((SELECT max(_version) FROM sessions_rmt), "
                 "(SELECT max(_version) FROM ingested_files))") or 0)
+            if not self.cluster:
+                # Derived state, rebuilt from the events when missing or out of date.
+                self._cmd("CREATE TABLE IF NOT EXISTS aggregate_tables (name String, "
+                          "signature String, built_at DateTime64(6, 'UTC')) "
+                          "ENGINE = ReplacingMergeTree(built_at) ORDER BY name")
+                self.build_aggregates()
+        self.aggregates = self._current_aggregates()
+
+    # ---------------------------------------------------------------- aggregates
+    def _current_aggregates(self) -> frozenset[str]:
+        """The aggregate tables that match this version's KPI SQL (others are not read)."""
+        if self.cluster or not int(self._cmd(
+                f"SELECT count() FROM system.tables WHERE database = {_q(self.database)} "
+                "AND name = 'aggregate_tables'")):
+            return frozenset()  # a cluster, or a store written before aggregates existed
+        sig = agg.signature(CLICKHOUSE)
+        rows = self.client.query("SELECT name, signature FROM aggregate_tables FINAL"
+                                 ).result_rows
+        have = frozenset(n for n, sg in rows if sg == sig and n in agg.ALL_TABLES)
+        return have if "agg_hourly" in have else have - {agg.SESSION_TABLE}
+
+    def build_aggregates(self, force: bool = False) -> list[str]:
+        """(Re)build the aggregate tables whose SQL changed; returns their names.
+
+        Same tables and SQL as on DuckDB (:mod:`agentkpi.kpis.aggregates`), MergeTree
+        ordered by session; :meth:`write_batch` keeps them up to date.
+        """
+        sig = agg.signature(CLICKHOUSE)
+        have = dict(self.client.query("SELECT name, signature FROM aggregate_tables FINAL"
+                                      ).result_rows)
+        todo = [t for t in agg.ALL_TABLES if force or have.get(t) != sig]
+        if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
+            todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
+        try:
+            for table in todo:
+                # Not atomic: a table is marked current only once it is complete (the
+                # latest row per name wins).
+                self.client.insert("aggregate_tables", [[table, "", _now()]],
+                                   column_names=["name", "signature", "built_at"])
+                self._cmd(f"DROP TABLE IF EXISTS {table}")
+                self._cmd(f"CREATE TABLE {table} ENGINE = MergeTree ORDER BY session_id "
+                          f"SETTINGS allow_nullable_key = 1 AS {self._agg_select(table)}")
+                self.client.insert("aggregate_tables", [[table, sig, _now()]],
+                                   column_names=["name", "signature", "built_at"])
+        except Exception as exc:  # noqa: BLE001 - server errors vary by version
+            raise StoreError(f"building the aggregate tables of {_redact(self.dsn)} failed: "
+                             f"{exc}") from None
+        return todo
+
+    @staticmethod
+    def _agg_select(table: str, where: str = "") -> str:
+        if table == agg.SESSION_TABLE:
+            return agg.session_select_sql(CLICKHOUSE, where)
+        return agg.select_sql(CLICKHOUSE, table, "events", where)
+
+    def _refresh_aggregates(self, sessions: Iterable[str]) -> None:
+        """Recompute the aggregate rows of ``sessions`` from their stored events."""
+        ids = sorted({s for s in sessions if s is not None})
+        if not self.aggregates or not ids:
+            return
+        stage = f"_stage_touched_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} (session_id String) ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, pa.table({"session_id": pa.array(ids, pa.string())}))
+            touched = f"session_id IN (SELECT session_id FROM {stage})"
+            for table in agg.ALL_TABLES:  # agg_hourly before the session table reads it
+                if table not in self.aggregates:
+                    continue
+                # A mutation costs seconds even when it matches nothing: look first.
+                if int(self._cmd(f"SELECT count() FROM {table} WHERE {touched}") or 0):
+                    self._cmd(f"DELETE FROM {table} WHERE {touched}")
+                self._cmd(f"INSERT INTO {table} {self._agg_select(table, touched)}")
+        finally:
+            self._cmd(f"DROP TABLE IF EXISTS {stage}")
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:
@@ -531,9 +608,18 @@ class ClickHouseStore:
                 if ids:
                     preds.append(f"session_id IN ({', '.join(_q(s) for s in ids)})")
             pred = " OR ".join(preds)
+            # Sessions whose aggregate rows change: those of the incoming events and of
+            # every event deleted or merged away below.
+            self._touched = set()
+            if events.num_rows and self.aggregates:
+                self._touched.update(pc.unique(_not_null(events, "session_id", "").column(
+                    "session_id")).to_pylist())
             # A mutation costs seconds even when it matches nothing (new files of an
             # hourly run): look first, through the primary index, and skip it then.
             if preds and int(self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0):
+                if self.aggregates:
+                    self._touched.update(r[0] for r in self.client.query(
+                        f"SELECT DISTINCT session_id FROM events WHERE {pred}").result_rows)
                 # lightweight DELETE: rows are masked at once, dropped by merges
                 table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
                          else "events")
@@ -543,6 +629,9 @@ class ClickHouseStore:
                 self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
+            # Before the ledger row: a crash in between re-reads the file next time, and
+            # that refreshes its sessions again.
+            self._refresh_aggregates(self._touched)
             if files:
                 self.client.insert_arrow("ingested_files", ledger)
         except StoreError:
@@ -561,7 +650,8 @@ class ClickHouseStore:
         try:
             self.client.insert_arrow(stage, pa.table({"event_key": keys}))
             losers = self.client.query(
-                "SELECT event_key, file, seq FROM (SELECT event_key, file, seq, row_number() "
+                "SELECT event_key, file, seq, session_id FROM (SELECT event_key, file, seq, "
+                "session_id, row_number() "
                 f"OVER (PARTITION BY event_key ORDER BY {TOKENS_SQL} DESC, "
                 "parent_id IS NULL DESC, file, seq) AS rank FROM events "
                 f"WHERE event_key IN (SELECT event_key FROM {stage})) WHERE rank > 1"
@@ -570,10 +660,12 @@ class ClickHouseStore:
             self._cmd(f"DROP TABLE IF EXISTS {stage}")
         if not losers:
             return 0
+        if self.aggregates:
+            self._touched.update(str(r[3]) for r in losers)
         table = f"events_local ON CLUSTER {self.cluster}" if self.cluster else "events"
         for i in range(0, len(losers), 10_000):
             rows = ", ".join(f"({_q(k)}, {_q(f) if f is not None else 'NULL'}, {int(n)})"
-                             for k, f, n in losers[i:i + 10_000])
+                             for k, f, n, _ in losers[i:i + 10_000])
             self._cmd(f"DELETE FROM {table} WHERE (event_key, file, seq) IN ({rows})")
         return len(losers)
 
@@ -595,6 +687,8 @@ class ClickHouseStore:
             table = f"events_local ON CLUSTER {self.cluster}" if self.cluster else "events"
             self._cmd(f"DELETE FROM {table} WHERE {pred}")
             self.client.insert_arrow("events", _not_null(new, "session_id", ""))
+            self._refresh_aggregates(_not_null(old, "session_id", "").column("session_id")
+                                     .to_pylist())
         return old.num_rows, int(changed)
 
     def record_audit(self, rows: list[dict[str, Any]]) -> None:
