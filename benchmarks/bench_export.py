@@ -36,7 +36,8 @@ def main() -> None:
     rng = [*(["--from", a.start] if a.start else []), *(["--to", a.end] if a.end else [])]
     print(f"store {a.store}; {a.what} {' '.join(rng) or '(all)'}; cpu {cpu_model()}, "
           f"{os.cpu_count()} cores")
-    print("| format | rows | file | wall | peak RSS | load (1 min) |\n|---|---:|---:|---:|---:|---:|")
+    print("| format | rows | file | wall | peak RSS | load (1 min) |\n"
+          "|---|---:|---:|---:|---:|---:|")
     for fmt in a.formats.split(","):
         out = Path(a.workdir) / f"bench-export-{os.getpid()}.{fmt}"
         load = os.getloadavg()[0]

@@ -481,8 +481,8 @@ class ClickHouseStore:
         ordered by session; :meth:`write_batch` keeps them up to date.
         """
         sig = agg.signature(CLICKHOUSE)
-        have = dict(self.client.query("SELECT name, signature FROM aggregate_tables FINAL"
-                                      ).result_rows)
+        have = {str(n): str(sg) for n, sg in self.client.query(
+            "SELECT name, signature FROM aggregate_tables FINAL").result_rows}
         todo = [t for t in agg.ALL_TABLES if force or have.get(t) != sig]
         if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
             todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
