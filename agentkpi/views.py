@@ -320,10 +320,14 @@ def breakdown(store: Store, dim: str, start: datetime | None = None, end: dateti
             rows.sort(key=lambda r: r[sort] is None)
         return rows
 
-    # Rank every value by the sort column alone, then compute the full rows of the
-    # shown ones (53,645 users: the rows a page shows, not all of them).
+    # A dimension of the session (53,645 users): rank every value by the sort column
+    # alone (from the per-session aggregate), then compute the full rows of the shown
+    # ones. Event dimensions (a few tools, models) are computed whole at once.
     metric = "sessions" if sort == dim else sort
-    ranked = None if dim in filters else _ranked(store, [dim], metric, start, end, filters)
+    many = DIMENSIONS[dim].level == "session" and "e." not in DIMENSIONS[dim].expr.replace(
+        "e.session_id", "")
+    ranked = None if dim in filters or not many else _ranked(store, [dim], metric, start, end,
+                                                              filters)
     shown = None
     if ranked is not None:
         keys = order([{dim: key[0], "_key": key[0], metric: v} for key, v in ranked])
