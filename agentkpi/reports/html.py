@@ -2,7 +2,11 @@
 
 :func:`render_html` takes a report dict and returns one HTML document that
 opens from disk (or as an e-mail attachment) with nothing else: charts are
-SVG drawn here in Python, tables are plain HTML.
+SVG drawn here in Python, tables are plain HTML. It is the dashboard's "print"
+layout: the dashboard's own stylesheet (``agentkpi/web/static/style.css``,
+inlined, with its ``@media print`` rules) over the dashboard's markup (header,
+cards, chart boxes, tables), with KPI labels and units from
+:mod:`agentkpi.kpis.display` (raw names on hover).
 
 Accepted report shape (tolerant; every key optional except ``series`` for charts)::
 
@@ -24,10 +28,12 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from agentkpi.kpis.display import format_value, label
-from agentkpi.views import OVERVIEW_CHARTS
+from agentkpi.kpis.display import unit as kpi_unit
+from agentkpi.views import OVERVIEW_CHARTS, buckets
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
@@ -41,25 +47,14 @@ DEFAULT_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 CARD_SECTIONS = ("summary", "tokens", "performance")
 TABLE_SECTIONS = ("by_model", "tools", "agents", "errors")
 
-CSS = """
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;
-background:#f9fafb;margin:0;padding:1rem 1.4rem;max-width:1400px}
-h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
-.meta{color:#6b7280;font-size:12px;margin-bottom:1rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.6rem}
-.card{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:.5rem .7rem}
-.card .v{font-size:1.25rem;font-weight:600}.card .k{font-size:12px;color:#6b7280}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:.8rem;
-margin-top:1rem}
-.chart{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:.3rem}
-svg{width:100%;height:auto;display:block}
-svg text{font-family:system-ui,sans-serif}
-table{border-collapse:collapse;background:#fff;font-variant-numeric:tabular-nums;
-margin-bottom:.4rem}
-th,td{border-bottom:1px solid #e5e7eb;padding:.25rem .6rem;text-align:right;white-space:nowrap}
-th{background:#f3f4f6}th:first-child,td:first-child{text-align:left}
-.note{color:#6b7280;font-size:12px}
-"""
+#: The dashboard's stylesheet: the report is laid out by the same rules (cards, charts,
+#: tables, and its ``@media print`` layout), inlined so the file stands alone.
+STYLESHEET = Path(__file__).resolve().parents[1] / "web" / "static" / "style.css"
+
+
+def stylesheet() -> str:
+    """The text of the one stylesheet the dashboard serves and every report inlines."""
+    return STYLESHEET.read_text(encoding="utf-8")
 
 
 def fmt(v: Any, unit: str = "") -> str:
@@ -91,18 +86,24 @@ def _time(v: Any) -> datetime:
 
 
 def _label(t: datetime, span_s: float) -> str:
-    if span_s <= 2 * 86400:
+    """An x tick: the time of day within one day, with the date once the range spans days."""
+    if span_s <= 86400:
         return t.strftime("%H:%M")
     if span_s <= 14 * 86400:
-        return t.strftime("%m-%d %Hh")
+        return t.strftime("%b %d %H:%M")
     if span_s <= 400 * 86400:
-        return t.strftime("%m-%d")
+        return t.strftime("%b %d")
     return t.strftime("%Y-%m")
 
 
 def svg_line_chart(title: str, unit: str, x: Sequence[Any],
-                   series: Sequence[tuple[str, Sequence[Any]]]) -> str:
-    """An SVG line chart (title, unit, dated x axis, y ticks, legend) as a string."""
+                   series: Sequence[tuple[str, Sequence[Any]]],
+                   names: Mapping[str, str] | None = None) -> str:
+    """An SVG line chart (title, unit, dated x axis, y ticks, legend) as a string.
+
+    ``series`` are (key, values); the legend shows ``names[key]`` (a KPI's label),
+    the path keeps the key in ``data-series``.
+    """
     w, h, ml, mr, mt, mb = 560, 240, 56, 14, 30, 46
     pw, ph = w - ml - mr, h - mt - mb
     xs = [_time(v) for v in x]
@@ -122,7 +123,8 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
         return mt + ph - (v - lo) / ((hi - lo) or 1) * ph
 
     e = html.escape
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" '
+             'role="img" '
              f'aria-label="{e(title)} ({e(unit)})">',
              f'<text x="{ml}" y="16" font-size="13" font-weight="600">{e(title)}</text>',
              f'<text x="{w - mr}" y="16" font-size="11" fill="#6b7280" '
@@ -135,7 +137,7 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
                      f'text-anchor="end">{e(fmt(v, unit))}</text>')
     parts.append(f'<line x1="{ml}" x2="{w - mr}" y1="{mt + ph}" y2="{mt + ph}" '
                  'stroke="#9ca3af"/>')
-    n = min(6, len(xs))
+    n = min(5, len(xs))
     for i in range(n):
         idx = 0 if n == 1 else round(i * (len(xs) - 1) / (n - 1))
         tx = X(xs[idx])
@@ -166,9 +168,10 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
         parts.append(f'<path d="{"".join(d)}" fill="none" stroke="{color}" stroke-width="1.8" '
                      f'stroke-linejoin="round" data-series="{e(name)}"/>')
         parts.append(f'<rect x="{lx:.0f}" y="{h - 14}" width="10" height="10" fill="{color}"/>')
+        shown = (names or {}).get(name, name)
         parts.append(f'<text x="{lx + 14:.0f}" y="{h - 5}" font-size="11" '
-                     f'fill="#374151">{e(name)}</text>')
-        lx += 24 + len(name) * 6.2
+                     f'fill="#374151"><title>{e(name)}</title>{e(shown)}</text>')
+        lx += 24 + len(shown) * 6.2
     parts.append("</svg>")
     return "".join(parts)
 
@@ -198,16 +201,49 @@ def _tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[dict[s
     return out
 
 
+def _filled(rows: list[dict[str, Any]], report: Mapping[str, Any], rng: Mapping[str, Any],
+            grain: Any) -> list[dict[str, Any]]:
+    """The series on every bucket of the range: a bucket without data is 0 for counts and
+    sums (a line between two far-apart buckets would draw activity that never was), a gap
+    for rates and percentiles."""
+    lo, hi = report.get("from") or rng.get("start"), report.get("to") or rng.get("end")
+    if not rows or not lo or not hi or grain not in ("hour", "day", "week", "month"):
+        return rows
+    try:
+        start, end = _time(lo), _time(hi)
+    except ValueError:
+        return rows
+    have = {_time(r["bucket"]): r for r in rows}
+    grid = buckets(start, end, str(grain))
+    if not set(have) <= set(grid):  # buckets not on this grid (another time zone): as given
+        return rows
+    keys = [k for r in rows for k in r if k != "bucket"]
+    empty = {k: 0 for k in dict.fromkeys(keys)  # rates, times, per-x ratios stay gaps
+             if kpi_unit(k) not in ("ratio", "ms", "s", "time") and "/" not in kpi_unit(k)}
+    return [have.get(b) or {"bucket": b.isoformat(), **empty} for b in grid]
+
+
+TEXT_TD = '<td class="text">'
+
+
+def _when(v: Any) -> str:
+    try:
+        return _time(v).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(v)
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained HTML document for ``report`` (see the module docstring)."""
     e = html.escape
     title = str(report.get("title") or "agentkpi report")
-    rows = _series_rows(report)
     kpis: Mapping[str, Any] = report.get("kpis") or {}
     charts = report.get("charts") or [
         {"title": t, "unit": u, "kpis": list(ks)} for t, u, ks in DEFAULT_CHARTS]
 
     def unit(k: str) -> str:
+        if kpi_unit(k):
+            return kpi_unit(k)
         meta = kpis.get(k)
         if isinstance(meta, Mapping):
             return str(meta.get("unit", ""))
@@ -215,36 +251,46 @@ def render_html(report: Mapping[str, Any]) -> str:
             return "ratio"
         return "USD" if k.startswith("cost") else ""
 
+    def name(k: str) -> str:
+        meta = kpis.get(k)
+        return str(meta["label"]) if isinstance(meta, Mapping) and meta.get("label") else label(k)
+
+    def hover(k: str) -> str:
+        meta = kpis.get(k)
+        desc = meta.get("description", "") if isinstance(meta, Mapping) else ""
+        return f"{k} \u2014 {desc}" if desc else k
+
     rng_raw = report.get("range")
     rng = rng_raw if isinstance(rng_raw, Mapping) else {}
     ends = [report.get("from") or rng.get("start"), report.get("to") or rng.get("end")]
-    span = " \u2192 ".join(str(v).replace("T", " ") for v in ends if v)
+    span = " \u2192 ".join(_when(v) for v in ends if v)
     tz = report.get("tz") or rng.get("tz") or "UTC"
     ts = report.get("time_series")
     grain = report.get("grain") or (ts.get("grain") if isinstance(ts, Mapping) else None)
+    rows = _filled(_series_rows(report), report, rng, grain)
     meta = [f"{span} {tz}" if span else "",
-            f"grain: {grain}" if grain else "",
+            f"per {grain}" if grain else "",
             "no data in this range" if report.get("empty") else "",
-            f"{len(rows)} buckets" if rows else "",
             f"generated {report['generated_at']}" if report.get("generated_at") else ""]
     sep = " \u00b7 "
     out = ["<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{e(title)}</h1><div class=\"meta\">{e(sep.join(m for m in meta if m))}</div>"]
+           f"<title>{e(title)}</title><style>{stylesheet()}</style></head>",
+           '<body data-page="report"><header><span class="brand">agentkpi</span>'
+           f'<span class="status">{e(sep.join(m for m in meta if m))}</span></header><main>',
+           f'<h1 id="title">{e(title)}</h1>']
     sections = [("", report.get("totals") or {})] + [
-        (name, report[name]) for name in CARD_SECTIONS if isinstance(report.get(name), Mapping)]
-    for name, totals in sections:
+        (sec, report[sec]) for sec in CARD_SECTIONS if isinstance(report.get(sec), Mapping)]
+    for sec, totals in sections:
         if not totals:
             continue
-        if name:
-            out.append(f"<h2>{e(name.capitalize())}</h2>")
+        if sec:
+            out.append(f"<h2>{e(sec.capitalize())}</h2>")
         out.append('<div class="cards">')
         for k, v in totals.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                desc = kpis.get(k, {}).get("description", "") if isinstance(
-                    kpis.get(k), Mapping) else ""
-                out.append(f'<div class="card" title="{e(k)} \u2014 {e(desc)}"><div class="v">'
-                           f'{e(fmt(v, unit(k)))}</div><div class="k">{e(label(k))}</div></div>')
+                out.append(f'<div class="card" data-kpi="{e(k)}" title="{e(hover(k))}">'
+                           f'<div class="v">{e(fmt(v, unit(k)))}</div>'
+                           f'<div class="k">{e(name(k))}</div></div>')
         out.append("</div>")
     if rows:
         x = [r["bucket"] for r in rows]
@@ -254,19 +300,23 @@ def render_html(report: Mapping[str, Any]) -> str:
             if not present:
                 continue
             svg = svg_line_chart(ch["title"], ch.get("unit", ""), x,
-                                 [(k, [r.get(k) for r in rows]) for k in present])
-            out.append(f'<div class="chart">{svg}</div>')
+                                 [(k, [r.get(k) for r in rows]) for k in present],
+                                 {k: name(k) for k in present})
+            out.append(f'<div class="chart-box">{svg}</div>')
         out.append("</div>")
-    for name, cols, trows, total in _tables(report):
-        out.append(f"<h2>{e(name[:1].upper() + name[1:])}</h2><table><tr>")
-        out.extend(f"<th>{e(c)}</th>" for c in cols)
-        out.append("</tr>")
+    for tname, cols, trows, total in _tables(report):
+        out.append(f"<h2>{e(tname[:1].upper() + tname[1:])}</h2>"
+                   '<div class="table-box"><table><thead><tr>')
+        out.extend(f'<th data-col="{e(c)}" title="{e(hover(c))}">{e(name(c))}</th>'
+                   for c in cols)
+        out.append("</tr></thead><tbody>")
         for r in trows:
-            out.append("<tr>" + "".join(f"<td>{e(fmt(r.get(c), unit(c)))}</td>" for c in cols)
-                       + "</tr>")
-        out.append("</table>")
+            out.append("<tr>" + "".join(
+                (TEXT_TD if isinstance(r.get(c), str) else "<td>")
+                + f"{e(fmt(r.get(c), unit(c)))}</td>" for c in cols) + "</tr>")
+        out.append("</tbody></table></div>")
         if total > len(trows):
             out.append(f'<p class="note">top {len(trows)} of {total}</p>')
     out.append('<p class="note">agentkpi \u2014 self-contained report; no scripts, no network.'
-               "</p></body></html>\n")
+               "</p></main></body></html>\n")
     return "".join(out)
