@@ -226,7 +226,7 @@ class _Session:
     """Builds one session's events (as JSON text) and messages. Internal."""
 
     __slots__ = ("rng", "events", "msgs", "n_ev", "dirty", "inj", "force", "first", "last",
-                 "ncall", "sid8")
+                 "ncall", "sid8", "response")
 
     def __init__(self, rng: random.Random, dirty: bool, inj: dict[str, int],
                  force: str | None, sid8: str) -> None:
@@ -241,6 +241,7 @@ class _Session:
         self.last: int | None = None
         self.ncall = 0
         self.sid8 = sid8
+        self.response = ""  # id of the last llm_call: the tool_call after it names it
 
     def ev(self, us: int, etype: str, data: str = "{}") -> None:
         """Append one event; ``data`` is JSON text."""
@@ -333,11 +334,12 @@ def _llm(s: _Session, us: int, model: tuple[str, float, float, float], kind: str
     cache_creation = int(prompt * 0.3) if r() < 0.15 else 0
     total = prompt + completion + cache_read
     cost = round((prompt * pp + completion * pc + cache_read * pr) / 1e6, 6)
+    s.response = "resp_%s%02d" % (s.sid8, s.n_ev)
     data = ('{"model": "%s", "latency_ms": %d, "finish_reason": "%s", "cost_usd": %r, '
             '"kind": "%s", "prompt_tokens": %s, "completion_tokens": %s, "total_tokens": %d, '
-            '"cache_read_tokens": %s, "cache_creation_tokens": %s}'
+            '"cache_read_tokens": %s, "cache_creation_tokens": %s, "response_id": "%s"}'
             % (name, latency, finish, cost, kind, s.tok(prompt), s.tok(completion), total,
-               s.tok(cache_read), s.tok(cache_creation)))
+               s.tok(cache_read), s.tok(cache_creation), s.response))
     s.ev(us + latency * 1000, "llm_call", data)
     return latency * 1000, cost
 
@@ -403,8 +405,8 @@ def _build_session(rng: random.Random, start_us: int, span_us: int, users: int,
             tool = tools[int(r() * len(tools))]
             cid = s.call_id(cli)
             args_raw, _, _ = _J_ARGS[tool][int(r() * len(_J_ARGS[tool]))]
-            s.ev(t, "tool_call", '{"tool": "%s", "arguments": %s, "tool_call_id": "%s"}'
-                 % (tool, args_raw, cid))
+            s.ev(t, "tool_call", '{"tool": "%s", "arguments": %s, "tool_call_id": "%s", '
+                 '"response_id": "%s"}' % (tool, args_raw, cid, s.response))
             first_action = False
             ok = r() < (0.8 if tool == "bash" else 0.93)
             dur = int((0.2 + r() * r() * 40) * _US)

@@ -3,7 +3,9 @@
     python docs/screenshots.py [STORE]
 
 Without STORE it generates the quickstart's demo data (300 sessions over 48 hours) and
-ingests it, with the real Codex rollouts of tests/data beside it, into a temporary store.
+ingests it, with the real Codex rollouts of tests/data and the real Claude Code transcripts
+of ../shared/data/realworld/claude-code beside it, into a temporary store. The session
+page shown is the real Claude Code session of tool_heavy.jsonl.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
+CLAUDE = ROOT.parent / "shared" / "data" / "realworld" / "claude-code"
+CLAUDE_SESSION = "d6e0bada-1959-4eec-a9d2-0bfade768d8f"  # tool_heavy.jsonl
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -34,6 +38,7 @@ def demo_store() -> str:
         ingest(str(tmp / "data"), st, workers=1)
         ingest(str(ROOT / "tests" / "data" / "realworld" / "codex"), st, fmt="codex",
                workers=1)
+        ingest(str(CLAUDE), st, fmt="claude-code", workers=1)
     return str(tmp / "store.duckdb")
 
 
@@ -57,21 +62,16 @@ def main() -> None:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = b.new_page(viewport={"width": 1300, "height": 1000})
-        shots = [("overview", "/"), ("models", "/breakdown/model"),
-                 ("costs", "/costs"), ("sources", "/sources"),
-                 ("alerts", "/alerts")]
+        shots = [("overview", "/"), ("models", "/breakdown/model"), ("tools", "/breakdown/tool"),
+                 ("costs", "/costs"), ("sources", "/sources"), ("alerts", "/alerts"),
+                 ("session", f"/session/{CLAUDE_SESSION}")]
         for name, path in shots:
             page.goto(url + path)
             page.wait_for_function("document.body.dataset.loaded === '1'")
             page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
-        page.goto(url + "/sessions")
-        page.wait_for_function("document.body.dataset.loaded === '1'")
-        page.locator("#table tbody a.drill").first.click()
-        page.wait_for_selector("svg.timeline")
-        page.screenshot(path=str(OUT / "session.png"), full_page=True)
         b.close()
     srv.should_exit = True
-    print(f"wrote {len(shots) + 1} screenshots to {OUT}")
+    print(f"wrote {len(shots)} screenshots to {OUT}")
 
 
 if __name__ == "__main__":

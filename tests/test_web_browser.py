@@ -191,7 +191,9 @@ def test_cards_tables_and_axes_speak_labels_and_units(server: str, page: Any) ->
     # the change against the previous period, from the query layer's compare="previous"
     pct = d["change_pct"]["sessions"]
     delta = page.locator(".card[data-kpi=sessions] .delta").inner_text()
-    if pct is None:
+    if pct is None and not d["previous"]["sessions"]:
+        assert delta == "no data in the previous period"
+    elif pct is None:
         assert delta.startswith("previous period")
     else:
         assert delta.endswith(f"{abs(pct):.1f}% vs previous period")

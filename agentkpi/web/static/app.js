@@ -49,7 +49,7 @@
   }
   function fmtCell(v, unit) {
     if (typeof v === "number") return AKChart.fmt(v, unit);
-    return v === null || v === undefined ? "" : String(v);
+    return v === null || v === undefined ? "\u2013" : String(v);
   }
 
   // Every table downloads as CSV and XLSX: the page's own JSON route with ?download=&table=.
@@ -209,6 +209,8 @@
         card.appendChild(h("div", {"class": "delta " + (pct > 0 ? "up" : pct < 0 ? "down" : "flat"),
                                    title: "previous period: " + fmtCell(prev, unitOf(d, k))},
                            arrow + Math.abs(pct).toFixed(1) + "% vs previous period"));
+      } else if (d.previous && !d.previous.sessions) {
+        card.appendChild(h("div", {"class": "delta flat"}, "no data in the previous period"));
       } else if (prev !== null && prev !== undefined) {
         card.appendChild(h("div", {"class": "delta flat"}, "previous period: " + fmtCell(prev, unitOf(d, k))));
       }
@@ -240,7 +242,7 @@
 
   function renderTable(c, d, key) {
     var cols = d.columns, rows = d.rows.slice();
-    var sort = params.get("sort") || d.sort || cols[1];
+    var sort = params.get("sort") || d.sort || (key === "session_id" && cols.indexOf("cost_usd") >= 0 ? "cost_usd" : cols[1]);
     var asc = params.get("desc") === "0";
     rows.sort(function (a, b) {
       var x = a[sort], y = b[sort];
@@ -253,6 +255,7 @@
     var tr = h("tr");
     cols.forEach(function (col) {
       var th = h("th", {"data-col": col, title: hoverOf(d, col)}, labelOf(d, col));
+      if (rows.length && typeof rows[0][col] === "string") th.classList.add("text");
       if (col === sort) { th.classList.add("sorted"); if (asc) th.classList.add("asc"); }
       th.addEventListener("click", function () {
         var nextAsc = col === sort ? !asc : (col === key);
@@ -295,15 +298,38 @@
 
   function renderSession(c, d) {
     var s = d.session || {};
-    var info = h("div", {"class": "cards"});
-    ["user_id", "model", "start_ts", "end_ts", "turns", "project", "agent"].forEach(function (k) {
-      var card = h("div", {"class": "card"});
-      card.appendChild(h("div", {"class": "v"}, s[k] === null || s[k] === undefined ? "\u2013" : String(s[k]).replace("T", " ")));
-      card.appendChild(h("div", {"class": "k"}, k));
+    var tl = d.timeline;
+    var info = h("div", {"class": "cards", id: "session-cards"});
+    function infoCard(key, value, name, text) {
+      var card = h("div", {"class": "card" + (text ? " text" : ""), "data-key": key, title: key});
+      card.appendChild(h("div", {"class": "v"}, value));
+      card.appendChild(h("div", {"class": "k"}, name));
       info.appendChild(card);
+    }
+    if (tl) {
+      var llm = 0, runs = 0, failed = 0, errors = 0, tools = {};
+      tl.items.forEach(function (it) {
+        if (it.kind === "llm") llm += 1;
+        else if (it.kind === "tool") {
+          var name = it.tool || "(unnamed)", t = tools[name] || (tools[name] = {tool: name, runs: 0, failed: 0, ms: 0});
+          runs += 1; t.runs += 1;
+          if (it.success === false) { failed += 1; t.failed += 1; }
+          t.ms += it.duration_ms || 0;
+        } else if (it.event_type === "error") errors += 1;
+      });
+      infoCard("cost_usd", AKChart.fmt(tl.total_cost_usd, "USD"), "Cost");
+      infoCard("duration", AKChart.fmt(tl.duration_ms, "ms"), "Duration");
+      infoCard("llm_calls", AKChart.fmt(llm, "count"), "Model calls");
+      infoCard("tool_calls_total", AKChart.fmt(runs, "count"), "Tool runs");
+      infoCard("tool_calls_failed", AKChart.fmt(failed, "count"), "Tool runs failed");
+      infoCard("errors", AKChart.fmt(errors, "count"), "Errors");
+    }
+    [["user_id", "User"], ["model", "Main model"], ["start_ts", "Started (UTC)"], ["end_ts", "Ended (UTC)"],
+     ["turns", "User turns"], ["project", "Project"], ["agent", "Agent"]].forEach(function (x) {
+      var v = s[x[0]];
+      infoCard(x[0], v === null || v === undefined ? "\u2013" : String(v).replace("T", " "), x[1], typeof v === "string");
     });
     c.appendChild(info);
-    var tl = d.timeline;
     if (tl) {
       var box = h("div", {"class": "chart-box timeline-box", id: "timeline"});
       box.appendChild(h("div", {"class": "note"}, tl.items.length + " items over " + AKChart.fmt(tl.duration_ms, "ms") +
@@ -311,6 +337,17 @@
         " \u00b7 blue: model calls, green/red: tool runs ok/failed, diamonds: errors, feedback, undo, turns. Hover for details."));
       AKChart.timeline(box, tl);
       c.appendChild(box);
+      var trows = Object.keys(tools).map(function (k) { return tools[k]; });
+      trows.sort(function (a, b) { return b.failed - a.failed || b.runs - a.runs || (a.tool < b.tool ? -1 : 1); });
+      if (trows.length) {
+        section(c, "Tools in this session", "Runs, failures and time spent per tool (the tool runs of the timeline).");
+        var tm = {kpis: {runs: {label: "Runs", unit: "count", description: "tool runs"},
+                         failed: {label: "Failed", unit: "count", description: "tool runs that failed"},
+                         ms: {label: "Time spent", unit: "ms", description: "summed duration of the runs"}}};
+        c.appendChild(kpiTable(tm, trows, ["tool", "runs", "failed", "ms"], "session-tools", "events"));
+        var dl = c.querySelector("#session-tools").parentNode.querySelector(".downloads");
+        if (dl) dl.remove();  // computed here, not a table of the JSON twin
+      }
     }
     var cols = ["seq", "ts", "event_type", "tool", "success", "model", "prompt_tokens", "completion_tokens",
                 "cost_usd", "duration_ms", "error_type", "agent", "data"];
@@ -381,12 +418,13 @@
     });
     c.appendChild(kpiTable(d, bt, ["tool", "cost_attributed", "llm_calls_asking", "tool_calls"], "by-requested-tool", "by_requested_tool",
       function (v) { return v.charAt(0) === "(" ? null : "/breakdown/tool" + query({tool: v}); }));
-    section(c, "By MCP server", "Tool runs of each MCP server's tools (mcp__<server>__<tool>) and how many failed.");
-    c.appendChild(kpiTable(d, d.by_mcp_server, ["mcp_server", "tool_calls_total", "tool_calls_failed", "tool_success_rate", "sessions"],
+    section(c, "By MCP server", d.by_mcp_server.length ? "Tool runs of each MCP server's tools (mcp__<server>__<tool>) and how many failed." :
+      "No MCP tool ran in this range.");
+    if (d.by_mcp_server.length) c.appendChild(kpiTable(d, d.by_mcp_server, ["mcp_server", "tool_calls_total", "tool_calls_failed", "tool_success_rate", "sessions"],
       "by-mcp", "by_mcp_server"));
     section(c, "Unpriced tokens", d.unpriced.length ? "These models are not in the price table: their calls have no cost (never $0). Run `agentkpi reprice` after updating agentkpi." : "Every model call in the range has a cost.");
     if (d.unpriced.length) c.appendChild(kpiTable(d, d.unpriced, ["model", "unpriced_tokens"], "unpriced", "unpriced"));
-    section(c, "Price tables used", "cost_source: 'source' = the cost came with the data, 'priced' = computed from the price table version shown.");
+    section(c, "Price tables used", "Where each model call's cost comes from: \u201csource\u201d = the cost came with the data, \u201cpriced\u201d = computed from the price table version shown, \u201cunpriced\u201d = no price known.");
     var pv = d.price_versions.map(function (r) { return {cost_source: r.cost_source, price_version: r.price_version || "\u2013", calls: r.calls}; });
     c.appendChild(kpiTable(d, pv, ["cost_source", "price_version", "calls"], "price-versions", "price_versions"));
   }

@@ -92,7 +92,17 @@
         return {name: s.name, kpi: s.kpi, values: s.values.map(function (v, j) { acc[j] += (v || 0); return acc[j]; })};
       })};
     }
-    var W = 560, H = 240, m = {l: 56, r: 14, t: 30, b: 46};
+    var W = 560, m = {l: 56, r: 14, t: 30, b: 46};
+    // Legend entries flow into as many rows as they need (a long model name never runs off).
+    var legend = [], lrow = 0, lcol = m.l;
+    spec.series.forEach(function (s) {
+      var w = 24 + String(s.name).length * 6.2;
+      if (lcol > m.l && lcol + w - 10 > W - m.r) { lrow += 1; lcol = m.l; }
+      legend.push({x: lcol, row: lrow});
+      lcol += w;
+    });
+    var H = 240 + lrow * 15;
+    m.b += lrow * 15;
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, "class": "chart", role: "img",
                          "aria-label": spec.title + " (" + spec.unit + ")"});
     var xs = spec.x.map(parseTime);
@@ -122,7 +132,6 @@
                   "class": "tick"}, svg).textContent = timeLabel(xs[idx], span, spec.tz);
     }
     el("line", {x1: m.l, x2: W - m.r, y1: m.t + ph, y2: m.t + ph, "class": "axis"}, svg);
-    var lx = m.l;
     spec.series.forEach(function (s, k) {
       var color = COLORS[k % COLORS.length], d = "", pen = false;
       s.values.forEach(function (v, j) {
@@ -138,10 +147,10 @@
         if (ok(j) && !(j > 0 && ok(j - 1)) && !(j < s.values.length - 1 && ok(j + 1)) && xs.length > 1)
           el("circle", {cx: X(xs[j]).toFixed(1), cy: Y(+v).toFixed(1), r: 2.2, fill: color}, svg);
       });
-      el("rect", {x: lx, y: H - 14, width: 10, height: 10, fill: color}, svg);
-      var lt = el("text", {x: lx + 14, y: H - 5, "class": "legend"}, svg);
+      var ly = H - 14 - (lrow - legend[k].row) * 15;
+      el("rect", {x: legend[k].x, y: ly, width: 10, height: 10, fill: color}, svg);
+      var lt = el("text", {x: legend[k].x + 14, y: ly + 9, "class": "legend"}, svg);
       lt.textContent = s.name;
-      lx += 24 + s.name.length * 6.2;
     });
     // hover read-out
     var cursor = el("line", {y1: m.t, y2: m.t + ph, "class": "cursor", visibility: "hidden"}, svg);
@@ -190,7 +199,7 @@
     for (var i = 0; i <= 5; i++) {
       var tv = span * i / 5, xx = X(tv);
       el("line", {x1: xx, x2: xx, y1: top - 4, y2: H - 26, "class": "grid"}, svg);
-      el("text", {x: xx, y: H - 10, "text-anchor": "middle", "class": "tick"}, svg).textContent = fmtMs(tv);
+      el("text", {x: xx, y: H - 10, "text-anchor": i === 5 ? "end" : "middle", "class": "tick"}, svg).textContent = fmtMs(tv);
     }
     // cumulative cost
     if (tl.cost.length) {
