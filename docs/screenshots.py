@@ -32,8 +32,8 @@ def demo_store() -> str:
 
     tmp = Path(tempfile.mkdtemp(prefix="agentkpi-shots-"))
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
-    generate_sessions(str(tmp / "data"), 300, start - timedelta(hours=48), hours=48, seed=7,
-                      workers=1)
+    generate_sessions(str(tmp / "data"), 300, start - timedelta(hours=50), hours=48, seed=7,
+                      workers=1, not_after=start)  # every session over by now
     with DuckDBStore(tmp / "store.duckdb") as st:
         ingest(str(tmp / "data"), st, workers=1)
         ingest(str(ROOT / "tests" / "data" / "realworld" / "codex"), st, fmt="codex",

@@ -129,7 +129,7 @@ def test_costs_and_sources_pages_render_in_chromium(store_path: Path) -> None:
             page.wait_for_selector("#audit")
             assert page.locator("#audit tbody tr").count() == 1
             assert page.locator("#audit th[data-col=counters_ignored]").inner_text() == (
-                "counters ignored")
+                "Counters ignored")
         finally:
             browser.close()
     assert errors == []

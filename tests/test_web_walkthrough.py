@@ -129,3 +129,28 @@ def test_costs_page_shows_cost_by_tool_and_dashes_for_missing_values(page_at: ob
     assert "bash" in tools and not any(t.startswith("(not linked") for t in tools)
     cells = page.locator("#by-model tbody td").all_inner_texts()
     assert "" not in cells  # a missing value is a dash, never a blank
+
+
+def test_duration_axes_have_round_ticks_in_their_display_unit() -> None:
+    from agentkpi.reports.html import duration_ticks, fmt
+
+    ticks = duration_ticks(0.0, 50_000.0, "s")  # 13.9 h: ticks of 5 h, not of 50,000 s
+    assert [fmt(t, "s") for t in ticks] == ["0 ms", "5.0 h", "10.0 h", "15.0 h"]
+    assert [fmt(t, "ms") for t in duration_ticks(0.0, 1_500_000.0, "ms")] == [
+        "0 ms", "5.0 min", "10.0 min", "15.0 min", "20.0 min", "25.0 min"]  # 25 min in ms
+
+
+@pytest.mark.browser
+def test_the_dashboard_draws_the_same_round_duration_ticks(page_at: object) -> None:
+    from agentkpi.reports.html import duration_ticks, fmt
+
+    page = page_at("/?from=2026-05-20&to=2026-05-22", ".chart-box svg")  # type: ignore[operator]
+    d = page.evaluate("fetch('/api/overview' + location.search).then(r => r.json())")
+    vals = [v for r in d["series"] for k in ("time_to_first_action_s_p50",
+                                             "time_to_first_action_s_p95")
+            if (v := r[k]) is not None]
+    ticks = page.eval_on_selector_all(
+        ".chart-box[data-chart='Time to first action'] text.tick",
+        "ts => ts.filter(t => t.getAttribute('text-anchor') === 'end' && "
+        "t.getAttribute('x') === '50').map(t => t.textContent)")
+    assert ticks == [fmt(t, "s") for t in duration_ticks(0.0, max(vals), "s")]

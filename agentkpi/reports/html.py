@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentkpi.kpis.display import format_value, label
+from agentkpi.kpis.display import DURATION_UNITS, format_value, label
 from agentkpi.kpis.display import unit as kpi_unit
 from agentkpi.views import OVERVIEW_CHARTS, buckets
 
@@ -79,6 +79,15 @@ def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return out
 
 
+def duration_ticks(lo: float, hi: float, unit: str) -> list[float]:
+    """Ticks of a duration axis, round in the unit they are shown in (2 h, 4 h; not 13.9 h):
+    the dashboard's ``durationTicks``."""
+    f = DURATION_UNITS[unit]
+    top = max(abs(lo), abs(hi)) * f
+    scale = 3600 if top >= 7200 else 60 if top >= 120 else 1 if top >= 2 else 0.001
+    return [v * scale / f for v in nice_ticks(lo * f / scale, hi * f / scale)]
+
+
 def _time(v: Any) -> datetime:
     if isinstance(v, datetime):
         return v.replace(tzinfo=None)
@@ -111,7 +120,7 @@ def svg_line_chart(title: str, unit: str, x: Sequence[Any],
             if isinstance(v, (int, float)) and not math.isnan(v)]
     lo = min(0.0, min(vals)) if vals else 0.0
     hi = max(vals) if vals else 1.0
-    ticks = nice_ticks(lo, hi)
+    ticks = duration_ticks(lo, hi, unit) if unit in DURATION_UNITS else nice_ticks(lo, hi)
     lo, hi = ticks[0], ticks[-1]
     x0 = xs[0] if xs else datetime(1970, 1, 1)
     span = (xs[-1] - x0).total_seconds() if len(xs) > 1 else 1.0

@@ -68,7 +68,10 @@
     var wrap = h("div", {"class": "table-box"});
     var t = h("table", {id: id, "data-rows": String(rows.length)});
     var tr = h("tr");
-    cols.forEach(function (col) { tr.appendChild(h("th", {"data-col": col, title: hoverOf(d, col)}, labelOf(d, col))); });
+    cols.forEach(function (col, i) {
+      var text = i === 0 || (rows.length && typeof rows[0][col] === "string");
+      tr.appendChild(h("th", {"data-col": col, title: hoverOf(d, col), "class": text ? "text" : ""}, labelOf(d, col)));
+    });
     var thead = h("thead"); thead.appendChild(tr); t.appendChild(thead);
     var tb = h("tbody");
     rows.forEach(function (r) {
@@ -431,19 +434,48 @@
 
   function renderSources(c, d) {
     section(c, "Import audit", "Per source, format and machine, summed over every ingest run: what was read, merged, ignored and skipped. This is why agentkpi's totals differ from a naive sum of the files.");
-    var kinds = {};
-    d.audit.forEach(function (a) { Object.keys(a.counters).forEach(function (k) { kinds[k] = true; }); });
-    var cols = ["source", "format", "machine", "last_run"].concat(Object.keys(kinds).sort());
+    // One column per counter the audit knows (AUDIT_KINDS); lines by record type and
+    // malformed lines by reason are listed in one cell each, so the table stays readable.
+    var kinds = {}, perType = false, skipped = false;
+    d.audit.forEach(function (a) {
+      Object.keys(a.counters).forEach(function (k) {
+        if (k.indexOf("lines:") === 0) perType = true;
+        else if (k.indexOf("malformed:") === 0) skipped = true;
+        else kinds[k] = true;
+      });
+    });
+    function listed(counters, prefix) {
+      return Object.keys(counters).filter(function (k) { return k.indexOf(prefix) === 0; }).sort(function (x, y) {
+        return counters[y] - counters[x] || (x < y ? -1 : 1);
+      }).map(function (k) { return k.slice(prefix.length) + " " + AKChart.fmt(counters[k], "count"); }).join(" \u00b7 ");
+    }
+    var order = Object.keys(d.audit_kinds).filter(function (k) { return kinds[k]; })
+      .concat(Object.keys(kinds).filter(function (k) { return !d.audit_kinds.hasOwnProperty(k); }).sort());
+    var cols = ["source", "format", "machine", "last_run"].concat(order);
+    if (skipped) cols.push("skipped_lines");
+    if (perType) cols.push("lines_by_type");
     var rows = d.audit.map(function (a) {
-      var r = {source: a.source, format: a.format, machine: a.machine, last_run: a.last_run};
-      Object.keys(a.counters).forEach(function (k) { r[k] = a.counters[k]; });
+      var r = {source: a.source, format: a.format, machine: a.machine,
+               last_run: a.last_run ? a.last_run.replace("T", " ") : null};
+      order.forEach(function (k) { r[k] = a.counters.hasOwnProperty(k) ? a.counters[k] : 0; });
+      if (skipped) r.skipped_lines = listed(a.counters, "malformed:") || "\u2013";
+      if (perType) r.lines_by_type = listed(a.counters, "lines:") || "\u2013";
       return r;
     });
-    d.kpis = {};
-    Object.keys(kinds).forEach(function (k) { d.kpis[k] = {label: k.replace(/_/g, " "), unit: "count", description: d.audit_kinds[k] || (k.indexOf("malformed:") === 0 ? "malformed lines skipped for this reason" : "")}; });
+    d.kpis = {skipped_lines: {label: "Malformed lines skipped, by reason", unit: "", description: "malformed:<reason> counters"},
+              lines_by_type: {label: "Lines by record type", unit: "", description: "lines:<type> counters"}};
+    order.forEach(function (k) {
+      var name = k.replace(/_/g, " ");
+      d.kpis[k] = {label: name.charAt(0).toUpperCase() + name.slice(1), unit: "count", description: d.audit_kinds[k] || ""};
+    });
     c.appendChild(kpiTable(d, rows, cols, "audit", "audit"));
     section(c, "Files", "Every file the ledger knows, by source and status; skipped files keep their reason and are read again when they change.");
-    c.appendChild(kpiTable(d, d.files, ["source", "status", "reason", "files", "last"], "files", "files"));
+    var files = d.files.map(function (f) {
+      return {source: f.source, status: f.status, reason: f.reason || "\u2013", files: f.files,
+              last: f.last ? f.last.replace("T", " ") : null};
+    });
+    d.kpis.files = {label: "Files", unit: "count", description: "files with this status"};
+    c.appendChild(kpiTable(d, files, ["source", "status", "reason", "files", "last"], "files", "files"));
     section(c, "Machines", "Sessions per machine (ingest --machine).");
     c.appendChild(kpiTable(d, d.machines, ["machine", "sessions"], "machines", "machines"));
   }

@@ -72,6 +72,12 @@
     return fmtCount(v);
   }
 
+  // Ticks of a duration axis are round in the unit they are shown in (2 h, 4 h; not 13.9 h).
+  function durationTicks(lo, hi, unit) {
+    var f = DURATION_UNITS[unit], top = Math.max(Math.abs(lo), Math.abs(hi)) * f;
+    var scale = top >= 7200 ? 3600 : top >= 120 ? 60 : top >= 2 ? 1 : 0.001;
+    return niceTicks(lo * f / scale, hi * f / scale, 4).map(function (v) { return v * scale / f; });
+  }
   function parseTime(s) { return Date.parse(s.length <= 19 ? s + "Z" : s); }
 
   // Axis labels in the page's time zone; a range that spans days carries the date.
@@ -111,7 +117,8 @@
     var lo = Math.min(0, all.length ? Math.min.apply(null, all) : 0);
     var hi = all.length ? Math.max.apply(null, all) : 1;
     if (spec.unit === "ratio") hi = Math.max(hi, 0.0001);
-    var yt = niceTicks(lo, hi, 4); lo = yt[0]; hi = yt[yt.length - 1];
+    var yt = DURATION_UNITS.hasOwnProperty(spec.unit) ? durationTicks(lo, hi, spec.unit) : niceTicks(lo, hi, 4);
+    lo = yt[0]; hi = yt[yt.length - 1];
     var x0 = xs.length ? xs[0] : 0, x1 = xs.length > 1 ? xs[xs.length - 1] : x0 + 1;
     var pw = W - m.l - m.r, ph = H - m.t - m.b;
     function X(t) { return m.l + (t - x0) / (x1 - x0) * pw; }
