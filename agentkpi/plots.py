@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agentkpi.errors import UsageError
-from agentkpi.kpis.display import format_value, label
+from agentkpi.kpis.display import DURATION_UNITS, format_value, label
 from agentkpi.kpis.stats import rolling_mean
-from agentkpi.reports.html import DEFAULT_CHARTS
+from agentkpi.reports.html import DEFAULT_CHARTS, duration_ticks
 
 UNIT_LABEL = {"ratio": "ratio (0\u20131)", "USD": "USD", "s": "seconds", "count": "count",
               "tokens": "tokens"}
@@ -59,6 +59,12 @@ def _draw(ax: Any, title: str, unit: str, x: list[datetime], rows: list[Mapping[
     # the one unit-aware formatter of cards, tables and the dashboard's charts
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_value(v, unit)))
     ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+    if unit in DURATION_UNITS:  # round ticks in the unit shown (5 h, 10 h), as the dashboard
+        from matplotlib.ticker import FixedLocator
+
+        ticks = duration_ticks(0.0, ax.get_ylim()[1], unit)  # durations are not negative
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_ylim(ticks[0], ticks[-1])
     if len(x) > 1:
         ax.set_xlim(x[0], x[-1])  # no padding: a bucket in year 9999 has no room after it
     elif x:

@@ -40,7 +40,7 @@ from typing import Any
 from agentkpi.errors import StoreBusyError, StoreError, StoreMissingError, UsageError
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
-from agentkpi.kpis.display import label
+from agentkpi.kpis.display import format_value, label
 from agentkpi.kpis.sql import GRAINS
 from agentkpi.quality import AUDIT_KINDS
 from agentkpi.queries import query, rank
@@ -770,8 +770,11 @@ def alert_states(store: Store, rules_file: str | os.PathLike[str] | None,
     rows = []
     for f in findings:
         r = f.rule
+        unit = BY_NAME[r.metric].unit if r.metric in BY_NAME else ""
         rows.append({"rule": r.name, "severity": r.severity, "metric": r.metric,
                      "condition": f"{r.op} {r.threshold:g} for {r.for_} {r.grain}(s)",
+                     "condition_text": f"{r.op} {format_value(r.threshold, unit)} for "
+                                       f"{r.for_} {r.grain}{'s' if r.for_ != 1 else ''}",
                      "group": f.group, "state": "firing" if f.firing else "ok",
                      "value": f.value, "last_bucket": f.buckets[-1] if f.buckets else None,
                      "notified_since": (state.get(f.key) or {}).get("since"),
@@ -789,6 +792,8 @@ def alert_states(store: Store, rules_file: str | os.PathLike[str] | None,
                 notes.append({k: m.get(k) for k in ("at", "status", "rule", "severity",
                                                      "value", "text")})
     return {"page": "alerts", "rules_file": str(rules_file), "rules": rows,
+            "kpis": kpi_meta(sorted({r.rule.metric for r in findings
+                                     if r.rule.metric in BY_NAME})),
             "firing": sum(r["state"] == "firing" for r in rows), "notifications": notes,
             "notifications_file": notify.file}
 

@@ -11,6 +11,7 @@ page shown is the real Claude Code session of tool_heavy.jsonl.
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +40,16 @@ def demo_store() -> str:
         ingest(str(ROOT / "tests" / "data" / "realworld" / "codex"), st, fmt="codex",
                workers=1)
         ingest(str(CLAUDE), st, fmt="claude-code", workers=1)
+    # two rules next to the store (the dashboard finds alerts.toml there), checked once
+    (tmp / "alerts.toml").write_text(
+        '[notify]\nstdout = false\nfile = "alerts.jsonl"\n\n'
+        '[[rule]]\nname = "tool-success-rate"\nmetric = "tool_success_rate"\nop = "<"\n'
+        'threshold = 0.9\nby = "tool"\ngrain = "day"\nseverity = "critical"\n\n'
+        '[[rule]]\nname = "cost-per-hour"\nmetric = "cost_usd"\nop = ">"\n'
+        'threshold = 2.0\ngrain = "hour"\nseverity = "warning"\n')
+    subprocess.run([sys.executable, "-m", "agentkpi", "alerts", "check", "--rules",
+                    str(tmp / "alerts.toml"), "--store", str(tmp / "store.duckdb")],
+                   check=False, capture_output=True)
     return str(tmp / "store.duckdb")
 
 

@@ -154,3 +154,59 @@ def test_the_dashboard_draws_the_same_round_duration_ticks(page_at: object) -> N
         "ts => ts.filter(t => t.getAttribute('text-anchor') === 'end' && "
         "t.getAttribute('x') === '50').map(t => t.textContent)")
     assert ticks == [fmt(t, "s") for t in duration_ticks(0.0, max(vals), "s")]
+
+
+def test_png_plots_tick_durations_roundly_too() -> None:
+    from matplotlib.figure import Figure
+
+    from agentkpi.kpis.display import format_value
+    from agentkpi.plots import _draw
+
+    ax = Figure().add_subplot()
+    x = [datetime(2026, 5, 20, h) for h in range(3)]
+    _draw(ax, "Time to first action (s)", "s", x,
+          [{"p95": v} for v in (600.0, 50_000.0, 1_200.0)], ["p95"])
+    assert [format_value(t, "s") for t in ax.get_yticks()] == [
+        "0 ms", "5.0 h", "10.0 h", "15.0 h"]
+
+
+@pytest.mark.browser
+def test_alert_rules_show_labels_and_units(tmp_path: Path) -> None:
+    """Rules are evaluated now, so this store holds the last day's demo data."""
+    from datetime import timedelta
+
+    from playwright.sync_api import sync_playwright
+
+    from agentkpi.kpis.display import format_value
+    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    generate_sessions(tmp_path / "demo", 150, now - timedelta(hours=40), hours=36, seed=4,
+                      not_after=now)
+    store = tmp_path / "store.duckdb"
+    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source",
+                    str(tmp_path / "demo"), "--store", str(store), "-q"],
+                   check=True, capture_output=True, text=True)
+    (tmp_path / "alerts.toml").write_text(
+        '[notify]\nstdout = false\n\n[[rule]]\nname = "tools"\nmetric = "tool_success_rate"\n'
+        'op = "<"\nthreshold = 0.99\nby = "tool"\ngrain = "day"\nseverity = "critical"\n')
+    errors: list[str] = []
+    with serve_app(str(store)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/alerts")
+            page.wait_for_selector("#alert-rules tbody tr")
+            d = page.evaluate("fetch('/api/alerts').then(r => r.json())")
+            bash = next(r for r in d["rules"] if r["group"] == "bash")
+            row = page.locator("#alert-rules tbody tr", has_text="bash").first.locator("td")
+            cells = row.all_inner_texts()
+            assert cells[3] == "Tool success rate"  # the label; the name on hover
+            assert row.nth(3).get_attribute("title") == "tool_success_rate"
+            assert cells[4] == "< 99% for 1 day"
+            assert cells[5] == format_value(bash["value"], "ratio")  # e.g. 80%
+            assert "T" not in cells[7]  # 2026-05-20 00:00, not ISO
+        finally:
+            browser.close()
+    assert errors == []

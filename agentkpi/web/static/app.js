@@ -484,17 +484,27 @@
     if (!d.rules_file) { c.appendChild(h("p", {"class": "note", id: "no-rules"}, d.note)); return; }
     section(c, "Rules now", d.rules.length + " rule/group(s) from " + d.rules_file + ", evaluated on the last completed buckets; " +
       d.firing + " firing. 'notified since': when the firing notification went out (the state file).");
+    var metrics = d.kpis || {};
     d.kpis = {};
+    var when = function (v) { return v ? String(v).replace("T", " ").replace(/:00(Z)?$/, "$1") : v; };
     var rows = d.rules.map(function (r) {
       var o = {}; for (var k in r) if (r.hasOwnProperty(k)) o[k] = r[k];
-      o.value = r.value === null || r.value === undefined ? "no data" : AKChart.fmt(r.value, "");
+      var m = metrics[r.metric];
+      o.value = r.value === null || r.value === undefined ? "no data" : AKChart.fmt(r.value, m ? m.unit : "");
+      o.metric = m && m.label ? m.label : r.metric;
+      o.condition = r.condition_text || r.condition;
+      o.last_bucket = when(r.last_bucket); o.notified_since = when(r.notified_since);
       return o;
     });
     var t = kpiTable(d, rows, ["rule", "state", "group", "metric", "condition", "value", "severity", "last_bucket", "notified_since"], "alert-rules", "rules");
+    t.querySelectorAll("tbody tr").forEach(function (tr, i) { tr.children[3].title = d.rules[i].metric; });
     t.querySelectorAll("tbody tr").forEach(function (tr, i) { tr.dataset.state = d.rules[i].state; if (d.rules[i].state === "firing") tr.classList.add("firing"); });
     c.appendChild(t);
     section(c, "Last notifications", d.notifications_file ? "Newest first, from " + d.notifications_file + "." : "Add file = \"alerts.jsonl\" under [notify] to keep them.");
-    if (d.notifications.length) c.appendChild(kpiTable(d, d.notifications, ["at", "status", "rule", "severity", "text"], "notifications", "notifications"));
+    var notes = d.notifications.map(function (n) {
+      return {at: when(n.at), status: n.status, rule: n.rule, severity: n.severity, text: n.text};
+    });
+    if (notes.length) c.appendChild(kpiTable(d, notes, ["at", "status", "rule", "severity", "text"], "notifications", "notifications"));
   }
 
   load(true);
