@@ -632,6 +632,13 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
     with_ = (f"WITH c AS ({calls}), a AS ({asked}), t AS ({kept}), "
              "k AS (SELECT session_id, response_id, sum(n) AS n FROM a "
              "GROUP BY session_id, response_id) ")
+    if store.schema_version() < 3:  # a store not migrated yet (read-only): no links stored
+        _, tot = store.fetch(f"SELECT count(*), sum(e.cost_usd) FROM events e{join} "
+                             f"WHERE {' AND '.join(call_where)}")
+        n, cost = tot[0]
+        return [] if tool_where or not n else [
+            {"tool": NOT_LINKED, "llm_calls": int(n), "tool_calls": 0,
+             "cost_usd": None if cost is None else float(cost)}]
     on = "ON {x}.session_id = c.session_id AND {x}.response_id = c.response_id"
     _, rows = store.fetch(
         with_ + "SELECT t.tool, count(*) AS llm_calls, sum(t.n) AS tool_calls, "

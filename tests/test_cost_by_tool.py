@@ -263,3 +263,26 @@ def test_the_costs_page_draws_the_tool_table_in_chromium(store_path: Path) -> No
         finally:
             browser.close()
     assert errors == []
+
+
+def test_a_store_not_yet_migrated_shows_its_calls_unlinked(tmp_path: Path) -> None:
+    """The dashboard opens stores read-only: one written before schema 3 has no
+    response_id column, and the costs page must still answer."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    b = CanonicalBatch()
+    b.add_session(session_id="s", start_ts=datetime(2026, 1, 1))
+    b.add_event(session_id="s", seq=0, ts=datetime(2026, 1, 1, 1), event_type="llm_call",
+                cost_usd=0.25, file="f")
+    with DuckDBStore(str(path)) as st:
+        st.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
+    with duckdb.connect(str(path)) as con:  # back to schema version 2
+        con.execute("ALTER TABLE events DROP COLUMN response_id")
+        con.execute("DELETE FROM schema_migrations WHERE version = 3")
+    with DuckDBStore(str(path), read_only=True) as st:
+        assert st.schema_version() == 2
+        rows = views.cost_by_requested_tool(st, datetime(2026, 1, 1), datetime(2026, 1, 2))
+        d = views.costs(st, datetime(2026, 1, 1), datetime(2026, 1, 2))
+    assert rows == d["by_requested_tool"] == [
+        {"tool": views.NOT_LINKED, "llm_calls": 1, "tool_calls": 0, "cost_usd": 0.25}]
