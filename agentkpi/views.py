@@ -623,9 +623,12 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
             if any("s." in w for w in call_where) else "")
     calls = (f"SELECT e.session_id, e.response_id, e.cost_usd FROM events e{join} "
              f"WHERE {' AND '.join(call_where)}")
+    # A response's tool calls are stamped within seconds of it (the same message, or the
+    # next lines of the transcript): the tool calls read are those within a day of the range.
     asked = ("SELECT e.session_id, e.response_id, e.tool, e.mcp_server, count(*) AS n "
              "FROM events e WHERE e.event_type = 'tool_call' AND e.response_id IS NOT NULL "
-             "AND e.session_id IN (SELECT session_id FROM c) "
+             f"AND e.ts >= {d.ts_literal(start - timedelta(days=1))} "
+             f"AND e.ts < {d.ts_literal(end + timedelta(days=1))} "
              "GROUP BY e.session_id, e.response_id, e.tool, e.mcp_server")
     kept = f"SELECT * FROM a e WHERE {' AND '.join(tool_where)}" if tool_where else \
         "SELECT * FROM a"
@@ -650,12 +653,11 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
     out.sort(key=lambda r: (-(r["cost_usd"] or 0.0), -r["tool_calls"], r["tool"]))
     if tool_where:
         return out
-    _, tot = store.fetch(
-        with_ + "SELECT (SELECT count(*) FROM c), (SELECT sum(cost_usd) FROM c), "
-        "(SELECT count(*) FROM c WHERE response_id IS NOT NULL), "
-        "(SELECT sum(cost_usd) FROM c WHERE response_id IS NOT NULL), "
-        f"(SELECT count(*) FROM c JOIN k {on.format(x='k')}), "
-        f"(SELECT sum(c.cost_usd) FROM c JOIN k {on.format(x='k')})")
+    _, tot = store.fetch(  # the calls: all, with an id, and those that asked for tools
+        with_ + "SELECT x.*, y.* FROM (SELECT count(*) AS n_all, sum(cost_usd) AS cost_all, "
+        "count(response_id) AS n_id, sum(CASE WHEN response_id IS NOT NULL THEN cost_usd END) "
+        "AS cost_id FROM c) x, (SELECT count(*) AS n_asking, sum(c.cost_usd) AS cost_asking "
+        f"FROM c JOIN k {on.format(x='k')}) y")
     n_all, cost_all, n_linked, cost_linked, n_asking, cost_asking = tot[0]
 
     def minus(a: Any, b: Any) -> float | None:
