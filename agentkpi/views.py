@@ -625,10 +625,12 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
              f"WHERE {' AND '.join(call_where)}")
     # A response's tool calls are stamped within seconds of it (the same message, or the
     # next lines of the transcript): the tool calls read are those within a day of the range.
+    day = timedelta(days=1)
+    lo = start - day if start >= datetime.min + day else start  # ranges at year 1 / 9999
+    hi = end + day if end <= datetime.max - day else end
     asked = ("SELECT e.session_id, e.response_id, e.tool, e.mcp_server, count(*) AS n "
              "FROM events e WHERE e.event_type = 'tool_call' AND e.response_id IS NOT NULL "
-             f"AND e.ts >= {d.ts_literal(start - timedelta(days=1))} "
-             f"AND e.ts < {d.ts_literal(end + timedelta(days=1))} "
+             f"AND e.ts >= {d.ts_literal(lo)} AND e.ts < {d.ts_literal(hi)} "
              "GROUP BY e.session_id, e.response_id, e.tool, e.mcp_server")
     kept = f"SELECT * FROM a e WHERE {' AND '.join(tool_where)}" if tool_where else \
         "SELECT * FROM a"

@@ -286,3 +286,12 @@ def test_a_store_not_yet_migrated_shows_its_calls_unlinked(tmp_path: Path) -> No
         d = views.costs(st, datetime(2026, 1, 1), datetime(2026, 1, 2))
     assert rows == d["by_requested_tool"] == [
         {"tool": views.NOT_LINKED, "llm_calls": 1, "tool_calls": 0, "cost_usd": 0.25}]
+
+
+def test_a_range_at_the_ends_of_time_still_answers(store_path: Path) -> None:
+    with DuckDBStore(str(store_path), read_only=True) as st:
+        rows = views.cost_by_requested_tool(st, datetime.min, datetime.max)
+    got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+    want = _rows(store_path)
+    assert got.keys() == want.keys()
+    assert all(got[t][:2] == want[t][:2] for t in want)
