@@ -277,31 +277,45 @@ class CanonicalBatch:
         return self._events
 
     def pair_tool_calls(self) -> int:
-        """Name each ``tool_output`` that has no tool name after its ``tool_call`` (same
-        session and ``tool_call_id``). Returns the outputs named.
+        """Complete each ``tool_output`` that has a ``tool_call_id`` from its ``tool_call``
+        (same session and id): a missing tool name is the call's, a missing duration is
+        the output's time minus the call's (in ms; none when either time is missing or
+        the output is timed before its call). Returns the outputs completed.
 
-        Many formats name the tool only on the call; without this every such output
-        would count under no tool (0 runs on the by-tool page). The ingest runs it on
-        every importer's rows, so no importer has to remember it.
+        Many formats name the tool only on the call and time the run only by the two
+        events; without this every such output would count under no tool (0 runs on the
+        by-tool page) and without a duration. The ingest runs it on every importer's
+        rows, so no importer has to remember it.
         """
         ev = self.events
-        types, ids, tools = ev["event_type"], ev["tool_call_id"], ev["tool"]
+        types, ids, tools, durations = (ev["event_type"], ev["tool_call_id"], ev["tool"],
+                                        ev["duration_ms"])
         outputs = [i for i, t in enumerate(types)
-                   if t == "tool_output" and ids[i] is not None and tools[i] is None]
-        if not outputs:  # the usual case: every output named already
+                   if t == "tool_output" and ids[i] is not None
+                   and (tools[i] is None or durations[i] is None)]
+        if not outputs:  # the usual case: every output named and timed already
             return 0
-        sids = ev["session_id"]
-        calls: dict[tuple[Any, Any], str] = {}
+        sids, times = ev["session_id"], ev["ts"]
+        calls: dict[tuple[Any, Any], int] = {}
         for i, t in enumerate(types):
-            if t == "tool_call" and ids[i] is not None and tools[i] is not None:
-                calls.setdefault((sids[i], ids[i]), tools[i])
-        named = 0
+            if t == "tool_call" and ids[i] is not None:
+                calls.setdefault((sids[i], ids[i]), i)
+        completed = 0
         for i in outputs:
-            tool = calls.get((sids[i], ids[i]))
-            if tool is not None:
-                tools[i] = tool
-                named += 1
-        return named
+            c = calls.get((sids[i], ids[i]))
+            if c is None:
+                continue
+            changed = False
+            if tools[i] is None and tools[c] is not None:
+                tools[i] = tools[c]
+                changed = True
+            if durations[i] is None and times[i] is not None and times[c] is not None:
+                ms = (times[i] - times[c]).total_seconds() * 1000.0
+                if ms >= 0:
+                    durations[i] = ms
+                    changed = True
+            completed += changed
+        return completed
 
     def add_session(self, **values: Any) -> None:
         for name, column in self.sessions.items():

@@ -217,9 +217,11 @@ class _Recording:
                         q.count_audit("tool_calls_merged")
                         continue
                     seen_tools.add(tid)
+                # The model asked at its message's time; the tool record is stamped when
+                # its result came back: the ingest times the run from the pair.
                 tts = parse_ts(tc["timestamp"], q, where) if tc["timestamp"] else ts
                 tool = tc["name"]
-                add(("call", tid or f"{mid}/{tool}"), event_type="tool_call", ts=tts, tool=tool,
+                add(("call", tid or f"{mid}/{tool}"), event_type="tool_call", ts=ts, tool=tool,
                     tool_call_id=tid, response_id=mid,
                     mcp_server=mcp_server(tool),
                     data=_dumps({"id": tid, "name": tool, "status": tc["status"]}))
