@@ -55,9 +55,12 @@ no window contains NULL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+
+_MICROSECOND = timedelta(microseconds=1)
 
 # (name, arrow type, SQL type, description)
 SESSION_COLUMNS_V1: tuple[tuple[str, pa.DataType, str, str], ...] = (
@@ -310,7 +313,8 @@ class CanonicalBatch:
                 tools[i] = tools[c]
                 changed = True
             if durations[i] is None and times[i] is not None and times[c] is not None:
-                ms = (times[i] - times[c]).total_seconds() * 1000.0
+                # whole microseconds / 1000: the nearest double to the exact ms value
+                ms = ((times[i] - times[c]) // _MICROSECOND) / 1000.0
                 if ms >= 0:
                     durations[i] = ms
                     changed = True
