@@ -51,6 +51,8 @@ ISSUE_KINDS: dict[str, str] = {
                       "literal, lone surrogate, a number of thousands of digits, nesting "
                       "deeper than the parser allows); stored as missing, the rest of its "
                       "event and file kept.",
+    "text_bad_utf8": "Bytes that are not UTF-8 inside a line; each replaced by U+FFFD, the "
+                     "rest of the value, event and file kept.",
 }
 
 #: Import-audit counters: what an ingest read and why some lines did not become rows.
@@ -428,7 +430,14 @@ def decode_json(text: bytes | str, q: Quality, where: str = "") -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         pass
-    s = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    if isinstance(text, bytes):
+        try:
+            s = text.decode("utf-8")
+        except UnicodeDecodeError:
+            q.note("text_bad_utf8", where)
+            s = text.decode("utf-8", errors="replace")
+    else:
+        s = text
     return _Lenient(q, where).document(s)
 
 

@@ -47,7 +47,7 @@ from typing import IO, Any
 import orjson
 
 from agentkpi.model import CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_int
+from agentkpi.quality import Quality, decode_json, parse_ts, to_int
 
 NAME = "claude-code"
 AGENT = "claude-code"
@@ -335,8 +335,11 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError:
-            q.malformed("bad_json", f"{path}:{n + 1}")
-            continue
+            try:  # one bad value (NaN, 1e400, deep nesting) costs that value, not the line
+                rec = decode_json(line, q, f"{path}:{n + 1}")
+            except ValueError:
+                q.malformed("bad_json", f"{path}:{n + 1}")
+                continue
         if type(rec) is not dict:
             q.malformed("not_object", f"{path}:{n + 1}")
             continue

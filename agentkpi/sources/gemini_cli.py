@@ -42,7 +42,7 @@ from typing import IO, Any
 import orjson
 
 from agentkpi.model import CanonicalBatch
-from agentkpi.quality import Quality, parse_ts, to_int, to_str
+from agentkpi.quality import Quality, dump_json, parse_ts, to_int, to_str
 from agentkpi.sources._transcripts import (
     add_event,
     event_key,
@@ -295,7 +295,7 @@ def _usage(tokens: dict[str, Any], q: Quality, where: str) -> dict[str, int | No
 def _dumps(value: Any) -> str | None:
     if value in (None, {}):
         return None
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return dump_json(value)  # any depth, any integer
 
 
 # ------------------------------------------------------------------ parse

@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 
 from agentkpi.model import EVENT_COLUMNS, CanonicalBatch
-from agentkpi.quality import Quality, to_float, to_int, to_str
+from agentkpi.quality import Quality, decode_json, to_float, to_int, to_str
 
 NAME = "otel"
 REPLACES_SESSIONS = False
@@ -261,22 +261,29 @@ def _status(value: Any) -> tuple[int, str | None]:
     return 0, message
 
 
-def _time_ns(value: Any) -> int | None:
-    """Nanoseconds since the epoch from a number, a decimal string or ISO-8601 text."""
+def _time_ns(value: Any, q: Quality, where: str) -> int | None:
+    """Nanoseconds since the epoch from a number, a decimal string or ISO-8601 text.
+
+    A time that is present but unreadable, or outside the years 1..9999 in UTC, is
+    missing and counted (``ts_unparseable``); the span is kept."""
+    if value is None or value == "":
+        return None
     n = _int(value)
-    if n is not None:
-        return n
-    if isinstance(value, str) and value:
+    if n is None and isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        offset = dt.utcoffset()
-        if offset is not None:
-            dt = (dt - offset).replace(tzinfo=None)
-        delta = dt - _EPOCH
-        return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    return None
+            offset = dt.utcoffset()
+            if offset is not None:
+                dt = (dt - offset).replace(tzinfo=None)
+        except (ValueError, OverflowError):  # overflow: e.g. 9999-12-31T23:30-01:00
+            dt = None
+        if dt is not None:
+            delta = dt - _EPOCH
+            n = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if n is None or ns_to_dt(n) is None:
+        q.note("ts_unparseable", f"{where}: time {str(value)[:40]!r}")
+        return None
+    return n
 
 
 def ns_to_dt(ns: int | None) -> datetime | None:
@@ -342,8 +349,9 @@ def _otlp_span(raw: Any, resource: dict[str, Any], scope: Any, q: Quality,
     status, message = _status(g("status"))
     return Span(trace_id, span_id, _hex_id(g("parentSpanId", g("parent_span_id")), 8),
                 to_str(g("name")), _kind(g("kind")),
-                _time_ns(g("startTimeUnixNano", g("start_time_unix_nano"))),
-                _time_ns(g("endTimeUnixNano", g("end_time_unix_nano"))), status, message,
+                _time_ns(g("startTimeUnixNano", g("start_time_unix_nano")), q, where),
+                _time_ns(g("endTimeUnixNano", g("end_time_unix_nano")), q, where), status,
+                message,
                 attributes(g("attributes")), resource, to_str(scope))
 
 
@@ -369,7 +377,8 @@ def _sdk_span(raw: Any, q: Quality, where: str) -> Span | None:
     resource = attributes(res.get("attributes")) if isinstance(res, dict) else {}
     scope = g("instrumentation_scope") or g("instrumentation_info")
     return Span(trace_id, span_id, _hex_id(parent, 8), to_str(g("name")), _kind(g("kind")),
-                _time_ns(g("start_time")), _time_ns(g("end_time")), status, message,
+                _time_ns(g("start_time"), q, where), _time_ns(g("end_time"), q, where), status,
+                message,
                 attributes(g("attributes")), resource,
                 to_str(scope.get("name")) if isinstance(scope, dict) else None)
 
@@ -400,8 +409,9 @@ def _langfuse_spans(obj: dict[str, Any], q: Quality, where: str) -> list[Span]:
         status = 2 if level == "ERROR" else 0
         scope = meta.get("scope")
         out.append(Span(trace_id, span_id, _hex_id(o.get("parentObservationId"), 8),
-                        to_str(o.get("name")), None, _time_ns(o.get("startTime")),
-                        _time_ns(o.get("endTime")), status, to_str(o.get("statusMessage")),
+                        to_str(o.get("name")), None, _time_ns(o.get("startTime"), q, where),
+                        _time_ns(o.get("endTime"), q, where), status,
+                        to_str(o.get("statusMessage")),
                         attrs, attributes(meta.get("resourceAttributes")),
                         to_str(scope.get("name")) if isinstance(scope, dict) else None))
     return out
@@ -1155,16 +1165,19 @@ def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
 def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, str]]:
     """(decoded JSON value, "path:line") of a file: one document, JSONL, or objects
     written back to back (the SDK console exporter). Bad lines are counted."""
+    def constant(name: str) -> None:  # NaN / Infinity: one missing value, counted
+        q.note("value_bad_json", f"{path}: {name}")
+
     if _BIG_INT_ID.search(text):  # 128-bit integer ids: orjson would round them to floats
         try:
-            yield json.loads(text), path
+            yield json.loads(text, parse_constant=constant), path
             return
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             pass
-    try:
-        yield orjson.loads(text), path
+    try:  # one bad value (NaN, 1e400, deep nesting, bad UTF-8) costs that value
+        yield decode_json(text, q, path), path
         return
-    except orjson.JSONDecodeError:
+    except ValueError:
         pass
     lines = text.split(b"\n")
     good = bad = 0
@@ -1173,9 +1186,9 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
         if not line.strip():
             continue
         try:
-            parsed.append((orjson.loads(line), f"{path}:{i}"))
+            parsed.append((decode_json(line, q, f"{path}:{i}"), f"{path}:{i}"))
             good += 1
-        except orjson.JSONDecodeError:
+        except ValueError:
             bad += 1
     if good and (bad == 0 or good >= bad):
         for _ in range(bad):
@@ -1183,7 +1196,7 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
         yield from parsed
         return
     # objects back to back (pretty-printed): decode one after another
-    dec = json.JSONDecoder()
+    dec = json.JSONDecoder(parse_constant=constant)
     s = text.decode("utf-8", errors="replace")
     i, n, found = 0, len(s), False
     while i < n:
