@@ -142,8 +142,17 @@ EVENT_COLUMNS_V3: tuple[tuple[str, pa.DataType, str, str], ...] = (
                                             "llm_call that requested it (same session)."),
 )
 
+#: Event columns added next (schema migration 5 on DuckDB, 4 on ClickHouse).
+EVENT_COLUMNS_V4: tuple[tuple[str, pa.DataType, str, str], ...] = (
+    ("unsplit_tokens", pa.int64(), "BIGINT", "Tokens a source reported only as a total, "
+                                             "without the prompt/completion split (seed-003 "
+                                             "token_count; the part of a total beyond the "
+                                             "split reported with it). Counted in "
+                                             "tokens_total."),
+)
+
 SESSION_COLUMNS = SESSION_COLUMNS_V1 + SESSION_COLUMNS_V2
-EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2 + EVENT_COLUMNS_V3
+EVENT_COLUMNS = EVENT_COLUMNS_V1 + EVENT_COLUMNS_V2 + EVENT_COLUMNS_V3 + EVENT_COLUMNS_V4
 
 SESSION_SCHEMA = pa.schema([(n, t) for n, t, _, _ in SESSION_COLUMNS])
 EVENT_SCHEMA = pa.schema([(n, t) for n, t, _, _ in EVENT_COLUMNS])
@@ -227,6 +236,9 @@ EVENT_TYPES: dict[str, str] = {
     "pro_conversion": "A user converted to a paid plan. KPI: pro_conversions.",
     "credits_topped_up": "A user bought credits. KPI: credits_topped_up.",
     "sandbox_create": "A sandbox was created (data.hardware). KPIs: sandboxes_created/_cpu/_gpu.",
+    "token_usage": "Tokens reported apart from a model call (seed-003 token_usage lines, "
+                   "seed-002 token count metrics): the four token buckets and unsplit_tokens. "
+                   "KPIs: tokens_* (not llm_calls).",
     "metric": "A free-form named numeric metric (seed-002 record_metric, seed-003 "
               "performance); name in data.name, value in data.value.",
 }
@@ -242,6 +254,11 @@ LIFECYCLE_EVENT_TYPES = frozenset({
 })
 
 
+#: Widths an event tuple may have: the columns of each schema version (later ones NULL).
+_VERSIONS = (EVENT_COLUMNS_V1, EVENT_COLUMNS_V2, EVENT_COLUMNS_V3, EVENT_COLUMNS_V4)
+_TUPLE_WIDTHS = frozenset(sum(map(len, _VERSIONS[:n])) for n in range(1, len(_VERSIONS) + 1))
+
+
 @dataclass
 class CanonicalBatch:
     """Builder of canonical rows; importers append, the store inserts Arrow tables.
@@ -249,8 +266,8 @@ class CanonicalBatch:
     Two ways in: :meth:`add_event` (keyword values, one call per event) or, for
     hot loops, whole event tuples in ``EVENT_COLUMNS`` order appended to
     :attr:`event_rows` (one list append per event; transposed to columns in C when
-    the columns are read). A tuple may stop after ``EVENT_COLUMNS_V1`` (the later
-    columns are then NULL); all tuples of a batch have the same length.
+    the columns are read). A tuple may stop after the columns of any schema version
+    (``EVENT_COLUMNS_V1``, ``..._V2``, ...; the later columns are then NULL).
     """
 
     def __post_init__(self) -> None:
@@ -264,12 +281,12 @@ class CanonicalBatch:
         if self.event_rows:
             rows = self.event_rows
             widths = set(map(len, rows))
-            if not widths <= {len(EVENT_COLUMNS_V1), len(EVENT_COLUMNS)}:
-                raise ValueError(f"event tuples of {sorted(widths)} values; expected "
-                                 f"{len(EVENT_COLUMNS_V1)} or {len(EVENT_COLUMNS)}")
+            if not widths <= _TUPLE_WIDTHS:
+                raise ValueError(f"event tuples of {sorted(widths)} values; expected one of "
+                                 f"{sorted(_TUPLE_WIDTHS)}")
             if len(widths) > 1:  # two importers in one batch (e.g. OTLP records in a log)
-                pad = (None,) * (len(EVENT_COLUMNS) - len(EVENT_COLUMNS_V1))
-                rows = [r if len(r) == len(EVENT_COLUMNS) else r + pad for r in rows]
+                full = len(EVENT_COLUMNS)
+                rows = [r if len(r) == full else r + (None,) * (full - len(r)) for r in rows]
             columns = list(zip(*rows, strict=True))
             for column, values in zip(self._events.values(), columns, strict=False):
                 column.extend(values)

@@ -301,6 +301,17 @@ def _safe_dumps(value: Any, option: int = 0) -> bytes:
         return dump_json(value).encode()
 
 
+def unsplit_tokens(total: int | None, *parts: int | None) -> int | None:
+    """The part of a reported token ``total`` its reported split (``parts``: prompt,
+    completion, cache buckets; missing ones skipped) does not account for, for the
+    ``unsplit_tokens`` column; None when there is none (a total below its parts adds
+    nothing: the parts are counted)."""
+    if total is None:
+        return None
+    rest = total - sum(p for p in parts if p is not None)
+    return rest if rest > 0 else None
+
+
 def _bool_fast(value: Any, q: Quality, where: str = "") -> bool | None:
     return value if value is None or type(value) is bool else to_bool(value, q, where)
 

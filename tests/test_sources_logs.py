@@ -127,13 +127,15 @@ def test_seed002_constructed_file_is_one_synthetic_session(tmp_path: Path) -> No
     assert q.data_errors == 0
     sid = "seed002:CONSTRUCTED_afterimage_metrics"
     (sess,) = batch.session_table().to_pylist()
-    assert (sess["session_id"], sess["model"], sess["source"]) == \
-        (sid, "gemini-2.5-flash", "seed002")
+    # no session model: a line without one is the seed's "unknown", not the first model
+    assert (sess["session_id"], sess["model"], sess["source"]) == (sid, None, "seed002")
     assert sess["start_ts"] == datetime(2026, 3, 2, 10, 14, 7, 512339)
     assert sess["end_ts"] == datetime(2026, 3, 2, 10, 14, 52, 118090)
     lines = [orjson.loads(x) for x in SEED002_FILE.read_bytes().splitlines() if x.strip()]
     assert batch.n_events == len(lines) == 16
-    assert set(batch.events["event_type"]) == {"metric"}
+    token_lines = {"prompt_token_count", "completion_token_count", "total_token_count"}
+    assert batch.events["event_type"] == [
+        "token_usage" if line["metric"] in token_lines else "metric" for line in lines]
     assert batch.events["seq"] == list(range(16))
     for line, data in zip(lines, batch.events["data"], strict=True):
         d = orjson.loads(data)

@@ -106,20 +106,29 @@ DURATION_EVENT = ("duration_ms IS NOT NULL AND "
 #: An event that reported an outcome; a missing ``success`` is neither success nor failure.
 OUTCOME_EVENT = "success IS NOT NULL"
 
+#: Events whose token buckets count: model calls, and tokens reported apart from a call
+#: (``token_usage``: seed-003 token_usage lines, seed-002 token metrics). Seed 000's rows
+#: carry no token_usage events, so its hourly row is unchanged.
+TOKEN_EVENT = "event_type IN ('llm_call', 'token_usage')"
+
 MEASURES: tuple[Measure, ...] = (
     Measure("llm_calls", "count", "event_type = 'llm_call'"),
-    Measure("tokens_prompt", "sum", "event_type = 'llm_call'", "prompt_tokens"),
-    Measure("tokens_completion", "sum", "event_type = 'llm_call'", "completion_tokens"),
-    Measure("tokens_cache_read", "sum", "event_type = 'llm_call'", "cache_read_tokens"),
-    Measure("tokens_cache_creation", "sum", "event_type = 'llm_call'", "cache_creation_tokens"),
+    Measure("tokens_prompt", "sum", TOKEN_EVENT, "prompt_tokens"),
+    Measure("tokens_completion", "sum", TOKEN_EVENT, "completion_tokens"),
+    Measure("tokens_cache_read", "sum", TOKEN_EVENT, "cache_read_tokens"),
+    Measure("tokens_cache_creation", "sum", TOKEN_EVENT, "cache_creation_tokens"),
+    # Totals without a split, on any event (a seed-003 session_end's token_count).
+    Measure("tokens_unsplit", "sum", "unsplit_tokens IS NOT NULL", "unsplit_tokens"),
     Measure("cost_usd", "sum", "event_type = 'llm_call'", "cost_usd", order="seq"),
-    # The four counts are added as DOUBLE: four valid 64-bit counts of one event may not
+    # The counts are added as DOUBLE: four valid 64-bit counts of one event may not
     # fit a BIGINT together, and that must not fail the write of the aggregate tables.
-    Measure("unpriced_tokens", "sum", "event_type = 'llm_call' AND cost_usd IS NULL",
+    Measure("unpriced_tokens", "sum", f"cost_usd IS NULL AND ({TOKEN_EVENT} OR "
+            "unsplit_tokens IS NOT NULL)",
             "CAST(coalesce(prompt_tokens, 0) AS DOUBLE) + "
             "CAST(coalesce(completion_tokens, 0) AS DOUBLE) + "
             "CAST(coalesce(cache_read_tokens, 0) AS DOUBLE) + "
-            "CAST(coalesce(cache_creation_tokens, 0) AS DOUBLE)"),
+            "CAST(coalesce(cache_creation_tokens, 0) AS DOUBLE) + "
+            "CAST(coalesce(unsplit_tokens, 0) AS DOUBLE)"),
     Measure("tool_outputs", "count", "event_type = 'tool_output'"),
     Measure("tool_outputs_ok", "count", "event_type = 'tool_output' AND success"),
     Measure("errors", "count", "event_type = 'error'"),
@@ -183,8 +192,9 @@ CATALOGUE: tuple[Kpi, ...] = (
     _sum("turns", "User messages of the active sessions (all of each session's messages, "
          "not windowed, so not additive across buckets).", "messages", additive=False),
     _sum("llm_calls", "llm_call events.", "calls"),
-    _sum("tokens_prompt", "Prompt tokens of llm_call events.", "tokens"),
-    _sum("tokens_completion", "Completion tokens of llm_call events.", "tokens"),
+    _sum("tokens_prompt", "Prompt tokens of llm_call and token_usage events.", "tokens"),
+    _sum("tokens_completion", "Completion tokens of llm_call and token_usage events.",
+         "tokens"),
     _sum("tokens_cache_read", "Prompt tokens read from cache.", "tokens"),
     _sum("tokens_cache_creation", "Prompt tokens written to cache.", "tokens"),
     _sum("cost_usd", "Sum of llm_call cost_usd.", "USD", kind="float", digits=4),
@@ -289,13 +299,18 @@ QUERY_KPIS: tuple[Kpi, ...] = (
     _sum("errors", "error events.", "events"),
     _ratio("errors_per_session", "errors / sessions.", "errors", "sessions",
            unit="errors/session"),
-    _sum("tokens_total", "Prompt + completion tokens of llm_call events (cache tokens are "
-         "reported separately).", "tokens", expr="tokens_prompt + tokens_completion"),
+    _sum("tokens_unsplit", "Tokens reported only as a total, without the prompt/completion "
+         "split (seed-003 token_count; the part of a reported total beyond its split).",
+         "tokens"),
+    _sum("tokens_total", "Prompt + completion tokens of llm_call and token_usage events, plus "
+         "tokens_unsplit (cache tokens are reported separately).", "tokens",
+         expr="tokens_prompt + tokens_completion + tokens_unsplit"),
     _ratio("tokens_per_session", "tokens_total / sessions.", "tokens_total", "sessions",
            digits=2, unit="tokens"),
-    _sum("unpriced_tokens", "Tokens (all four buckets) of llm_calls without a cost: the "
-         "source carried none and the price table does not know the model. Never priced "
-         "at $0; see `agentkpi reprice`.", "tokens"),
+    _sum("unpriced_tokens", "Tokens (all four buckets and unsplit ones) of llm_calls and "
+         "token reports without a cost: the source carried none and the price table does not "
+         "know the model (token reports are never priced). Never priced at $0; see "
+         "`agentkpi reprice`.", "tokens"),
     _sum("duration_count", "Events with a duration (operations; session lifecycle events "
          "left out).", "events", expr="durations"),
     _k("duration_ms_total", "Sum of operation durations.", "ms", "sum",

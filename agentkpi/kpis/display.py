@@ -74,6 +74,7 @@ LABELS: dict[str, str] = {
     "events": "Events",
     "errors": "Errors",
     "errors_per_session": "Errors per session",
+    "tokens_unsplit": "Tokens without input/output split",
     "tokens_total": "Tokens (input + output)",
     "tokens_per_session": "Tokens per session",
     "unpriced_tokens": "Unpriced tokens",

@@ -7,11 +7,18 @@ ISO, ...metadata}``. Every line becomes an event ``metric`` with
 ``metadata.model_name`` or from the name of a ``model_usage:<model>`` metric,
 ``success`` from ``metadata.success``.
 
+Token counts (``prompt_token_count``, ``completion_token_count``,
+``total_token_count``, with ``model_name``) become events ``token_usage`` with
+``prompt_tokens`` / ``completion_tokens``; a total fills ``unsplit_tokens`` with
+what the prompt and completion counts of the same call (same time and model) leave
+out, so ``tokens_total`` equals the seed's ``get_total_token_usage().total_tokens``
+and ``tokens_prompt``/``tokens_completion`` its prompt/completion totals.
+
 Sessions: the seed has none, so each file is one synthetic session
 ``seed002:<stem>`` where stem is the parent folder name for a file called
 exactly ``metrics.jsonl`` (the seed writes ``monitoring/<run time>/metrics.jsonl``)
-and the file stem otherwise; start/end = first/last timestamp; model = the
-first ``model_usage:`` model.
+and the file stem otherwise; start/end = first/last timestamp; no session model
+(a line without a model is the seed's ``unknown``, never the file's first model).
 
 Timestamps: the seed writes naive *local* time (``datetime.now()``). We treat
 naive timestamps as UTC unless ``AGENTKPI_SEED002_TZ`` names the writer's IANA
@@ -26,7 +33,7 @@ from typing import Any
 
 from agentkpi import config
 from agentkpi.model import EVENT_COLUMNS, CanonicalBatch, field_map
-from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str
+from agentkpi.quality import Quality, event_row_builder, parse_ts, to_int, to_str, unsplit_tokens
 from agentkpi.sources.eventlog import readable_lines
 
 NAME = "seed002"
@@ -35,7 +42,14 @@ TZ_ENV = "AGENTKPI_SEED002_TZ"
 #: A metric line's keys (all but metric/value/timestamp) are its data; the model is model_name.
 FIELDS = field_map(model=("model_name",))
 _row = event_row_builder(FIELDS)
-_MODEL = [n for n, *_ in EVENT_COLUMNS].index("model")
+_NAMES = [n for n, *_ in EVENT_COLUMNS]
+_MODEL = _NAMES.index("model")
+_UNSPLIT = _NAMES.index("unsplit_tokens")
+#: Token metrics (``track_generation``'s kwargs) -> the column their value fills.
+TOKEN_METRICS = {"prompt_token_count": "prompt_tokens",
+                 "completion_token_count": "completion_tokens",
+                 "total_token_count": "unsplit_tokens"}
+_TOKEN_COLUMN = {name: _NAMES.index(col) for name, col in TOKEN_METRICS.items()}
 
 
 def _is_metrics_file(name: str) -> bool:
@@ -99,8 +113,11 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
     sid = session_id_for(path)
     tz = _local_tz()
     first = last = None
-    model = None
     n = 0
+    rows = batch.event_rows
+    # (time, model) of one track_generation call -> its prompt+completion, and its totals
+    split: dict[tuple[Any, Any], int] = {}
+    totals: list[tuple[int, tuple[Any, Any]]] = []
     for _, obj, where in readable_lines(path, raw, q, "metrics file"):
         name = to_str(obj.get("metric"))
         ts = _ts(obj.get("timestamp"), tz, q, where)
@@ -108,19 +125,33 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
         for k, v in obj.items():
             if k not in ("metric", "value", "timestamp"):
                 data[k] = v
-        row = _row(sid, n, ts, "metric", data, path, q, where)
-        if name and name.startswith("model_usage:"):
+        column = _TOKEN_COLUMN.get(name or "")
+        row = _row(sid, n, ts, "metric" if column is None else "token_usage", data, path, q,
+                   where)
+        if column is not None:  # a token count: the seed sums these per model
+            tokens = to_int(obj.get("value"), q, where)
+            row = (*row[:column], tokens, *row[column + 1:])
+            key = (ts, row[_MODEL])
+            if column == _UNSPLIT:
+                totals.append((len(rows), key))
+            elif tokens is not None:
+                split[key] = split.get(key, 0) + tokens
+        elif name and name.startswith("model_usage:"):
             # a usage metric names its model: that is the event's model, whatever model_name says
             m = name.split(":", 1)[1] or None
             row = row[:_MODEL] + (m,) + row[_MODEL + 1:]
-            if model is None:
-                model = m
-        batch.event_rows.append(row)
+        rows.append(row)
         n += 1
         if ts is not None:
             first = ts if first is None or ts < first else first
             last = ts if last is None or ts > last else last
+    for i, key in totals:  # a total counts only what its call's prompt+completion leave out
+        row = rows[i]
+        rows[i] = (*row[:_UNSPLIT], unsplit_tokens(row[_UNSPLIT], split.get(key)),
+                   *row[_UNSPLIT + 1:])
     if n or first is not None:
-        batch.add_session(session_id=sid, start_ts=first, end_ts=last, model=model,
+        # No session model: the file's models are per line, and a line that names none is
+        # the seed's "unknown" model, not the file's first one.
+        batch.add_session(session_id=sid, start_ts=first, end_ts=last, model=None,
                           source=NAME, source_path=path)
     return batch

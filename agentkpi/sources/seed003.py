@@ -16,9 +16,17 @@ tool_use           event ``tool_output``: tool = ``data.tool_name``, success,
                    duration_ms (KPIs tool_calls_total/_succeeded/_failed)
 error_occurred     event ``error``: error_type, error_message
 agent_execution    kept; ``agent`` = ``data.agent_id`` / ``data.agent``
+token_usage        event ``token_usage``: prompt (``prompt_tokens``/``input_tokens``),
+                   completion (``completion_tokens``/``output_tokens``) and cache
+                   tokens; a ``token_count``/``total_tokens`` beyond that split is
+                   ``unsplit_tokens``
 others             kept with their own type (performance, checkpoint_created,
-                   hook_triggered, command_executed, token_usage, ...)
+                   hook_triggered, command_executed, ...)
 =================  ==============================================================
+
+A ``token_count`` on any line (the seed's ``track_session_end(token_count=...)`` puts
+the session's total on its ``session_end``) fills ``unsplit_tokens`` the same way, so
+every token the seed's aggregator counts reaches ``tokens_total``.
 
 ``metadata`` is kept inside the ``data`` JSON under ``"_metadata"`` when not empty.
 Like the SDK log, a file holds part of a session (``REPLACES_SESSIONS = False``).
@@ -30,12 +38,11 @@ import posixpath
 import re
 from typing import Any
 
-from agentkpi.model import CanonicalBatch, field_map
-from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str
+from agentkpi.model import DATA_FIELDS, EVENT_COLUMNS, CanonicalBatch, DataField, field_map
+from agentkpi.quality import Quality, event_row_builder, parse_ts, to_str, unsplit_tokens
 from agentkpi.sources.eventlog import (
     KNOWN_TYPES,
     SessionRows,
-    add_event_row,
     readable_lines,
     same_content,
 )
@@ -45,9 +52,18 @@ REPLACES_SESSIONS = False
 
 FILE_RE = re.compile(r"^metrics_[^/]*\.jsonl(\.gz)?$")
 TYPE_MAP = {"tool_use": "tool_output", "error_occurred": "error"}
-#: Seed 003 spells two data keys its own way.
-FIELDS = field_map(tool=("tool_name", "tool"), error_message=("error_message", "error", "message"))
+#: Seed 003 spells some data keys its own way, and reports tokens as a ``token_count``.
+FIELDS = field_map(DATA_FIELDS + (DataField("unsplit_tokens", ("token_count", "total_tokens"),
+                                            "int"),),
+                   tool=("tool_name", "tool"),
+                   error_message=("error_message", "error", "message"),
+                   prompt_tokens=("prompt_tokens", "input_tokens"),
+                   completion_tokens=("completion_tokens", "output_tokens"))
 _row = event_row_builder(FIELDS)
+_NAMES = [n for n, *_ in EVENT_COLUMNS]
+_UNSPLIT = _NAMES.index("unsplit_tokens")
+_PARTS = tuple(_NAMES.index(n) for n in ("prompt_tokens", "completion_tokens",
+                                         "cache_read_tokens", "cache_creation_tokens"))
 
 
 def detect(fs: Any, root: str) -> bool:
@@ -91,8 +107,11 @@ def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:
         if meta and isinstance(data, dict):
             data = {**data, "_metadata": meta}
         d = data if isinstance(data, dict) else {}
-        add_event_row(batch, session_id=sid, seq=lineno - 1, ts=ts, event_type=et, data=data,
-                      path=path, q=q, where=where, row=_row)
+        row = _row(sid, lineno - 1, ts, et, data, path, q, where)
+        if row[_UNSPLIT] is not None:  # a total: only what its split (if any) leaves out
+            row = (*row[:_UNSPLIT], unsplit_tokens(row[_UNSPLIT], *(row[i] for i in _PARTS)),
+                   *row[_UNSPLIT + 1:])
+        batch.event_rows.append(row)
         if sid is None:
             continue
         user = to_str(obj.get("user_id"))

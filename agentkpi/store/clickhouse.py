@@ -54,6 +54,7 @@ from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
     EVENT_COLUMNS_V3,
+    EVENT_COLUMNS_V4,
     EVENT_SCHEMA,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
@@ -292,6 +293,14 @@ def _ddl_v3(cluster: str | None) -> tuple[str, ...]:
                  for t in events for n, _, sql, _ in EVENT_COLUMNS_V3)
 
 
+def _ddl_v4(cluster: str | None) -> tuple[str, ...]:
+    """Schema v4: tokens reported without the prompt/completion split (appended)."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
+    events = ("events_local", "events") if cluster else ("events",)
+    return tuple(f"ALTER TABLE {t}{on} ADD COLUMN IF NOT EXISTS {n} Nullable({_CH_TYPES[sql]})"
+                 for t in events for n, _, sql, _ in EVENT_COLUMNS_V4)
+
+
 def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
     """(version, description, statements). Append only; never edit a released one.
 
@@ -304,6 +313,8 @@ def migrations(cluster: str | None = None) -> tuple[tuple[int, str, tuple[str, .
             "reasoning and 1-hour cache tokens, cost source and price version, session "
             "machine, import audit", _ddl_v2(cluster)),
         (3, "the model response that requested a tool call (response_id)", _ddl_v3(cluster)),
+        (4, "tokens reported without the prompt/completion split (seed-003 token_count)",
+         _ddl_v4(cluster)),
     )
 
 

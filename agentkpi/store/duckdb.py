@@ -30,6 +30,7 @@ from agentkpi.model import (
     EVENT_COLUMNS_V1,
     EVENT_COLUMNS_V2,
     EVENT_COLUMNS_V3,
+    EVENT_COLUMNS_V4,
     SESSION_COLUMNS,
     SESSION_COLUMNS_V1,
     SESSION_COLUMNS_V2,
@@ -159,6 +160,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "DROP TABLE sessions",
         "ALTER TABLE _sessions_v4 RENAME TO sessions",
     )),
+    (5, "tokens reported without the prompt/completion split (seed-003 token_count)", tuple(
+        f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {name} {sql}"
+        for name, _, sql, _ in EVENT_COLUMNS_V4)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
