@@ -153,6 +153,9 @@ class _Recording:
             return
         if isinstance(rec.get("sessionId"), str):
             self.meta.update({k: v for k, v in rec.items() if k != "messages"})
+            return
+        # neither metadata, a message, $set nor $rewindTo: nothing to keep, counted
+        self.q.malformed("unknown_record", where)
 
     def message(self, mid: str, rec: dict[str, Any], where: str) -> None:
         old = self.messages.get(mid)
