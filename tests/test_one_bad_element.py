@@ -389,8 +389,9 @@ _runs = iter(range(10**9))
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.data_too_large])
+# derandomize: the same examples on every run, so a shared main never turns red by chance
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_one_bad_element_costs_at_most_that_element(name: str, data: st.DataObject,
                                                     store_dir: Path) -> None:

@@ -504,6 +504,8 @@ def parse_stream(path: str, fh: IO[bytes], q: Quality, *, into: CanonicalBatch,
             r.turn_context(p)
         elif kind == "session_meta":
             r.meta(p, ts, where)
+        elif not isinstance(kind, str):  # no line type: nothing to keep, counted
+            q.malformed("no_type", where)
     if not r.meta_seen and not r.calls:
         q.skip(path, "file_empty", "no Codex session_meta and no usage in the file; "
                                    "is it a rollout transcript?")
