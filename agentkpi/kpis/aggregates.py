@@ -151,19 +151,9 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     if table is None:
         return None
 
-    def local(expr: str) -> str:
-        return _outside_strings(expr, lambda text: _QUALIFIED.sub(
-            lambda m: f"a.{m.group(2)}" if m.group(1) == "e" else m.group(0), text))
-
-    exprs = [*(x.expr for x in q.by), *q.where]
-    join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
-            if any(alias == "s" for e in exprs
-                   for alias, _ in _QUALIFIED.findall(_STRING.sub("''", e))) else "")
-    ev = [x for x in q.by if x.level == "event"]
-    ss = [x for x in q.by if x.level == "session"]
-    dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
+    join, dims = _grouping(q)
     where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
-             *(local(p) for p in q.where)]
+             *(_local(p) for p in q.where)]
     if partial_only:  # uncorrelated subqueries: ClickHouse runs no correlated ones
         cut = f"SELECT session_id FROM {SESSION_TABLE} x WHERE NOT ({_inside(d, q, 'x')})"
         where.append(f"(a.session_id IN ({cut}) OR (a.session_id IS NULL AND EXISTS "
@@ -193,22 +183,30 @@ def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
             table_for(q, available) != "agg_hourly":
         return None
 
-    def local(expr: str) -> str:
-        return _outside_strings(expr, lambda text: _QUALIFIED.sub(
-            lambda m: f"a.{m.group(2)}" if m.group(1) == "e" else m.group(0), text))
+    join, dims = _grouping(q)
+    where = [_inside(d, q, "a"), *(_local(p) for p in q.where)]
+    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in measures)
+    return (f"SELECT {d.bucket(None, 'a._first_hour', q.tz, q.week_start)} AS bucket{dims}, "
+            f"a.session_id AS session_id, {cols}\n"
+            f"  FROM {SESSION_TABLE} a{join} WHERE {' AND '.join(where)}")
 
+
+def _local(expr: str) -> str:
+    """``expr`` with its event columns (``e.x``) read from the aggregate table (``a.x``)."""
+    return _outside_strings(expr, lambda text: _QUALIFIED.sub(
+        lambda m: f"a.{m.group(2)}" if m.group(1) == "e" else m.group(0), text))
+
+
+def _grouping(q: KpiQuery) -> tuple[str, str]:
+    """The sessions join (when a dimension or filter reads ``s.*``) and the group columns
+    (``, expr AS g_name``) of ``q`` over an aggregate table aliased ``a``."""
     exprs = [*(x.expr for x in q.by), *q.where]
     join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
             if any(alias == "s" for e in exprs
                    for alias, _ in _QUALIFIED.findall(_STRING.sub("''", e))) else "")
     ev = [x for x in q.by if x.level == "event"]
     ss = [x for x in q.by if x.level == "session"]
-    dims = "".join(f", {local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
-    where = [_inside(d, q, "a"), *(local(p) for p in q.where)]
-    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in measures)
-    return (f"SELECT {d.bucket(None, 'a._first_hour', q.tz, q.week_start)} AS bucket{dims}, "
-            f"a.session_id AS session_id, {cols}\n"
-            f"  FROM {SESSION_TABLE} a{join} WHERE {' AND '.join(where)}")
+    return join, "".join(f", {_local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))
 
 
 def _outside_strings(expr: str, fn: Callable[[str], str]) -> str:
