@@ -241,6 +241,19 @@ class DuckDBStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    @contextmanager
+    def _transaction(self, failed: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction around the block: committed when it ends; on a DuckDB error
+        rolled back and raised as a :class:`StoreError` saying what ``failed`` and why."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"{failed}: {exc}") from None
+
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied."""
@@ -252,17 +265,12 @@ class DuckDBStore:
         for version, description, statements in MIGRATIONS:
             if version in done:
                 continue
-            con.execute("BEGIN")
-            try:
+            with self._transaction(f"migration {version} ({description}) failed on "
+                                   f"{self.path}"):
                 for stmt in statements:
                     con.execute(stmt)
                 con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                             [version, description, _now()])
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                raise StoreError(f"migration {version} ({description}) failed on "
-                                 f"{self.path}: {exc}") from None
             applied.append(version)
         return applied
 
@@ -281,19 +289,13 @@ class DuckDBStore:
             return []
         if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
             todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
-        con.execute("BEGIN")
-        try:
+        with self._transaction(f"building the aggregate tables of {self.path} failed"):
             for table in todo:
                 sql = (agg.session_select_sql(DUCKDB) if table == agg.SESSION_TABLE
                        else agg.select_sql(DUCKDB, table))
                 con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
                 con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
                             [table, sig, _now()])
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"building the aggregate tables of {self.path} failed: {exc}"
-                             ) from None
         return todo
 
     # ---------------------------------------------------------------- change detection
@@ -312,8 +314,7 @@ class DuckDBStore:
         replaced by them (all of the root's after a full listing). Call it only once
         every listed file is in the ledger: an entry recorded is not stat-ed again."""
         con = self.con
-        con.execute("BEGIN")
-        try:
+        with self._transaction(f"recording the scan of {root} in {self.path} failed"):
             con.execute(
                 "INSERT INTO source_scans VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
                 "full_scan_at = coalesce(excluded.full_scan_at, source_scans.full_scan_at), "
@@ -338,11 +339,6 @@ class DuckDBStore:
                         "r.path = l.path AND r.ino = l.ino)", [root, root])
                 finally:
                     con.unregister("_entries")
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"recording the scan of {root} in {self.path} failed: {exc}"
-                             ) from None
 
     def unrecorded_entries(self, root: str, paths: list[str], inos: list[int]) -> list[str]:
         """The paths among ``paths``/``inos`` not recorded (by :meth:`save_scan_state`)
@@ -471,66 +467,62 @@ class DuckDBStore:
         con.register("_in_events", events)
         con.register("_in_files", ledger)
         try:
-            con.execute("BEGIN")
-            # Sessions whose aggregate rows change: those of the incoming events and
-            # those of every event deleted below.
-            con.execute("CREATE OR REPLACE TEMP TABLE _agg_touched AS "
-                        "SELECT DISTINCT session_id FROM _in_events")
-            replaced = False
-            # Deleting scans the events table, so only when something is there to
-            # replace: a file read before, or a session already stored. ``fresh``
-            # (cold ingest) skips the file check; the session check is one small join
-            # and also catches a session filed twice (two folders) across batches.
-            if not fresh:
-                seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
-                                   "USING (path)").fetchall()[0][0]
-                if seen:
+            with self._transaction(f"writing to store {self.path} failed"):
+                # Sessions whose aggregate rows change: those of the incoming events and
+                # those of every event deleted below.
+                con.execute("CREATE OR REPLACE TEMP TABLE _agg_touched AS "
+                            "SELECT DISTINCT session_id FROM _in_events")
+                replaced = False
+                # Deleting scans the events table, so only when something is there to
+                # replace: a file read before, or a session already stored. ``fresh``
+                # (cold ingest) skips the file check; the session check is one small join
+                # and also catches a session filed twice (two folders) across batches.
+                if not fresh:
+                    seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
+                                       "USING (path)").fetchall()[0][0]
+                    if seen:
+                        replaced = True
+                        con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                    "events WHERE file IN (SELECT path FROM _in_files)")
+                        con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
+                if replace_sessions and sessions.num_rows:
+                    known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
+                                        "_in_sessions) JOIN sessions USING (session_id)"
+                                        ).fetchall()[0][0]
+                    if known:
+                        replaced = True
+                        con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                    "_in_sessions")
+                        con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
+                                    "FROM _in_sessions)")
+                if superseded:
                     replaced = True
-                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
-                                "events WHERE file IN (SELECT path FROM _in_files)")
-                    con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
-            if replace_sessions and sessions.num_rows:
-                known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
-                                    "_in_sessions) JOIN sessions USING (session_id)"
-                                    ).fetchall()[0][0]
-                if known:
-                    replaced = True
-                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
-                                "_in_sessions")
-                    con.execute("DELETE FROM events WHERE session_id IN (SELECT session_id "
-                                "FROM _in_sessions)")
-            if superseded:
-                replaced = True
-                con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM events "
-                            "WHERE list_contains(?, file)", [superseded])
-                con.execute("DELETE FROM events WHERE list_contains(?, file)", [superseded])
-                con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
-                            [superseded])
-            if events.num_rows:
-                con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
-                if self.aggregates and "event_key" in events.column_names and \
-                        events.column("event_key").null_count < events.num_rows:
-                    # one row per key may drop rows of other sessions, or incoming ones
-                    replaced = True
-                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
-                                "events WHERE event_key IN (SELECT event_key FROM _in_events "
-                                "WHERE event_key IS NOT NULL)")
-                self.merged_by_key += self._resolve_event_keys(events)
-            if sessions.num_rows:
-                self._upsert_sessions()
-            if self.aggregates and (events.num_rows or replaced):
-                # From the batch alone when none of its sessions has rows yet.
-                base = sorted(self.aggregates)[0]
-                old = replaced or con.execute(
-                    f"SELECT count(*) FROM (SELECT DISTINCT session_id FROM {base}) a "
-                    "WHERE EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT "
-                    "DISTINCT FROM a.session_id)").fetchall()[0][0] > 0
-                self._refresh_aggregates(from_batch=not old)
-            con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"writing to store {self.path} failed: {exc}") from None
+                    con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM events "
+                                "WHERE list_contains(?, file)", [superseded])
+                    con.execute("DELETE FROM events WHERE list_contains(?, file)", [superseded])
+                    con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
+                                [superseded])
+                if events.num_rows:
+                    con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
+                    if self.aggregates and "event_key" in events.column_names and \
+                            events.column("event_key").null_count < events.num_rows:
+                        # one row per key may drop rows of other sessions, or incoming ones
+                        replaced = True
+                        con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
+                                    "events WHERE event_key IN (SELECT event_key FROM _in_events "
+                                    "WHERE event_key IS NOT NULL)")
+                    self.merged_by_key += self._resolve_event_keys(events)
+                if sessions.num_rows:
+                    self._upsert_sessions()
+                if self.aggregates and (events.num_rows or replaced):
+                    # From the batch alone when none of its sessions has rows yet.
+                    base = sorted(self.aggregates)[0]
+                    old = replaced or con.execute(
+                        f"SELECT count(*) FROM (SELECT DISTINCT session_id FROM {base}) a "
+                        "WHERE EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT "
+                        "DISTINCT FROM a.session_id)").fetchall()[0][0] > 0
+                    self._refresh_aggregates(from_batch=not old)
+                con.execute("INSERT OR REPLACE INTO ingested_files SELECT * FROM _in_files")
         finally:
             for name in ("_in_sessions", "_in_events", "_in_files"):
                 con.unregister(name)
@@ -572,8 +564,7 @@ class DuckDBStore:
         con = self.con
         pred = ("event_type = 'llm_call' AND ts >= ? AND ts < ? AND "
                 "(cost_source = 'priced' OR cost_usd IS NULL)")
-        try:
-            con.execute("BEGIN")
+        with self._transaction(f"repricing in store {self.path} failed"):
             old = con.sql(f"SELECT * FROM events WHERE {pred}", params=[start, end]
                           ).to_arrow_table()
             new = transform(old)
@@ -589,10 +580,6 @@ class DuckDBStore:
                                 "SELECT DISTINCT session_id FROM _repriced")
                     self._refresh_aggregates(from_batch=False)
                 con.unregister("_repriced")
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"repricing in store {self.path} failed: {exc}") from None
         return old.num_rows, int(changed)
 
     def record_audit(self, rows: list[dict[str, Any]]) -> None:
