@@ -32,7 +32,7 @@ from agentkpi.errors import AgentKpiError, SourceError, UsageError
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality
 from agentkpi.store import Store
-from agentkpi.workers import worker_pool
+from agentkpi.workers import PARSE_NICENESS, worker_pool
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 1000  # most files per parse task
@@ -292,19 +292,23 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             if progress:
                 progress("write", done, len(todo))
 
+        # With parse workers, the first half of a small job (an hourly run) is written
+        # while they parse the second: the store write overlaps the parsing.
+        half = -(-len(todo) // 2) if parallel else len(todo) + 1
         for part in parts:
             pending.append(part)
             parsed += len(part[2])
             if progress:  # moves with every parsed chunk, not only at each store write
                 progress("ingest", parsed, len(todo))
-            if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS:
+            if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS or \
+                    (parsed < len(todo) and sum(len(p[2]) for p in pending) >= half):
                 flush()
         flush()
 
     if progress:
         progress("ingest", 0, len(todo))
     if parallel and len(chunks) > 1:
-        with worker_pool(n_workers) as pool:
+        with worker_pool(n_workers, PARSE_NICENESS) as pool:
             consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, 2 * n_workers))
     else:
         consume(_parse_chunk(src.NAME, fs, c) for c in chunks)

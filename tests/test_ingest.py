@@ -306,3 +306,37 @@ def test_parse_chunks_are_taken_in_order_with_a_bounded_number_in_flight() -> No
         rest = list(results)
     assert [first, *rest] == [("f", i) for i in range(20)]
     assert sorted(submitted) == list(range(20))
+
+
+def test_parallel_ingest_writes_in_two_parts_and_stores_what_a_serial_one_does(
+        tmp_path: Path) -> None:
+    """With parse workers the first half of a job is written while the second is parsed
+    (an hourly run's write overlaps its parse); the rows are those of a serial ingest."""
+    from datetime import UTC, datetime
+
+    from agentkpi.generate import generate_sessions
+    from agentkpi.ingestion import MIN_PARALLEL
+
+    data = tmp_path / "data"
+    generate_sessions(str(data), 2 * MIN_PARALLEL, datetime(2026, 5, 20, tzinfo=UTC), hours=3,
+                      seed=5, workers=1)
+    tables = {}
+    for workers in (1, 2):
+        with DuckDBStore(str(tmp_path / f"w{workers}.duckdb")) as st:
+            r = ingest(str(data), st, workers=workers)
+            assert r.files_read == 2 * MIN_PARALLEL
+            _, parts = st.fetch("SELECT count(DISTINCT ingested_at) FROM ingested_files")
+            assert parts[0][0] == workers  # one transaction serial, two in parallel
+            tables[workers] = {t: st.fetch(f"SELECT * FROM {t} ORDER BY ALL")[1]
+                               for t in ("events", "agg_hourly", "agg_hourly_tool", "agg_session")}
+    assert tables[1] == tables[2]
+    assert len(tables[1]["events"]) > 1000
+
+
+def test_parse_workers_run_at_a_lower_priority_than_the_writer() -> None:
+    from agentkpi.workers import PARSE_NICENESS, worker_pool
+
+    assert PARSE_NICENESS > 0
+    with worker_pool(1, PARSE_NICENESS) as pool:
+        theirs = pool.submit(os.nice, 0).result()
+    assert theirs == min(os.nice(0) + PARSE_NICENESS, 19)
