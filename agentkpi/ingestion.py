@@ -292,16 +292,12 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
             if progress:
                 progress("write", done, len(todo))
 
-        # With parse workers, the first half of a small job (an hourly run) is written
-        # while they parse the second: the store write overlaps the parsing.
-        half = -(-len(todo) // 2) if parallel else len(todo) + 1
         for part in parts:
             pending.append(part)
             parsed += len(part[2])
             if progress:  # moves with every parsed chunk, not only at each store write
                 progress("ingest", parsed, len(todo))
-            if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS or \
-                    (parsed < len(todo) and sum(len(p[2]) for p in pending) >= half):
+            if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS:
                 flush()
         flush()
 
