@@ -8,6 +8,7 @@ setting is documented.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ def _default_home() -> Path:
 def flag(raw: str) -> bool:
     """An on/off environment value: empty, ``0``, ``false``, ``no`` are off."""
     return raw.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B)", re.IGNORECASE)
+
+
+def memory_size(raw: str) -> str:
+    """A memory size as DuckDB reads it: ``512MB``, ``1.5GB``, ``2GiB``."""
+    if not _SIZE.fullmatch(raw.strip()):
+        raise ValueError("expected a size such as 512MB or 2GB")
+    return raw.strip()
 
 
 def count(raw: str) -> int:
@@ -59,6 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the store, when present)."),
     Setting("threads", "AGENTKPI_THREADS", 0, count,
             "Worker processes for ingest (0 = number of CPUs)."),
+    Setting("ingest_memory", "AGENTKPI_INGEST_MEMORY", "512MB", memory_size,
+            "DuckDB's buffer pool while ingest writes the store (e.g. 512MB, 2GB): the "
+            "blocks it writes are not kept in memory beyond this; big batches spill to disk."),
     Setting("raise_errors", "AGENTKPI_RAISE_ERRORS", False, flag,
             "Re-raise errors made while recording (SDK, Monitor) instead of counting them; "
             "for tests and debugging."),

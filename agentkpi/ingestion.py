@@ -303,11 +303,12 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
 
     if progress:
         progress("ingest", 0, len(todo))
-    if parallel and len(chunks) > 1:
-        with worker_pool(n_workers, PARSE_NICENESS) as pool:
-            consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, 2 * n_workers))
-    else:
-        consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+    with store.write_memory():
+        if parallel and len(chunks) > 1:
+            with worker_pool(n_workers, PARSE_NICENESS) as pool:
+                consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, 2 * n_workers))
+        else:
+            consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
     store.record_audit(result.audit_rows())
     _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")

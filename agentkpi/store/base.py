@@ -193,6 +193,11 @@ class Store(Protocol):
         """A context for one long scan: the engine keeps only a small cache meanwhile."""
         ...
 
+    def write_memory(self) -> AbstractContextManager[None]:
+        """A context for a long write (ingest): the engine's cache is bounded meanwhile
+        (setting ``ingest_memory``); what it writes is on disk, not kept in memory."""
+        ...
+
     def counts(self) -> dict[str, int]:
         """``{"sessions": n, "events": n, "files": n}``."""
         ...

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -659,18 +659,28 @@ class DuckDBStore:
             return reader
         return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
 
-    @contextmanager
-    def low_memory(self) -> Iterator[None]:
+    def low_memory(self) -> AbstractContextManager[None]:
         # DuckDB keeps the blocks a scan reads in its buffer pool (up to 80% of RAM by
         # default); a long scan reads every block once, so it runs with a small pool.
         # One thread: each scan thread holds its own chunks in flight (about 80 MB less
         # at the peak of an export of 5.3 M events; the writer is the slower side anyway).
-        limit, threads = self.con.execute("SELECT current_setting('memory_limit'), "
-                                          "current_setting('threads')").fetchall()[0]
-        self.con.execute(f"SET memory_limit = '{LOW_MEMORY_LIMIT}'")
-        self.con.execute("SET threads = 1")
-        reset = (f"SET memory_limit = {self.dialect.str_literal(limit)}; "
-                 f"SET threads = {int(threads)}")
+        return self._limits(LOW_MEMORY_LIMIT, threads=1)
+
+    def write_memory(self) -> AbstractContextManager[None]:
+        # DuckDB keeps every block a long write produces in its buffer pool: a cold
+        # ingest of 1M sessions grew the writer to 4.6 GB. The blocks are on disk once
+        # committed, so the pool is bounded (setting ``ingest_memory``).
+        return self._limits(str(config.get("ingest_memory")), threads=None)
+
+    @contextmanager
+    def _limits(self, memory: str, threads: int | None) -> Iterator[None]:
+        """``memory_limit`` (and ``threads``, unless None) set for the block, then back to
+        DuckDB's defaults (the store sets neither otherwise; ``current_setting`` gives the
+        limit rounded, so setting it back would not restore it exactly)."""
+        self.con.execute(f"SET memory_limit = {self.dialect.str_literal(memory)}")
+        if threads is not None:
+            self.con.execute(f"SET threads = {int(threads)}")
+        reset = "RESET memory_limit; RESET threads"
         try:
             yield
         except BaseException:
