@@ -40,6 +40,8 @@ CHUNK = 1000  # most files per parse task
 #: small source): starting worker processes would cost more than it saves.
 MIN_PARALLEL = 200
 WRITE_EVENTS = 500_000  # events per store transaction
+#: Most parse chunks in flight (parsed or being parsed, not yet taken by the writer).
+MAX_AHEAD = 64
 #: Files of sessions with events this many hours before the newest are checked every run
 #: even when their folder did not change (see ``sources.session_dataset.list_changed``).
 LIVE_HOURS = 2.0
@@ -261,6 +263,19 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     chunks = split(todo, n_workers if parallel else 1)
     replace = bool(getattr(src, "REPLACES_SESSIONS", False))
 
+    taken = [0, 0]  # parsed chunks and their events, as consume() takes them
+
+    def ahead() -> int:
+        """Chunks the workers may parse ahead of the writer: about one store write's
+        worth (:data:`WRITE_EVENTS`), so they go on parsing while it writes (with only
+        two per worker they stalled, and the writer then waited for them: a cold
+        ingest used ~1.1 of 2 cores); at least two per worker, at most
+        :data:`MAX_AHEAD`."""
+        floor = 2 * n_workers
+        if not taken[0] or not taken[1]:
+            return floor
+        return max(floor, min(MAX_AHEAD, int(WRITE_EVENTS * taken[0] / taken[1])))
+
     def consume(parts: Iterable[Any]) -> None:
         # Parsed chunks are written WRITE_EVENTS events at a time: one transaction
         # per write, so a crash loses at most the batch in flight (re-read next
@@ -295,6 +310,8 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
         for part in parts:
             pending.append(part)
             parsed += len(part[2])
+            taken[0] += 1
+            taken[1] += part[1].num_rows
             if progress:  # moves with every parsed chunk, not only at each store write
                 progress("ingest", parsed, len(todo))
             if sum(p[1].num_rows for p in pending) >= WRITE_EVENTS:
@@ -306,7 +323,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
     with store.write_memory():
         if parallel and len(chunks) > 1:
             with worker_pool(n_workers, PARSE_NICENESS) as pool:
-                consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, 2 * n_workers))
+                consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, ahead))
         else:
             consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
@@ -329,26 +346,34 @@ def split(todo: list[Any], workers: int) -> list[list[Any]]:
     return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
-def _bounded_map(pool: Any, fn: Callable[..., Any], fmt: str, chunks: list[Any], ahead: int
-                 ) -> Iterable[Any]:
-    """``pool.map(fn, [fmt]*n, chunks)`` in order, with at most ``ahead`` chunks in flight.
+def _bounded_map(pool: Any, fn: Callable[..., Any], fmt: str, chunks: list[Any],
+                 ahead: int | Callable[[], int]) -> Iterable[Any]:
+    """``pool.map(fn, [fmt]*n, chunks)`` in order, with at most ``ahead`` chunks in flight
+    (a number, or a function asked again after every chunk taken).
 
     ``Executor.map`` submits every chunk at once, so when the store writes slower than
     the workers parse, finished chunks pile up in this process (a cold ingest's peak
-    memory); here a chunk is submitted only when an earlier one has been taken.
+    memory); here chunks are submitted only up to the bound, as earlier ones are taken.
     """
+    limit = ahead if callable(ahead) else (lambda: ahead)
     pending: deque[Any] = deque()
     it = iter(chunks)
-    for c in it:
-        pending.append(pool.submit(fn, fmt, c))
-        if len(pending) >= ahead:
-            break
+
+    def fill() -> None:
+        while len(pending) < max(1, limit()):
+            c = next(it, _END)
+            if c is _END:
+                return
+            pending.append(pool.submit(fn, fmt, c))
+
+    fill()
     while pending:
         result = pending.popleft().result()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.submit(fn, fmt, nxt))
+        fill()  # before the consumer writes: the workers parse on meanwhile
         yield result
+
+
+_END = object()
 
 
 def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
