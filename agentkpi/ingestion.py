@@ -219,8 +219,16 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
 
     ``machine`` (default: the host name) is stored on the sessions read, unless the
     source names a machine itself. ``rescan``: list every file of the source, not
-    only the folders that changed.
+    only the folders that changed. The store's cache is bounded meanwhile
+    (:meth:`agentkpi.store.Store.write_memory`).
     """
+    with store.write_memory():
+        return _ingest(source, store, fmt=fmt, workers=workers, progress=progress,
+                       machine=machine, rescan=rescan)
+
+
+def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
+            progress: Progress | None, machine: str | None, rescan: bool) -> IngestResult:
     try:
         fs, root = fsspec.core.url_to_fs(source)
     except (ValueError, ImportError) as exc:
@@ -320,12 +328,11 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
 
     if progress:
         progress("ingest", 0, len(todo))
-    with store.write_memory():
-        if parallel and len(chunks) > 1:
-            with worker_pool(n_workers, PARSE_NICENESS) as pool:
-                consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, ahead))
-        else:
-            consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+    if parallel and len(chunks) > 1:
+        with worker_pool(n_workers, PARSE_NICENESS) as pool:
+            consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, ahead))
+    else:
+        consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
     store.record_audit(result.audit_rows())
     _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")
