@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 #: How much lower than the parent the ingest's parse workers run (``nice`` increment).
 #: The parent writes to the store, alone, while every worker parses: when they compete
-#: for the cores, the writer must not wait behind them (it is the pipeline's narrowest
-#: stage; without this a cold ingest on 2 cores ran ~1.5x longer).
+#: for the cores (three busy processes on two), the writer, the pipeline's narrowest
+#: stage, keeps its core and the workers share what is left (BENCHMARKS.md §11).
 PARSE_NICENESS = 5
 
 
