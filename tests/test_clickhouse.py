@@ -277,6 +277,35 @@ def test_incremental_reingest_is_idempotent(tmp_path: Path) -> None:
     assert _hourly(tmp_path / "out_ch") == _hourly(tmp_path / "out_duck")
 
 
+def test_events_inserted_in_slices_equal_duckdb(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of events is sent in slices of at most INSERT_BYTES (the writer's memory):
+    every row arrives once, and the hourly CSVs still equal DuckDB's byte for byte."""
+    from clickhouse_connect.driver.client import Client
+
+    from agentkpi.store import clickhouse as ch_module
+
+    src = _generate(tmp_path / "src", 40, dirty=True, seed=5)
+    monkeypatch.setattr(ch_module, "INSERT_BYTES", 64 * 1024)
+    sent: list[int] = []
+    real = Client.insert_arrow
+
+    def counting(self: object, table: str, data: object, *a: object, **k: object) -> object:
+        if table == "events":
+            sent.append(data.num_rows)  # type: ignore[attr-defined]
+        return real(self, table, data, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Client, "insert_arrow", counting)
+    duck, ch = _rollup_both(tmp_path, src, start="2026-05-20T00", end="2026-05-20T06")
+    assert len(sent) > 3  # the one batch went in several slices
+    ch_store = ClickHouseStore(f"chdb://{tmp_path / 'ch'}", read_only=True)
+    try:
+        assert sum(sent) == ch_store.counts()["events"]
+    finally:
+        ch_store.close()
+    assert ch and ch == duck
+
+
 def test_replace_sessions_moves_events(tmp_path: Path) -> None:
     """A session re-uploaded under another file replaces all its events (replace_sessions)."""
     src = _generate(tmp_path / "src", 20, dirty=False, seed=9)

@@ -347,6 +347,13 @@ SETTINGS: dict[str, Any] = {
     "mutations_sync": 2,
 }
 
+#: Most bytes of Arrow sent in one INSERT of events. ClickHouse reads an Arrow insert
+#: whole and squashes it into blocks of up to a million rows before it writes parts: one
+#: 500,000-event batch (205 MB of Arrow) added 1.2 GB to the writer's peak in chDB. In
+#: 24 MB slices a cold rollup peaks at about half that, in the same time (BENCHMARKS.md
+#: §10e); smaller slices make more parts for the merges to join.
+INSERT_BYTES = 24 << 20
+
 
 # ----------------------------------------------------------------------------- store
 
@@ -407,6 +414,9 @@ class ClickHouseStore:
         self.database = cfg["database"]
         self.path = cfg.get("path") or _redact(dsn)
         self.cluster: str | None = cfg["settings"].pop("cluster", None)
+        #: chDB: the engine lives in this process; after each batch of events the memory
+        #: its allocator kept is given back to the system (SYSTEM JEMALLOC PURGE).
+        self.embedded = cfg["kind"] == "chdb"
         settings = {**SETTINGS, **cfg["settings"]}
         if self.cluster:
             # inserts reach the shards before write_batch returns (then deletes/queries see them)
@@ -636,7 +646,7 @@ class ClickHouseStore:
                          else "events")
                 self._cmd(f"DELETE FROM {table} WHERE {pred}")
             if events.num_rows:
-                self.client.insert_arrow("events", _not_null(events, "session_id", ""))
+                self._insert_events(_not_null(events, "session_id", ""))
                 self.merged_by_key += self._resolve_event_keys(events)
             if sessions.num_rows:
                 self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
@@ -697,7 +707,7 @@ class ClickHouseStore:
         if changed:
             table = f"events_local ON CLUSTER {self.cluster}" if self.cluster else "events"
             self._cmd(f"DELETE FROM {table} WHERE {pred}")
-            self.client.insert_arrow("events", _not_null(new, "session_id", ""))
+            self._insert_events(_not_null(new, "session_id", ""))
             self._refresh_aggregates(_not_null(old, "session_id", "").column("session_id")
                                      .to_pylist())
         return old.num_rows, int(changed)
@@ -795,6 +805,19 @@ class ClickHouseStore:
     # ---------------------------------------------------------------- helpers
     def _cmd(self, sql: str) -> Any:
         return self.client.command(sql)
+
+    def _insert_events(self, events: pa.Table) -> None:
+        """Insert ``events`` in slices of at most :data:`INSERT_BYTES` of Arrow each; in
+        chDB, give the engine's freed memory back to the system afterwards."""
+        parts = max(1, -(-events.nbytes // INSERT_BYTES))
+        step = max(1, -(-events.num_rows // parts))
+        for i in range(0, events.num_rows, step):
+            self.client.insert_arrow("events", events.slice(i, step))
+        if self.embedded:
+            try:
+                self._cmd("SYSTEM JEMALLOC PURGE")
+            except Exception:  # noqa: BLE001 - a chDB build without jemalloc
+                self.embedded = False
 
     def _next_version(self) -> int:
         v = max(time.time_ns(), self._last_version + 1)
