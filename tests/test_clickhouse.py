@@ -216,6 +216,57 @@ def test_percentile_equals_the_seed_formula_on_both_engines() -> None:
     assert native_differs > 0
 
 
+def test_ordered_float_sum_adds_left_to_right_in_key_order_on_both_engines() -> None:
+    """``sum_if(order=...)`` is the seed's left-to-right float sum, from 0.0, over the
+    values sorted by key (the value breaks ties on ClickHouse): bit for bit on both
+    engines, for keys of one string and of two, over values of every magnitude."""
+    import functools
+    import operator
+    import random
+
+    import duckdb
+
+    from agentkpi.store.duckdb import DUCKDB
+
+    rng = random.Random(11)
+    con = duckdb.connect()
+    ch = ClickHouseStore("chdb://")
+    order_mattered = 0
+    try:
+        for _ in range(200):
+            n = rng.randint(1, 60)
+            vals = [rng.choice([-1, 1]) * rng.random() * rng.choice([1e-9, 1e-3, 1, 1e3, 1e12])
+                    for _ in range(n)]
+            vals[rng.randrange(n)] = -0.0
+            first = [rng.choice(["/a/x.jsonl", "/a/y.jsonl", "", "/b"]) for _ in range(n)]
+            ids = [f"s{rng.randrange(10**6):06d}-{i}" for i in range(n)]  # unique keys
+            rows = sorted(zip(first, ids, vals, strict=True))
+            want = functools.reduce(operator.add, (v for *_, v in rows), 0.0)
+            order_mattered += want != functools.reduce(operator.add, vals, 0.0)
+            duck = con.execute(
+                f"SELECT {DUCKDB.sum_if('x', 'x IS NOT NULL', order='p, i')} FROM "
+                "(SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS i, "
+                "unnest(?::DOUBLE[]) AS x)", [first, ids, vals]).fetchall()[0][0]
+            assert duck == want
+            lit = ", ".join(f"({_lit(p)}, {_lit(i)}, {v!r})" for p, i, v in zip(
+                first, ids, vals, strict=True))
+            table = f"(SELECT t.1 AS p, t.2 AS i, t.3 AS x FROM (SELECT arrayJoin([{lit}]) AS t))"
+            got = ch.fetch(f"SELECT {CLICKHOUSE.sum_if('x', 'x > -1e300', order='p, i')} "
+                           f"FROM {table}")[1][0][0]
+            assert got == want and str(got) == str(want)  # -0.0 and 0.0 too
+            # ties on the key: the value breaks them
+            tied = sorted(zip(first, vals, strict=True))
+            want_tied = functools.reduce(operator.add, (v for _, v in tied), 0.0)
+            got = ch.fetch(f"SELECT {CLICKHOUSE.sum_if('x', '', order='p')} FROM {table}"
+                           )[1][0][0]
+            assert got == want_tied
+        none = CLICKHOUSE.sum_if("x", "x > 100", order="x")
+        assert ch.fetch(f"SELECT {none} FROM (SELECT arrayJoin([1.0]) AS x)")[1][0][0] == 0
+    finally:
+        ch.close()
+    assert order_mattered > 20  # the data would catch a sum in another order
+
+
 # ----------------------------------------------------------------------------- re-ingest
 
 

@@ -155,7 +155,11 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
              *(_local(p) for p in q.where)]
     if partial_only:  # uncorrelated subqueries: ClickHouse runs no correlated ones
-        cut = f"SELECT session_id FROM {SESSION_TABLE} x WHERE NOT ({_inside(d, q, 'x')})"
+        # Sessions cut by the range: they overlap it (only those have hours in it) and
+        # do not lie inside it.
+        cut = (f"SELECT session_id FROM {SESSION_TABLE} x WHERE "
+               f"x._last_hour >= {d.ts_literal(q.start)} AND "
+               f"x._first_hour < {d.ts_literal(q.end)} AND NOT ({_inside(d, q, 'x')})")
         where.append(f"(a.session_id IN ({cut}) OR (a.session_id IS NULL AND EXISTS "
                      f"({cut} AND x.session_id IS NULL)))")
     cols = ", ".join(f"a.{m.name}" for m in measures)

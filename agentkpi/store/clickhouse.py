@@ -96,11 +96,14 @@ class ClickHouseDialect:
         # An ordered float sum (DuckDB: sum(x ORDER BY k)): collect values and keys,
         # sort the values by key (value breaks ties), add up left to right, so both
         # engines round identically. Parallel arrays are ~10% cheaper than tuples.
+        # arrayCumSum adds left to right from +0.0 (one double accumulator, every partial
+        # sum stored), the same additions as arrayFold((acc, x) -> acc + x, a, 0.), but
+        # in one loop: arrayFold runs its lambda once per element, 1 s over the 200k
+        # sessions of one bucket. The last partial sum is the total; 0 for no values.
         cond = f"({where}) AND ({expr}) IS NOT NULL" if where else f"({expr}) IS NOT NULL"
         values = f"groupArrayIf(assumeNotNull(toFloat64({expr})), {cond})"
         keys = f"groupArrayIf(tuple({order}), {cond})"
-        return (f"arrayFold((acc, x) -> acc + x, arraySort((v, k) -> (k, v), {values}, {keys}), "
-                "toFloat64(0))")
+        return f"arrayCumSum(arraySort((v, k) -> (k, v), {values}, {keys}))[-1]"
 
     def min_if(self, expr: str, where: str) -> str:
         return f"minIfOrNull({expr}, {where})" if where else f"minOrNull({expr})"
