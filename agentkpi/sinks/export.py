@@ -4,14 +4,14 @@ Each format is a module with the same ``write(data, destination) -> rows``
 shape (``data``: a :class:`pyarrow.Table`, a :class:`pyarrow.RecordBatchReader`
 or record batches), so a new format is one module:
 
-=========  =====================================  ==========================
+=========  =====================================  ================================
 format     module                                 notes
-=========  =====================================  ==========================
+=========  =====================================  ================================
 csv        :mod:`agentkpi.sinks.csv_export`       formula cells neutralised
 jsonl      :mod:`agentkpi.sinks.jsonl`            one object per line
-parquet    :mod:`agentkpi.sinks.parquet`          zstd, row group per batch
+parquet    :mod:`agentkpi.sinks.parquet`          zstd, row groups of 32,768 rows
 xlsx       :mod:`agentkpi.sinks.xlsx`             extra sheets past 1,048,576 rows
-=========  =====================================  ==========================
+=========  =====================================  ================================
 
 :func:`export` streams ``events`` / ``sessions`` out of any store with
 ``store.scan`` (on DuckDB memory stays flat whatever the store's size; ClickHouse
