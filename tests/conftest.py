@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,12 @@ def write_session(root: Path, session_id: str, start: str, events: list[dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(row) + "\n")
     return path
+
+
+def cli_ingest(source: Path | str, *args: str) -> None:
+    """``agentkpi ingest --source SOURCE ARGS -q`` as a real process (fails the test on error)."""
+    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(source), *args,
+                    "-q"], check=True, capture_output=True, text=True)
 
 
 def ev(ts: str, event_type: str, **data: Any) -> dict[str, Any]:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -38,7 +36,7 @@ from agentkpi.sources import claude_code, codex, gemini_cli, otel
 from agentkpi.store import DuckDBStore
 from agentkpi.web import create_app
 
-from .conftest import SHARED
+from .conftest import SHARED, cli_ingest
 
 CLAUDE = SHARED / "data" / "realworld" / "claude-code"
 CODEX = Path(__file__).parent / "data" / "realworld" / "codex"
@@ -50,9 +48,7 @@ BY_HAND = {"Bash": (2, 2, 0.1034865), "WebSearch": (1, 1, 0.0470985),
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cost-by-tool") / "store.duckdb"
-    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(CLAUDE),
-                    "--format", "claude-code", "--store", str(path), "-q"],
-                   check=True, capture_output=True, text=True)
+    cli_ingest(CLAUDE, "--format", "claude-code", "--store", str(path))
     return path
 
 
@@ -226,9 +222,7 @@ def test_clickhouse_attributes_the_same(store_path: Path, tmp_path: Path) -> Non
     from agentkpi.store.clickhouse import ClickHouseStore
 
     dsn = f"chdb://{tmp_path / 'ch'}"
-    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(CLAUDE),
-                    "--format", "claude-code", "--engine", "clickhouse", "--dsn", dsn, "-q"],
-                   check=True, capture_output=True, text=True)
+    cli_ingest(CLAUDE, "--format", "claude-code", "--engine", "clickhouse", "--dsn", dsn)
     with ClickHouseStore(dsn, read_only=True) as st:
         rows = views.cost_by_requested_tool(st, datetime(2026, 1, 1), datetime(2026, 3, 1))
     got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}

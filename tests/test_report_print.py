@@ -21,7 +21,7 @@ from agentkpi.reports.html import STYLESHEET, render_html
 from agentkpi.store import DuckDBStore
 from agentkpi.web import create_app
 
-from .conftest import SHARED
+from .conftest import SHARED, cli_ingest
 
 CLAUDE = SHARED / "data" / "realworld" / "claude-code"
 
@@ -29,9 +29,7 @@ CLAUDE = SHARED / "data" / "realworld" / "claude-code"
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report-print") / "store.duckdb"
-    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(CLAUDE),
-                    "--format", "claude-code", "--store", str(path), "-q"],
-                   check=True, capture_output=True, text=True)
+    cli_ingest(CLAUDE, "--format", "claude-code", "--store", str(path))
     return path
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from starlette.testclient import TestClient
 from agentkpi import views
 from agentkpi.store import DuckDBStore
 from agentkpi.web import create_app
+from tests.conftest import cli_ingest
 from tests.test_web_api import make_store
 
 RULES = """
@@ -121,9 +120,7 @@ def test_alert_rules_show_labels_and_units(tmp_path: Path) -> None:
     generate_sessions(tmp_path / "demo", 150, now - timedelta(hours=40), hours=36, seed=4,
                       not_after=now)
     store = tmp_path / "store.duckdb"
-    subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source",
-                    str(tmp_path / "demo"), "--store", str(store), "-q"],
-                   check=True, capture_output=True, text=True)
+    cli_ingest(tmp_path / "demo", "--store", str(store))
     (tmp_path / "alerts.toml").write_text(
         '[notify]\nstdout = false\n\n[[rule]]\nname = "tools"\nmetric = "tool_success_rate"\n'
         'op = "<"\nthreshold = 0.99\nby = "tool"\ngrain = "day"\nseverity = "critical"\n')
