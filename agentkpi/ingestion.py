@@ -238,7 +238,9 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
             raise UsageError(f"source {source!r} does not exist; pass an existing directory "
                              "or URL with --source")
         src: ModuleType = sources.by_name(fmt) if fmt else sources.detect(fs, root)
-        listing, scan, full = _list(src, fs, root, store, rescan)
+        # Files the ledger holds as skipped (read once: the listing and the report use them).
+        skipped = store.skipped_files()
+        listing, scan, full = _list(src, fs, root, store, rescan, skipped)
     except AgentKpiError:
         raise
     except Exception as exc:  # noqa: BLE001 - the filesystem: network, permissions, auth
@@ -249,7 +251,7 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
         # folder left unlisted because nothing in it was created, removed or renamed may
         # hold one, still bad (reported, --strict fails) or rewritten in place (read again)
         under = root.rstrip("/") + "/"
-        for p in store.skipped_files():
+        for p in skipped:
             if p not in listing and p.startswith(under) and (info := _safe_info(fs, p)):
                 listing[p] = info
     result = IngestResult(source=source, format=src.NAME, files_seen=len(listing),
@@ -262,7 +264,7 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
     if result.files_unchanged:
         reading = {p for p, _ in todo}
         result.still_skipped = sorted(
-            ({"path": p, "reason": reason} for p, reason in store.skipped_files().items()
+            ({"path": p, "reason": reason} for p, reason in skipped.items()
              if p in listing and p not in reading), key=lambda s: s["path"])
     fresh = store.counts()["events"] == 0
     local = _is_local(fs)
@@ -392,8 +394,8 @@ def _with_machine(sessions: pa.Table, machine: str | None) -> pa.Table:
                                                           pa.scalar(machine, pa.string())))
 
 
-def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
-          ) -> tuple[dict[str, Any], tuple[Any, Any] | None, bool]:
+def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool,
+          skipped: dict[str, str]) -> tuple[dict[str, Any], tuple[Any, Any] | None, bool]:
     """The files to check, and (when the source and store support it) what to record of
     the scan: folder fingerprints and the entries of the folders read.
 
@@ -411,7 +413,7 @@ def _list(src: ModuleType, fs: Any, root: str, store: Any, rescan: bool
             datetime.now(UTC).replace(tzinfo=None) - full_at > timedelta(hours=RESCAN_HOURS))
         # Files a writer may rewrite in place are stat-ed every run: those of live
         # sessions, and skipped ones (few; fixed in place, and reported while they stay).
-        live = () if full else [*store.live_files(LIVE_HOURS), *store.skipped_files()]
+        live = () if full else [*store.live_files(LIVE_HOURS), *skipped]
         unrecorded = None if full else partial(store.unrecorded_entries, root)
         found = changed(fs, root, {} if full else folders, live, unrecorded)
         if found is not None:
