@@ -28,22 +28,24 @@ def write(data: Batches, destination: str | os.PathLike[str] | BinaryIO,
     rows = 0
     sink = destination if hasattr(destination, "write") else os.fspath(destination)
     group: list[pa.RecordBatch] = []
-    in_group = 0
     # No min/max statistics for free text (JSON, messages): the writer keeps them for
     # every row group until it closes, and nobody filters a Parquet file on them.
     stats = [n for n in schema.names if n not in _FREE_TEXT]
     with pq.ParquetWriter(sink, schema, compression=compression,
                           write_statistics=stats) as writer:
+
+        def flush() -> None:  # the gathered batches as one row group
+            table = pa.Table.from_batches(group, schema)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            group.clear()
+
         for batch in batches:
             group.append(batch)
-            in_group += batch.num_rows
             rows += batch.num_rows
-            if in_group >= ROW_GROUP_ROWS:
-                writer.write_table(pa.Table.from_batches(group, schema),
-                                   row_group_size=in_group)
-                group, in_group = [], 0
+            if sum(b.num_rows for b in group) >= ROW_GROUP_ROWS:
+                flush()
         if group:
-            writer.write_table(pa.Table.from_batches(group, schema), row_group_size=in_group)
+            flush()
     return rows
 
 

@@ -674,13 +674,14 @@ class DuckDBStore:
 
     @contextmanager
     def _limits(self, memory: str, threads: int | None) -> Iterator[None]:
-        """``memory_limit`` (and ``threads``, unless None) set for the block, then back to
-        DuckDB's defaults (the store sets neither otherwise; ``current_setting`` gives the
-        limit rounded, so setting it back would not restore it exactly)."""
+        """``memory_limit`` (and ``threads``, unless None) set for the block, then what was
+        set back to DuckDB's default (the store sets neither otherwise; ``current_setting``
+        gives the limit rounded, so setting it back would not restore it exactly)."""
         self.con.execute(f"SET memory_limit = {self.dialect.str_literal(memory)}")
+        reset = "RESET memory_limit"
         if threads is not None:
             self.con.execute(f"SET threads = {int(threads)}")
-        reset = "RESET memory_limit; RESET threads"
+            reset += "; RESET threads"
         try:
             yield
         except BaseException:
