@@ -324,7 +324,7 @@ def test_format_names_and_default_roots(tmp_path: Path, monkeypatch: pytest.Monk
     assert claude_code.default_roots() == [str(a), str(b)]
     store = tmp_path / "s.duckdb"
     res = CliRunner().invoke(main, ["ingest", "--format", "claude_code", "--store", str(store),
-                                    "--machine", "box", "-q"])
+                                    "--machine", "box"])
     assert res.exit_code == 0, res.output
     assert "usage_lines_merged=17" in res.output
     st = Store(store, read_only=True)

@@ -138,7 +138,8 @@ def _after_rollup_hook(r: RollupResult, store: str | None, engine: str, dsn: str
 @click.option("--machine", metavar="NAME", help="Machine the data comes from, stored on its "
               "sessions (the `machine` dimension) [default: this host's name].")
 @click.option("--workers", type=click.IntRange(min=1), default=None)
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (errors still "
+              "go to stderr).")
 @click.option("--rescan", is_flag=True, help="List every source file, not only the folders "
               "that changed (automatic once a day).")
 @store_option
@@ -162,12 +163,13 @@ def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
     st = open_store(engine, dsn, store)
     try:
         for root in roots:
-            if source is None:
+            if source is None and not quiet:
                 console.print(f"reading {root}", markup=False)
             with progress_bar(not quiet) as progress:
                 r = ingest(root, st, fmt=fmt, workers=workers, progress=progress,
                            machine=machine, rescan=rescan)
-            _print_ingest(r)
+            if not quiet:
+                _print_ingest(r)
     finally:
         st.close()
 

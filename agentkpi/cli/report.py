@@ -27,7 +27,7 @@ from agentkpi.store import open_store
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html", "csv", "json"]),
               default="markdown", show_default=True)
 @click.option("--out", "out_path", metavar="PATH", help="Write to a file instead of stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @store_option
 @engine_options
 @handle_errors
@@ -51,6 +51,7 @@ def report_cmd(start: str | None, end: str | None, tz: str, fmt: str, out_path: 
     text = render(report, fmt)
     if out_path:
         write_out(out_path, text)
-        console.print(f"report -> {out_path}")
+        if not quiet:
+            console.print(f"report -> {out_path}")
     else:
         sys.stdout.write(text)
