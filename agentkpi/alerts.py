@@ -346,13 +346,17 @@ def deliver(msg: Mapping[str, Any], notify: Notify, echo: Echo | None = None,
     """Send one notification to every configured channel; returns the errors.
 
     The ``stdout`` channel is ``echo`` (the CLI passes ``click.echo``); the library
-    itself never prints, it logs every notification to ``agentkpi.alerts``.
+    itself never prints. A notification not given to ``echo`` is logged to
+    ``agentkpi.alerts`` instead: one line per notification, never two (a process that
+    configures no logging, like the CLI, prints a WARNING record on stderr).
     ``until``: ``time.monotonic()`` by which webhook calls must be done (the run's budget).
     """
     errors = []
     if notify.stdout and echo is not None:
         echo(msg["text"])
-    log.log(logging.WARNING if msg["status"] == "firing" else logging.INFO, "%s", msg["text"])
+    else:
+        log.log(logging.WARNING if msg["status"] == "firing" else logging.INFO, "%s",
+                msg["text"])
     if notify.file:
         try:
             Path(notify.file).parent.mkdir(parents=True, exist_ok=True)
@@ -486,9 +490,16 @@ def after_rollup(store: str | None = None, engine: str | None = None, dsn: str |
                  now: datetime | None = None, echo: Echo | None = None) -> CheckResult | None:
     """Hook run by ``agentkpi rollup``: check rules if a rules file is configured.
 
-    Never raises: any problem is logged (and given to ``echo(text, err=True)``,
-    the CLI's stderr); the rollup's exit status is unaffected.
+    Never raises: any problem is given to ``echo(text, err=True)`` (the CLI's stderr),
+    or logged when there is no ``echo``; once either way. The rollup's exit status is
+    unaffected.
     """
+    def warn(text: str) -> None:
+        if echo is not None:
+            echo(f"warning: {text}", err=True)
+        else:
+            log.warning("%s", text)
+
     try:
         path = find_rules_file(store)
         if path is None:
@@ -501,15 +512,10 @@ def after_rollup(store: str | None = None, engine: str | None = None, dsn: str |
         finally:
             st.close()
         for err in result.errors:  # not sent: retried on the next run
-            log.warning("alert notification failed: %s", err)
-            if echo is not None:
-                echo(f"warning: alert notification failed (retried next run): {err}",
-                     err=True)
+            warn(f"alert notification failed (retried next run): {err}")
         return result
     except Exception as exc:  # noqa: BLE001 - alerts must never break the rollup
-        log.warning("alert check after rollup failed: %s", exc)
-        if echo is not None:
-            echo(f"warning: alert check after rollup failed: {exc}", err=True)
+        warn(f"alert check after rollup failed: {exc}")
         return None
 
 

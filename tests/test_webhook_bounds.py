@@ -7,7 +7,10 @@ asserted: a webhook call that is not bounded never returns and the test times ou
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -130,3 +133,36 @@ def test_rollup_reports_a_failed_webhook_without_its_secret(tmp_path: Path,
     assert SECRET not in r.output and "pa55word" not in r.output
     state = tmp_path / "alerts.toml.state.json"
     assert not state.exists() or "spend" not in state.read_text()  # retried next run
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # bound then closed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.timeout(180)
+def test_each_notification_and_failure_is_printed_once(tmp_path: Path) -> None:
+    """Real processes: the firing line once (the stdout channel), the failed webhook once
+    (stderr) - the library's log record of either is not printed a second time."""
+    url = f"http://127.0.0.1:{_closed_port()}/services/{SECRET}"
+    data = _alerting_store(tmp_path, url)
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(rules.read_text().replace("stdout = false", "stdout = true")
+                     .replace("webhook_timeout", "webhook_retries = 0\nwebhook_timeout"))
+    store = str(tmp_path / "agentkpi.duckdb")
+    env = {**os.environ, "AGENTKPI_ALERT_RULES": ""}
+    agentkpi = [sys.executable, "-m", "agentkpi"]
+    r = subprocess.run([*agentkpi, "rollup", "--quiet", "--source", str(data), "--target",
+                        str(tmp_path / "out"), "--store", store],
+                       capture_output=True, text=True, env=env, timeout=150)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("spend FIRING") == 1 and "FIRING" not in r.stderr, r.stderr
+    assert r.stderr.count("alert notification failed") == 1, r.stderr
+    assert r.stderr.count("Connection refused") == 1, r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    r = subprocess.run([*agentkpi, "alerts", "check", "--store", store],
+                       capture_output=True, text=True, env=env, timeout=150)
+    assert r.returncode == 2, r.stderr  # the notification failed again
+    assert (r.stdout + r.stderr).count("spend FIRING") == 1, (r.stdout, r.stderr)
+    assert r.stderr.count("Connection refused") == 1, r.stderr
