@@ -334,6 +334,46 @@ def test_collector_file_exporter_jsonl_gzip_and_snake_case(tmp_path: Path) -> No
     assert [c["prompt_tokens"] for c in rows(ev, "llm_call")] == [8]
 
 
+def _nan_call(tid: Any, n: int, snake: bool = False) -> bytes:
+    """One model-call request whose span carries a NaN literal (what Python's json writes)."""
+    if snake:  # 128-bit integer ids, decoded exactly (not through orjson)
+        doc = {"resource_spans": [{"scope_spans": [{"spans": [{
+            "trace_id": tid, "span_id": 1000 + n, "name": "chat", "x_score": 0.123456,
+            "attributes": attrs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                                 "gen_ai.usage.input_tokens": n})}]}]}]}
+    else:
+        doc = request([chat(tid, None, **usage(n, 1), x_score=0.123456)])
+    return json.dumps(doc).encode().replace(b"0.123456", b"NaN")
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "jsonl-bad-utf8", "concatenated", "jsonl-int-ids"])
+def test_a_bad_value_is_counted_once_whichever_reading_keeps_the_file(tmp_path: Path,
+                                                                      shape: str) -> None:
+    """The file is first tried as one document; that reading meets the first line's NaN
+    (and bad UTF-8) before it fails, and its count must not add to the kept reading's."""
+    counts = {"value_bad_json": 2}
+    if shape == "jsonl-int-ids":
+        lines = [_nan_call(2**100, 3, snake=True), _nan_call(2**100 + 1, 4, snake=True)]
+    else:
+        lines = [_nan_call(trace_id(31), 3), _nan_call(trace_id(32), 4)]
+    if shape == "jsonl-bad-utf8":
+        lines[0] = lines[0].replace(b'"resourceSpans"', b'"x": "\xff", "resourceSpans"')
+        counts["text_bad_utf8"] = 1
+    if shape == "concatenated":  # pretty-printed objects back to back (console exporter)
+        raw = b"\n".join(json.dumps(json.loads(line), indent=2).encode() for line in lines)
+    else:
+        raw = b"\n".join(lines) + b"\n"
+    src = tmp_path / "traces"
+    src.mkdir()
+    (src / "export.jsonl").write_bytes(raw)
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        r = ingest(str(src), st, fmt="otel")
+        tokens = st.sql("SELECT prompt_tokens FROM events WHERE event_type = 'llm_call' "
+                        "ORDER BY prompt_tokens").to_pylist()
+    assert dict(r.quality.counts) == counts  # one NaN per line: two, not three
+    assert [t["prompt_tokens"] for t in tokens] == [3, 4]  # each NaN cost only its value
+
+
 def test_sdk_console_exporter_output_written_by_the_real_sdk(tmp_path: Path) -> None:
     """ConsoleSpanExporter writes pretty-printed span objects back to back."""
     from opentelemetry.sdk.resources import Resource

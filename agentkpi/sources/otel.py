@@ -42,7 +42,7 @@ import json
 import posixpath
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -1164,39 +1164,56 @@ def list_files(fs: Any, root: str) -> dict[str, dict[str, Any]]:
 
 def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, str]]:
     """(decoded JSON value, "path:line") of a file: one document, JSONL, or objects
-    written back to back (the SDK console exporter). Bad lines are counted."""
-    def constant(name: str) -> None:  # NaN / Infinity: one missing value, counted
-        q.note("value_bad_json", f"{path}: {name}")
+    written back to back (the SDK console exporter). Bad lines are counted.
+
+    The readings are tried in turn and each counts its bad values in a scratch
+    ``Quality``; only the reading that is kept adds them to ``q``, so a NaN that an
+    abandoned reading had already met (the first line of a JSONL file is also the
+    start of "one document") is counted once.
+    """
+    def constant_into(seen: Quality) -> Callable[[str], None]:
+        def constant(name: str) -> None:  # NaN / Infinity: one missing value, counted
+            seen.note("value_bad_json", f"{path}: {name}")
+        return constant
 
     if _BIG_INT_ID.search(text):  # 128-bit integer ids: orjson would round them to floats
+        trial = Quality()
         try:
-            yield json.loads(text, parse_constant=constant), path
-            return
+            value = json.loads(text, parse_constant=constant_into(trial))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             pass
+        else:
+            q.merge(trial)
+            yield value, path
+            return
+    trial = Quality()
     try:  # one bad value (NaN, 1e400, deep nesting, bad UTF-8) costs that value
-        yield decode_json(text, q, path), path
-        return
+        value = decode_json(text, trial, path)
     except ValueError:
         pass
+    else:
+        q.merge(trial)
+        yield value, path
+        return
     lines = text.split(b"\n")
     good = bad = 0
     parsed: list[tuple[Any, str]] = []
+    trial = Quality()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            parsed.append((decode_json(line, q, f"{path}:{i}"), f"{path}:{i}"))
+            parsed.append((decode_json(line, trial, f"{path}:{i}"), f"{path}:{i}"))
             good += 1
         except ValueError:
             bad += 1
     if good and (bad == 0 or good >= bad):
+        q.merge(trial)
         for _ in range(bad):
             q.note("line_bad_json", path)
         yield from parsed
         return
     # objects back to back (pretty-printed): decode one after another
-    dec = json.JSONDecoder(parse_constant=constant)
     s = text.decode("utf-8", errors="replace")
     i, n, found = 0, len(s), False
     while i < n:
@@ -1204,8 +1221,10 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
             i += 1
         if i >= n:
             break
+        trial = Quality()
         try:
-            obj, end = dec.raw_decode(s, i)
+            obj, end = json.JSONDecoder(parse_constant=constant_into(trial)).raw_decode(s, i)
+            q.merge(trial)
         except json.JSONDecodeError:
             if not found:
                 q.skip(path, "file_bad_json", "not JSON, JSON Lines or concatenated JSON "
