@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
@@ -77,6 +83,56 @@ def test_sessions_stay_one_row_per_id_without_an_index(dataset: Path, tmp_path: 
         indexes = st.sql("SELECT count(*) AS n FROM duckdb_constraints() WHERE table_name = "
                          "'sessions' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
         assert indexes.column("n")[0].as_py() == 0
+
+
+def test_the_ledger_stays_one_row_per_path_without_an_index(dataset: Path,
+                                                          tmp_path: Path) -> None:
+    """``ingested_files`` has no primary key (migration 6): a file read again, also into a
+    store that holds no event yet (its only file was skipped), keeps one ledger row."""
+    path = write_session(dataset, "s1", "2026-05-20T14:00:00+00:00",
+                         [ev("2026-05-20T14:01:00+00:00", "llm_call")])
+    good = Path(path).read_bytes()
+    Path(path).write_bytes(b"{not json")
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        assert ingest(str(dataset), st, workers=1).quality.skipped
+        assert st.counts() == {"sessions": 0, "events": 0, "files": 1}
+        Path(path).write_bytes(good)
+        os.utime(path, (1, 1))
+        ingest(str(dataset), st, workers=1)  # no event stored yet: a "fresh" write
+        Path(path).write_bytes(good.replace(b"llm_call", b"tool_call"))
+        os.utime(path, (2, 2))
+        ingest(str(dataset), st, workers=1, rescan=True)
+        rows = st.sql("SELECT status, count(*) OVER () AS n FROM ingested_files").to_pylist()
+        assert rows == [{"status": "ok", "n": 1}]
+        assert st.counts() == {"sessions": 1, "events": 1, "files": 1}
+        indexes = st.sql("SELECT count(*) AS n FROM duckdb_constraints() WHERE table_name = "
+                         "'ingested_files' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
+        assert indexes.column("n")[0].as_py() == 0
+
+
+def test_a_store_with_the_indexed_ledger_is_migrated_with_its_rows(dataset: Path,
+                                                                  tmp_path: Path) -> None:
+    import duckdb
+
+    write_session(dataset, "s1", "2026-05-20T14:00:00+00:00",
+                  [ev("2026-05-20T14:01:00+00:00", "llm_call")])
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as st:
+        ingest(str(dataset), st, workers=1)
+        before = st.sql("SELECT * FROM ingested_files").to_pylist()
+    with duckdb.connect(str(path)) as con:  # back to schema 5: the ledger keyed by path
+        con.execute("CREATE TABLE _old AS SELECT * FROM ingested_files")
+        con.execute("DROP TABLE ingested_files")
+        con.execute("CREATE TABLE ingested_files (path VARCHAR PRIMARY KEY, fingerprint "
+                    "VARCHAR, source VARCHAR, status VARCHAR, reason VARCHAR, n_sessions "
+                    "INTEGER, n_events INTEGER, ingested_at TIMESTAMP)")
+        con.execute("INSERT INTO ingested_files SELECT * FROM _old")
+        con.execute("DROP TABLE _old")
+        con.execute("DELETE FROM schema_migrations WHERE version >= 6")
+    with DuckDBStore(path) as st:
+        assert st.schema_version() == 6
+        assert st.sql("SELECT * FROM ingested_files").to_pylist() == before
+        assert ingest(str(dataset), st, workers=1).files_read == 0  # nothing read again
 
 
 def test_a_session_reuploaded_under_another_folder_is_not_counted_twice(
@@ -376,3 +432,34 @@ def test_a_bad_ingest_memory_setting_says_what_to_write(dataset: Path, tmp_path:
     monkeypatch.setenv("AGENTKPI_INGEST_MEMORY", "1.5GB")
     with DuckDBStore(str(tmp_path / "s2.duckdb")) as st:
         assert ingest(str(dataset), st, workers=1).files_read > 0
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child: writes past ``limit`` bytes fail (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
+        tmp_path: Path) -> None:
+    """A store write that fails at COMMIT (here: the WAL may not grow past 50 kB, as on
+    a full disk) is a one-line error naming the store, and the next run reads the files
+    the failed one could not store."""
+    from agentkpi.generate import append_hour, generate_sessions
+
+    src, store = tmp_path / "src", tmp_path / "s.duckdb"
+    generate_sessions(src, 40, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=1)
+    cmd = [sys.executable, "-m", "agentkpi", "ingest", "--source", str(src), "--store",
+           str(store), "-q"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    added = append_hour(src, datetime(2026, 5, 20, 3, tzinfo=UTC), 50, seed=2)
+    failed = subprocess.run(cmd, capture_output=True, text=True,
+                            preexec_fn=_file_size_limit(50_000))
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"error: writing to store {store} failed")
+    assert "File too large" in failed.stderr and "bug" not in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    subprocess.run(cmd, check=True, capture_output=True)
+    with DuckDBStore(store, read_only=True) as st:
+        assert st.counts()["sessions"] == 40 + added.n_sessions
