@@ -46,7 +46,6 @@ import operator
 import os
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -123,6 +122,8 @@ class Finding:
 # --------------------------------------------------------------------------- rules
 def load_rules(path: str | os.PathLike[str]) -> tuple[list[Rule], Notify]:
     """Parse and validate a TOML rules file; errors name the file, the rule and the fix."""
+    import tomllib  # here: every rollup imports this module, few have a rules file
+
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))

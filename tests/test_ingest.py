@@ -463,3 +463,23 @@ def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
     subprocess.run(cmd, check=True, capture_output=True)
     with DuckDBStore(store, read_only=True) as st:
         assert st.counts()["sessions"] == 40 + added.n_sessions
+
+
+def test_the_store_is_written_in_row_groups_of_row_group_size(tmp_path: Path) -> None:
+    """Tables are attached with ``ROW_GROUP_SIZE``-row groups (DuckDB's default is
+    122,880): an hourly run's events then fill whole groups, written as inserted."""
+    from agentkpi.generate import generate_sessions
+    from agentkpi.store.duckdb import ROW_GROUP_SIZE
+
+    src = tmp_path / "src"
+    generate_sessions(src, 900, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=3)
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        ingest(str(src), st, workers=1)
+        n = st.counts()["events"]
+        assert n > 2 * ROW_GROUP_SIZE
+        groups = st.sql("SELECT row_group_id, sum(count) AS n FROM pragma_storage_info("
+                        "'events') WHERE column_name = 'ts' AND segment_type <> 'VALIDITY' "
+                        "GROUP BY row_group_id").to_pylist()
+    assert sum(g["n"] for g in groups) == n
+    assert max(g["n"] for g in groups) <= ROW_GROUP_SIZE
+    assert len(groups) >= n // ROW_GROUP_SIZE
