@@ -483,3 +483,23 @@ def test_the_store_is_written_in_row_groups_of_row_group_size(tmp_path: Path) ->
     assert sum(g["n"] for g in groups) == n
     assert max(g["n"] for g in groups) <= ROW_GROUP_SIZE
     assert len(groups) >= n // ROW_GROUP_SIZE
+
+
+def test_stores_opened_on_one_file_in_one_process_share_it(dataset: Path,
+                                                          tmp_path: Path) -> None:
+    """A store file is attached once per process and mode (DuckDB allows no second
+    attach): a second store on it shares that database, sees its writes, and keeps
+    working after the first is closed."""
+    write_session(dataset, "s1", "2026-05-20T14:00:00+00:00",
+                  [ev("2026-05-20T14:01:00+00:00", "llm_call")])
+    path = tmp_path / "s.duckdb"
+    first, second = DuckDBStore(path), DuckDBStore(str(path))
+    ingest(str(dataset), first, workers=1)
+    assert second.counts()["events"] == 1
+    first.close()
+    assert second.read_session("s1").events[0]["event_type"] == "llm_call"
+    second.close()
+    readers = [DuckDBStore(path, read_only=True) for _ in range(2)]
+    assert [r.counts()["sessions"] for r in readers] == [1, 1]
+    for r in readers:
+        r.close()

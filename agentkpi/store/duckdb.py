@@ -11,8 +11,10 @@ Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duck
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -187,6 +189,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: 8% larger and the dashboard's queries take the same time (BENCHMARKS.md §12).
 ROW_GROUP_SIZE = 8_192
 
+#: Held while a store file is attached: two threads opening the same file attach it once.
+_ATTACHING = threading.Lock()
+
 
 def default_path() -> str:
     return str(config.get("store"))
@@ -263,14 +268,22 @@ class DuckDBStore:
             delay = min(delay * 2, 0.5)
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
-        """A connection to the store file, attached with :data:`ROW_GROUP_SIZE`-row groups."""
+        """A connection to the store file, attached with :data:`ROW_GROUP_SIZE`-row groups.
+
+        The file is attached to a named in-memory database, one per file and mode in this
+        process, so stores opened on the same file share it (as DuckDB shares a database
+        opened by path: a file may be attached only once per process)."""
         if self.path == ":memory:":
             return duckdb.connect(self.path)
-        con = duckdb.connect()
+        key = hashlib.sha256(os.path.realpath(self.path).encode()).hexdigest()[:20]
+        con = duckdb.connect(f":memory:agentkpi-{key}-{'ro' if self.read_only else 'rw'}")
         try:
-            quoted = self.path.replace("'", "''")
-            con.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
-                        + (", READ_ONLY)" if self.read_only else ")"))
+            with _ATTACHING:
+                if not con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = "
+                                   "'store'").fetchall():
+                    quoted = self.path.replace("'", "''")
+                    con.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+                                + (", READ_ONLY)" if self.read_only else ")"))
             con.execute("USE store")
         except BaseException:
             con.close()
