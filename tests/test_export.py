@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,45 @@ def test_bad_format_and_range_filter(store: DuckDBStore, tmp_path: Path) -> None
                datetime(2026, 5, 20, 2))
     ids = set(pq.read_table(tmp_path / "s.parquet").column("session_id").to_pylist())
     assert "evil" in ids and s.rows == len(ids)
+
+
+def test_table_exports_scan_with_a_small_pool_and_set_it_back(store: DuckDBStore,
+                                                               tmp_path: Path) -> None:
+    """DuckDB's buffer pool fills up to its limit with the blocks a scan reads: a plain scan
+    (events; all sessions) runs with the smallest pool it works with, the sessions of a range
+    (a hash table of the range's session ids) with a larger one; each setting is DuckDB's
+    default again afterwards. At 1M sessions the 64 MB pool made a Parquet export of 24.5 M
+    events peak at 318 MB (BENCHMARKS.md §11d)."""
+    def setting(cur: Any, name: str) -> str:
+        return str(cur.execute(f"SELECT current_setting('{name}')").fetchall()[0][0])
+
+    names = ("memory_limit", "threads", "streaming_buffer_size")
+    before = {n: setting(store.con, n) for n in names}
+    probe = store.con.cursor()  # memory_limit and threads are global: seen from any cursor
+    seen: dict[str, set[tuple[str, str]]] = {}
+    rng = (datetime(2026, 5, 20, 1), datetime(2026, 5, 20, 2))
+    for label, what, fmt, (lo, hi) in [("events", "events", "parquet", rng),
+                                       ("all sessions", "sessions", "csv", (None, None)),
+                                       ("sessions of a range", "sessions", "jsonl", rng)]:
+        seen[label] = set()
+        export(store, what, tmp_path / f"x.{fmt}", None, lo, hi, progress=lambda *_, k=label:
+               seen[k].add((setting(probe, "memory_limit"), setting(probe, "threads"))))
+        assert {n: setting(store.con, n) for n in names} == before
+    probe.close()
+    assert seen["events"] == seen["all sessions"] == {("30.5 MiB", "1")}
+    assert seen["sessions of a range"] == {("61.0 MiB", "1")}
+
+
+def test_the_export_command_loads_openpyxl_only_to_write_a_workbook(tmp_path: Path) -> None:
+    """openpyxl costs ~8 MB of every export's memory: only an xlsx export imports it."""
+    code = ("import sys, pyarrow as pa; import agentkpi.cli.export, agentkpi.sinks.export as e; "
+            "print('openpyxl' in sys.modules); e.write(pa.table({'a': [1]}), sys.argv[1]); "
+            "print('openpyxl' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.xlsx")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True"]
+    assert xlsx.read(tmp_path / "a.xlsx") == {"data": [("a",), (1,)]}
 
 
 def test_kpi_export_in_parts_equals_one_query_and_reports_progress(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from agentkpi.kpis.sql import KpiQuery, run
 from agentkpi.sinks import csv_export, jsonl, parquet, xlsx
 from agentkpi.sinks._batches import Batches
 from agentkpi.store import Store
-from agentkpi.store.base import scan_sql
+from agentkpi.store.base import ScanTable, scan_sql
 from agentkpi.times import hour_end
 
 #: ``progress(stage, done, total)``, as ingest's.
@@ -241,12 +241,12 @@ def export(store: Store, what: str, destination: str | os.PathLike[str], fmt: st
         # buffer pool (under it, a KPI query of a large store runs out of memory).
         rows = write(kpis_batches(store, start, end, progress), destination, fmt, **options)
     else:
+        table: ScanTable = "events" if what == "events" else "sessions"
         total = 0
         if progress:
-            _, sql = scan_sql("events" if what == "events" else "sessions", store.dialect,
-                              start, end)
+            _, sql = scan_sql(table, store.dialect, start, end)
             total = int(store.fetch(f"SELECT count(*) FROM ({sql}) AS scanned")[1][0][0])
-        with store.low_memory():
+        with store.low_memory(table, start, end):
             data = (events_reader if what == "events" else sessions_reader)(store, start, end)
             if progress:
                 data = _counted(data, what, total, progress)

@@ -14,13 +14,14 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from agentkpi.sinks._batches import Batches, neutralise_value, schema_and_batches
+
+if TYPE_CHECKING:  # openpyxl (~8 MB) is imported when a workbook is written or read
+    from openpyxl import Workbook
 
 FORMAT = "xlsx"
 SUFFIX = ".xlsx"
@@ -28,9 +29,9 @@ MAX_ROWS = 1_048_576  # per sheet, header included
 MAX_CELL = 32_767
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, illegal: re.Pattern[str]) -> Any:
     if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        value = illegal.sub("", value)
         if len(value) > MAX_CELL:
             value = value[:MAX_CELL]
         return neutralise_value(value)
@@ -54,6 +55,8 @@ def write_sheets(sheets: Mapping[str, Batches], destination: str | os.PathLike[s
     Names are made valid for Excel (:func:`sheet_name`); an empty mapping writes one
     empty sheet, so the file always opens.
     """
+    from openpyxl import Workbook
+
     wb = Workbook(write_only=True)
     used: set[str] = set()
     rows = 0
@@ -80,6 +83,8 @@ def sheet_name(name: str, used: set[str]) -> str:
 
 
 def _append(wb: Workbook, sheet: str, data: Batches, max_rows: int) -> int:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     schema, batches = schema_and_batches(data)
     per_sheet = max_rows - 1
     header = list(schema.names)
@@ -94,7 +99,7 @@ def _append(wb: Workbook, sheet: str, data: Batches, max_rows: int) -> int:
                 ws = wb.create_sheet(f"{sheet[:25]}_{n_sheets}")
                 ws.append(header)
                 in_sheet = 0
-            ws.append([_cell(v) for v in row])
+            ws.append([_cell(v, ILLEGAL_CHARACTERS_RE) for v in row])
             in_sheet += 1
             rows += 1
     return rows
@@ -102,6 +107,8 @@ def _append(wb: Workbook, sheet: str, data: Batches, max_rows: int) -> int:
 
 def read(path: str | os.PathLike[str]) -> dict[str, list[tuple[Any, ...]]]:
     """``{sheet: [header, *rows]}`` of a workbook (for tests and tools)."""
+    from openpyxl import load_workbook
+
     wb = load_workbook(os.fspath(path), read_only=True)
     try:
         return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)]

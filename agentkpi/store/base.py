@@ -189,8 +189,10 @@ class Store(Protocol):
         canonical schema (:data:`agentkpi.model.EVENT_SCHEMA` / ``SESSION_SCHEMA``)."""
         ...
 
-    def low_memory(self) -> AbstractContextManager[None]:
-        """A context for one long scan: the engine keeps only a small cache meanwhile."""
+    def low_memory(self, table: ScanTable | None = None, start: datetime | None = None,
+                   end: datetime | None = None) -> AbstractContextManager[None]:
+        """A context for one long ``scan(table, start, end)``: the engine keeps only a
+        small cache meanwhile (as much as the scan needs; unnamed, as much as any)."""
         ...
 
     def write_memory(self) -> AbstractContextManager[None]:

@@ -782,7 +782,8 @@ class ClickHouseStore:
         return pa.RecordBatchReader.from_batches(schema, cast.to_batches(batch_rows))
 
     @contextmanager
-    def low_memory(self) -> Iterator[None]:
+    def low_memory(self, table: ScanTable | None = None, start: datetime | None = None,
+                   end: datetime | None = None) -> Iterator[None]:
         yield  # the server manages its own caches
 
     @contextmanager

@@ -720,29 +720,37 @@ class DuckDBStore:
             return reader
         return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
 
-    def low_memory(self) -> AbstractContextManager[None]:
+    def low_memory(self, table: ScanTable | None = None, start: datetime | None = None,
+                   end: datetime | None = None) -> AbstractContextManager[None]:
         # DuckDB keeps the blocks a scan reads in its buffer pool (up to 80% of RAM by
-        # default); a long scan reads every block once, so it runs with a small pool.
+        # default, and a small pool fills up too: 60 MB of 64 MB at the end of a scan);
+        # a long scan reads every block once, so it runs with a small pool: SCAN_MEMORY_LIMIT
+        # for a plain scan, which pins a block or two per column at a time; LOW_MEMORY_LIMIT
+        # when it joins (the sessions of a range: a hash table of the range's session ids).
         # One thread: each scan thread holds its own chunks in flight (about 80 MB less
         # at the peak of an export of 5.3 M events; the writer is the slower side anyway).
-        return self._limits(LOW_MEMORY_LIMIT, threads=1)
+        # A streamed result is buffered ahead of the reader up to streaming_buffer_size
+        # (10 MB by default; 1 MB: 6 MB less at the peak, BENCHMARKS §11d).
+        plain = table == "events" or (table == "sessions" and start is None and end is None)
+        return self._limits(memory_limit=SCAN_MEMORY_LIMIT if plain else LOW_MEMORY_LIMIT,
+                            threads=1, streaming_buffer_size="1MB")
 
     def write_memory(self) -> AbstractContextManager[None]:
         # DuckDB keeps every block a long write produces in its buffer pool: a cold
         # ingest of 1M sessions grew the writer to 4.6 GB. The blocks are on disk once
         # committed, so the pool is bounded (setting ``ingest_memory``).
-        return self._limits(str(config.get("ingest_memory")), threads=None)
+        return self._limits(memory_limit=str(config.get("ingest_memory")))
 
     @contextmanager
-    def _limits(self, memory: str, threads: int | None) -> Iterator[None]:
-        """``memory_limit`` (and ``threads``, unless None) set for the block, then what was
-        set back to DuckDB's default (the store sets neither otherwise; ``current_setting``
-        gives the limit rounded, so setting it back would not restore it exactly)."""
-        self.con.execute(f"SET memory_limit = {self.dialect.str_literal(memory)}")
-        reset = "RESET memory_limit"
-        if threads is not None:
-            self.con.execute(f"SET threads = {int(threads)}")
-            reset += "; RESET threads"
+    def _limits(self, **settings: str | int) -> Iterator[None]:
+        """DuckDB ``settings`` (``memory_limit``, ``threads``, ...) for the block, then each
+        set back to DuckDB's default (the store sets none of them otherwise;
+        ``current_setting`` gives a limit rounded, so setting it back would not restore it
+        exactly)."""
+        for name, value in settings.items():
+            lit = str(value) if isinstance(value, int) else self.dialect.str_literal(value)
+            self.con.execute(f"SET {name} = {lit}")
+        reset = "; ".join(f"RESET {name}" for name in settings)
         try:
             yield
         except BaseException:
@@ -769,8 +777,12 @@ class DuckDBStore:
         self.close()
 
 
-#: The buffer pool of :meth:`DuckDBStore.low_memory`.
+#: The buffer pool of :meth:`DuckDBStore.low_memory` for a scan that joins (the sessions
+#: of a range: 1M sessions fail under 32 MB) or an unnamed one.
 LOW_MEMORY_LIMIT = "64MB"
+#: ... and for a plain scan (``events``, every ``sessions`` row): it fails under ~12 MB
+#: at 1M sessions; at 64 MB an export of 24.5 M events peaked at 318 MB (BENCHMARKS §11d).
+SCAN_MEMORY_LIMIT = "32MB"
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
