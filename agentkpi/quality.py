@@ -59,8 +59,9 @@ ISSUE_KINDS: dict[str, str] = {
 #: Importers add to them with :meth:`Quality.count_audit`; the run report lists them per
 #: source and the store keeps them (table ``import_audit``).
 AUDIT_KINDS: dict[str, str] = {
-    "files": "Transcript files read in this run.",
-    "lines_read": "Lines (records) read from those files.",
+    "files": "Source files read in this run (every importer counts them).",
+    "lines_read": "Lines (records) read from those files: a session-dataset file's one row, "
+                  "the non-blank lines of a JSONL file, an OTel JSON file's documents.",
     "usage_lines_merged": "Lines repeating the usage of an API response already counted "
                           "(one line per content block, partial streaming snapshots); merged "
                           "into one llm_call.",

@@ -161,8 +161,10 @@ def readable_lines(path: str, raw: bytes, q: Quality, what: str
 
     Decompresses ``.gz``/``.zst``; a compressed file that yields nothing is
     skipped and reported (``what`` names it in the reason), a truncated one keeps
-    its readable part; bad lines are counted as ``line_bad_json``.
+    its readable part; bad lines are counted as ``line_bad_json``. Import audit: the
+    file in ``files``, its non-blank lines in ``lines_read``.
     """
+    q.count_audit("files")
     plain, complete = decompress(path, raw)
     if not complete:
         if not plain:
@@ -170,9 +172,11 @@ def readable_lines(path: str, raw: bytes, q: Quality, what: str
                                           "could be read; delete or restore it")
             return
         q.note("line_bad_json", f"{path}: truncated {what} (readable part kept)")
+    n = 0
     for lineno, line in enumerate(plain.split(b"\n"), 1):
         if not line.strip():
             continue
+        n += 1
         where = f"{path}:{lineno}"
         try:
             obj = decode_json(line, q, where)
@@ -182,6 +186,7 @@ def readable_lines(path: str, raw: bytes, q: Quality, what: str
             q.note("line_bad_json", where)
             continue
         yield lineno, obj, where
+    q.count_audit("lines_read", n)
 
 
 def parse_file(path: str, raw: bytes, q: Quality) -> CanonicalBatch:

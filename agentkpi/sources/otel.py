@@ -1169,7 +1169,9 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
     The readings are tried in turn and each counts its bad values in a scratch
     ``Quality``; only the reading that is kept adds them to ``q``, so a NaN that an
     abandoned reading had already met (the first line of a JSONL file is also the
-    start of "one document") is counted once.
+    start of "one document") is counted once. Import audit: ``lines_read`` counts
+    the records read (1 for one document, every non-blank line of JSON Lines, each
+    object of objects back to back).
     """
     def constant_into(seen: Quality) -> Callable[[str], None]:
         def constant(name: str) -> None:  # NaN / Infinity: one missing value, counted
@@ -1184,6 +1186,7 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
             pass
         else:
             q.merge(trial)
+            q.count_audit("lines_read")
             yield value, path
             return
     trial = Quality()
@@ -1193,6 +1196,7 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
         pass
     else:
         q.merge(trial)
+        q.count_audit("lines_read")
         yield value, path
         return
     lines = text.split(b"\n")
@@ -1209,6 +1213,7 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
             bad += 1
     if good and (bad == 0 or good >= bad):
         q.merge(trial)
+        q.count_audit("lines_read", good + bad)
         for _ in range(bad):
             q.note("line_bad_json", path)
         yield from parsed
@@ -1233,12 +1238,14 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
             q.note("line_bad_json", f"{path}: unreadable tail from character {i}")
             return
         found = True
+        q.count_audit("lines_read")
         yield obj, f"{path}@{i}"
         i = end
 
 
 def read_spans(path: str, raw: bytes, q: Quality) -> list[Span]:
     """Every span of one file (bad parts counted, a hopeless file skipped)."""
+    q.count_audit("files")
     text, complete = _plain(path, raw)
     if not complete:
         if not text:

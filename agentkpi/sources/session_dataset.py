@@ -216,8 +216,12 @@ def _scalar_extras(row: dict[str, Any]) -> str | None:
 
 def parse_file(path: str, raw: bytes, q: Quality,
                into: CanonicalBatch | None = None) -> CanonicalBatch:
-    """Parse one session file; rows are appended to ``into`` (or a new batch)."""
+    """Parse one session file; rows are appended to ``into`` (or a new batch).
+
+    Import audit: every file counts in ``files``, its one line in ``lines_read``.
+    """
     batch = into if into is not None else CanonicalBatch()
+    q.count_audit("files")
     line = b""
     for candidate in raw.splitlines():
         if candidate.strip():
@@ -226,6 +230,7 @@ def parse_file(path: str, raw: bytes, q: Quality,
     if not line:
         q.skip(path, "file_empty", "file is empty; re-upload the session or delete the file")
         return batch
+    q.count_audit("lines_read")
     try:
         row = decode_json(line, q, path)
     except ValueError as exc:
