@@ -465,31 +465,11 @@ def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
         assert st.counts()["sessions"] == 40 + added.n_sessions
 
 
-def test_the_store_is_written_in_row_groups_of_row_group_size(tmp_path: Path) -> None:
-    """Tables are attached with ``ROW_GROUP_SIZE``-row groups (DuckDB's default is
-    122,880): an hourly run's events then fill whole groups, written as inserted."""
-    from agentkpi.generate import generate_sessions
-    from agentkpi.store.duckdb import ROW_GROUP_SIZE
-
-    src = tmp_path / "src"
-    generate_sessions(src, 900, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=3)
-    with DuckDBStore(tmp_path / "s.duckdb") as st:
-        ingest(str(src), st, workers=1)
-        n = st.counts()["events"]
-        assert n > 2 * ROW_GROUP_SIZE
-        groups = st.sql("SELECT row_group_id, sum(count) AS n FROM pragma_storage_info("
-                        "'events') WHERE column_name = 'ts' AND segment_type <> 'VALIDITY' "
-                        "GROUP BY row_group_id").to_pylist()
-    assert sum(g["n"] for g in groups) == n
-    assert max(g["n"] for g in groups) <= ROW_GROUP_SIZE
-    assert len(groups) >= n // ROW_GROUP_SIZE
-
-
 def test_stores_opened_on_one_file_in_one_process_share_it(dataset: Path,
                                                           tmp_path: Path) -> None:
-    """A store file is attached once per process and mode (DuckDB allows no second
-    attach): a second store on it shares that database, sees its writes, and keeps
-    working after the first is closed."""
+    """Stores opened on the same file in one process share DuckDB's database (a file
+    is opened once per process): the second sees the first's writes and keeps working
+    after the first is closed."""
     write_session(dataset, "s1", "2026-05-20T14:00:00+00:00",
                   [ev("2026-05-20T14:01:00+00:00", "llm_call")])
     path = tmp_path / "s.duckdb"

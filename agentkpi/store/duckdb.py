@@ -11,10 +11,8 @@ Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duck
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -179,20 +177,6 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-#: Rows per row group of the store's tables (DuckDB's default is 122,880). An insert
-#: that fills row groups writes them to the file at once, compressed, and a commit only
-#: adds them. With the default, an hourly run's ~100,000 events filled no group: they
-#: went through the WAL, and the commit's checkpoint rewrote each table's partly filled
-#: last group with them (0.03-0.9 s a run, by where that group stood). At 8,192 rows
-#: only the aggregate rows' tails pass through the WAL (8.8 MB an hour at 200k sessions,
-#: under the 16 MB checkpoint threshold), the cold writer needs 18% less CPU, the store is
-#: 8% larger and the dashboard's queries take the same time (BENCHMARKS.md §12).
-ROW_GROUP_SIZE = 8_192
-
-#: Held while a store file is attached: two threads opening the same file attach it once.
-_ATTACHING = threading.Lock()
-
-
 def default_path() -> str:
     return str(config.get("store"))
 
@@ -248,7 +232,7 @@ class DuckDBStore:
         new = self.path != ":memory:" and not os.path.exists(self.path)
         while True:
             try:
-                return self._attach()
+                return duckdb.connect(self.path, read_only=self.read_only)
             except duckdb.IOException as exc:
                 locked = "lock" in str(exc).lower()
                 if not locked:  # disk full, read-only, a directory, not a DuckDB file
@@ -266,29 +250,6 @@ class DuckDBStore:
                 raise StoreError(f"cannot open store {self.path}: {exc}") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-    def _attach(self) -> duckdb.DuckDBPyConnection:
-        """A connection to the store file, attached with :data:`ROW_GROUP_SIZE`-row groups.
-
-        The file is attached to a named in-memory database, one per file and mode in this
-        process, so stores opened on the same file share it (as DuckDB shares a database
-        opened by path: a file may be attached only once per process)."""
-        if self.path == ":memory:":
-            return duckdb.connect(self.path)
-        key = hashlib.sha256(os.path.realpath(self.path).encode()).hexdigest()[:20]
-        con = duckdb.connect(f":memory:agentkpi-{key}-{'ro' if self.read_only else 'rw'}")
-        try:
-            with _ATTACHING:
-                if not con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = "
-                                   "'store'").fetchall():
-                    quoted = self.path.replace("'", "''")
-                    con.execute(f"ATTACH '{quoted}' AS store (ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
-                                + (", READ_ONLY)" if self.read_only else ")"))
-            con.execute("USE store")
-        except BaseException:
-            con.close()
-            raise
-        return con
 
     @contextmanager
     def _transaction(self, failed: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -699,8 +660,6 @@ class DuckDBStore:
 
     def read_session(self, session_id: str) -> SessionRecord:
         cur = self.con.cursor()
-        if self.path != ":memory:":
-            cur.execute("USE store")  # a cursor starts in DuckDB's own in-memory database
         try:
             srow = _dicts(cur.execute("SELECT * FROM sessions WHERE session_id = ?",
                                       [session_id]))
