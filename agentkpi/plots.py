@@ -14,14 +14,17 @@ and no global figure state is kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentkpi.errors import UsageError
+from agentkpi.errors import OutputError, UsageError, os_reason
 from agentkpi.kpis.display import DURATION_UNITS, format_value, label
 from agentkpi.kpis.stats import rolling_mean
 from agentkpi.reports.html import DEFAULT_CHARTS, duration_ticks
@@ -83,11 +86,55 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
 
     ``report`` is a dict like :func:`agentkpi.views.overview`'s (``series`` rows with a
     ``bucket``; optional ``charts``, ``from``, ``to``, ``grain``).
+
+    All or nothing: every PNG is written as ``<name>.png.part`` and renamed once all
+    are complete. A failed write (full disk, no permission) raises
+    :class:`~agentkpi.errors.OutputError` and leaves no part file and none of the
+    folders it created; the PNGs of an earlier run stay as they were.
     """
     from matplotlib.figure import Figure  # OO API: no pyplot state, no backend switch
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with _all_or_nothing(out) as save:
+        return _draw_all(report, out, Figure, save)
+
+
+@contextmanager
+def _all_or_nothing(out: Path) -> Iterator[Callable[[Any, Path], None]]:
+    """``save(fig, path)`` writes ``path.part``; on success every part is renamed to its
+    path, on failure the parts and the folders made for ``out`` are removed."""
+    made: list[Path] = []  # the folders this run creates, outermost first
+    d = out.absolute()
+    while not d.exists() and d != d.parent:
+        made.insert(0, d)
+        d = d.parent
+    parts: list[tuple[Path, Path]] = []
+
+    def save(fig: Any, path: Path) -> None:
+        part = path.with_name(path.name + ".part")
+        parts.append((part, path))
+        fig.savefig(part, format="png")
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        yield save
+        for part, path in parts:
+            os.replace(part, path)
+    except BaseException as exc:
+        for part, _ in parts:
+            with contextlib.suppress(OSError):
+                part.unlink()
+        for folder in reversed(made):  # innermost first; only what is empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write the plots to {out}: {os_reason(exc)}; free "
+                              "some space or choose another --out") from None
+        raise
+
+
+def _draw_all(report: Mapping[str, Any], out: Path, Figure: Any,  # noqa: N803 - the class
+              save: Callable[[Any, Path], None]) -> list[Path]:
     rows = [r for r in report.get("series") or [] if r.get("bucket") is not None]
     charts = report.get("charts") or [{"title": t, "unit": u, "kpis": list(k)}
                                       for t, u, k in DEFAULT_CHARTS]
@@ -102,7 +149,7 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
         _draw(ax, f"{c['title']} ({c['unit']})", c["unit"], x, rows, list(c["kpis"]))
         ax.set_xlabel(caption, fontsize=8, color="#555")
         p = out / f"{_slug(c['title'])}.png"
-        fig.savefig(p)
+        save(fig, p)
         paths.append(p)
     if charts:
         n = len(charts)
@@ -116,7 +163,7 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
             ax.set_visible(False)
         fig.suptitle(f"{report.get('title', 'agentkpi')} \u2014 {caption}", fontsize=12)
         p = out / "overview.png"
-        fig.savefig(p)
+        save(fig, p)
         paths.append(p)
     return paths
 

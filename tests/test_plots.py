@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+import resource
+import signal
 import struct
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,46 @@ from .reference_seed import hourly_row, read_rows
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_store(tmp_path_factory.mktemp("plots"))
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """A child process whose files cannot grow past ``limit`` bytes: its writes fail with
+    EFBIG, as on a full disk (the kernel's limit, not a mock; SIGXFSZ ignored, so the
+    write fails instead of the signal killing the process)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def _plot(store: Path, out: Path, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentkpi", "plot", "--out", str(out),
+                           "--store", str(store), "--from", "2026-05-20", "--to",
+                           "2026-05-21"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(limit) if limit else None)
+
+
+def test_a_failed_plot_leaves_no_folder_it_made_and_no_partial_png(store_path: Path,
+                                                                   tmp_path: Path) -> None:
+    r = _plot(store_path, tmp_path / "a" / "b" / "plots", limit=20_000)  # PNGs are larger
+    assert r.returncode == 1 and r.stdout == ""
+    assert list(tmp_path.rglob("*")) == []  # a/, a/b/, a/b/plots/ made by the run: gone
+    assert r.stderr.startswith("error: cannot write the plots to ") and \
+        r.stderr.count("\n") == 1 and "File too large" in r.stderr, r.stderr
+    # into a folder holding an earlier run's PNGs: those stay whole, no part file is left
+    kept = tmp_path / "kept"
+    assert _plot(store_path, kept).returncode == 0
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
+    assert len(before) == 8
+    r = _plot(store_path, kept, limit=20_000)
+    assert r.returncode == 1, r.stderr
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == before
+    # a path under a file fails before anything is made
+    (tmp_path / "file").write_text("x")
+    r = _plot(store_path, tmp_path / "file" / "plots")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "Not a directory" in r.stderr or "File exists" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "kept"]
 
 
 def _png_size(p: Path) -> tuple[int, int]:
