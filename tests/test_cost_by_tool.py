@@ -235,28 +235,16 @@ def test_clickhouse_attributes_the_same(store_path: Path, tmp_path: Path) -> Non
 
 @pytest.mark.browser
 def test_the_costs_page_draws_the_tool_table_in_chromium(store_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from tests.test_web_browser import browser_page
 
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
-
-    errors: list[str] = []
-    with serve_app(str(store_path)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + f"/costs?from=2026-02-10&to=2026-02-11&session={HEAVY}")
-            page.wait_for_selector("#by-requested-tool")
-            heads = page.locator("#by-requested-tool th").all_inner_texts()
-            assert heads == ["Tool", "Cost (attributed)", "Model calls", "Times asked"]
-            first = page.locator("#by-requested-tool tbody tr").first.locator("td")
-            assert first.all_inner_texts() == ["Bash", "$0.10", "2", "2"]
-            assert first.first.locator("a").get_attribute("href").startswith(
-                "/breakdown/tool?")
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(store_path)) as (url, page):
+        page.goto(url + f"/costs?from=2026-02-10&to=2026-02-11&session={HEAVY}")
+        page.wait_for_selector("#by-requested-tool")
+        heads = page.locator("#by-requested-tool th").all_inner_texts()
+        assert heads == ["Tool", "Cost (attributed)", "Model calls", "Times asked"]
+        first = page.locator("#by-requested-tool tbody tr").first.locator("td")
+        assert first.all_inner_texts() == ["Bash", "$0.10", "2", "2"]
+        assert first.first.locator("a").get_attribute("href").startswith("/breakdown/tool?")
 
 
 def test_a_store_not_yet_migrated_shows_its_calls_unlinked(tmp_path: Path) -> None:

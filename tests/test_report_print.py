@@ -93,34 +93,23 @@ def test_an_overview_dict_keeps_its_kpi_labels(store_path: Path) -> None:
 @pytest.mark.browser
 def test_report_and_dashboard_print_alike_in_chromium(store_path: Path,
                                                      report_file: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+    from tests.test_web_browser import browser_page
 
     props = ("background-color", "border-top-color", "border-radius", "padding-left",
              "font-size", "font-family")
     script = """([sel, props]) => { const s = getComputedStyle(document.querySelector(sel));
                  return props.map(p => s.getPropertyValue(p)); }"""
-    errors: list[str] = []
-    with serve_app(str(store_path)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.emulate_media(media="print")
-            page.goto(url + "/costs?from=2026-02-10&to=2026-02-13")
-            page.wait_for_selector("#by-model")
-            assert not page.locator("header nav").is_visible()  # the print layout
-            assert not page.locator(".downloads").first.is_visible()
-            dash = {sel: page.evaluate(script, [sel, props])
-                    for sel in (".card", ".card .v", "th", "h2", "body")}
-            page.goto(report_file.as_uri())
-            rep = {sel: page.evaluate(script, [sel, props])
-                   for sel in (".card", ".card .v", "th", "h2", "body")}
-            assert rep == dash
-            assert page.locator(".card").count() > 20
-            assert page.locator("svg.chart").count() == 4
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(store_path)) as (url, page):
+        page.emulate_media(media="print")
+        page.goto(url + "/costs?from=2026-02-10&to=2026-02-13")
+        page.wait_for_selector("#by-model")
+        assert not page.locator("header nav").is_visible()  # the print layout
+        assert not page.locator(".downloads").first.is_visible()
+        dash = {sel: page.evaluate(script, [sel, props])
+                for sel in (".card", ".card .v", "th", "h2", "body")}
+        page.goto(report_file.as_uri())
+        rep = {sel: page.evaluate(script, [sel, props])
+               for sel in (".card", ".card .v", "th", "h2", "body")}
+        assert rep == dash
+        assert page.locator(".card").count() > 20
+        assert page.locator("svg.chart").count() == 4

@@ -127,42 +127,32 @@ def _big_session(path: Path, n: int = 5000) -> Path:
 def test_session_page_draws_the_timeline_in_chromium(tmp_path: Path) -> None:
     """The constructed session and a 5,000-event one render as timelines; the raw events
     stay one click away; no console errors."""
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+    from tests.test_web_browser import browser_page, serve_app
 
     make_session(tmp_path / "store.duckdb")
     _big_session(tmp_path / "big.duckdb")
-    from playwright.sync_api import sync_playwright
-
-    with serve_app(str(tmp_path / "store.duckdb")) as url, \
-            serve_app(str(tmp_path / "big.duckdb")) as big_url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        errors: list[str] = []
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/session/s-1")
-            page.wait_for_selector("svg.timeline")
-            assert page.eval_on_selector_all("svg.timeline text.lane-label",
-                                             "ts => ts.map(t => t.dataset.lane)") == [
-                "main", "sub-a"]
-            assert page.locator("svg.timeline rect.bar.llm").count() == 3
-            assert page.locator("svg.timeline rect.bar.tool.failed").count() == 1
-            assert page.locator("svg.timeline rect.bar.tool.ok").count() == 2
-            assert page.locator("svg.timeline path.mark.error").count() == 1
-            tip = page.locator("svg.timeline rect.bar.llm title").first.text_content()
-            assert tip == ("claude-x \u00b7 in 10, out 20, cache read 300, cache write 40 "
-                           "\u00b7 $0.25 \u00b7 1.5 s")
-            assert not page.locator("#raw-events table").is_visible()
-            page.click("#raw-events summary")
-            assert page.locator("#raw-events table").is_visible()
-            assert page.get_attribute("#raw-events table", "data-rows") == "12"
-            page.goto(big_url + "/session/big")
-            page.wait_for_selector("svg.timeline")
-            assert page.get_attribute("svg.timeline", "data-items") == str(1250 * 3)
-        finally:
-            browser.close()
-    assert errors == []
+    with serve_app(str(tmp_path / "big.duckdb")) as big_url, \
+            browser_page(str(tmp_path / "store.duckdb"),
+                         viewport={"width": 1300, "height": 900}) as (url, page):
+        page.goto(url + "/session/s-1")
+        page.wait_for_selector("svg.timeline")
+        assert page.eval_on_selector_all("svg.timeline text.lane-label",
+                                         "ts => ts.map(t => t.dataset.lane)") == [
+            "main", "sub-a"]
+        assert page.locator("svg.timeline rect.bar.llm").count() == 3
+        assert page.locator("svg.timeline rect.bar.tool.failed").count() == 1
+        assert page.locator("svg.timeline rect.bar.tool.ok").count() == 2
+        assert page.locator("svg.timeline path.mark.error").count() == 1
+        tip = page.locator("svg.timeline rect.bar.llm title").first.text_content()
+        assert tip == ("claude-x \u00b7 in 10, out 20, cache read 300, cache write 40 "
+                       "\u00b7 $0.25 \u00b7 1.5 s")
+        assert not page.locator("#raw-events table").is_visible()
+        page.click("#raw-events summary")
+        assert page.locator("#raw-events table").is_visible()
+        assert page.get_attribute("#raw-events table", "data-rows") == "12"
+        page.goto(big_url + "/session/big")
+        page.wait_for_selector("svg.timeline")
+        assert page.get_attribute("svg.timeline", "data-items") == str(1250 * 3)
 
 
 @pytest.mark.browser
@@ -170,11 +160,9 @@ def test_real_claude_code_sessions_as_timelines(tmp_path: Path) -> None:
     """The real Claude Code samples (../shared/data/realworld/claude-code) ingested where
     Claude Code keeps them: the main transcript's 4 responses and 6 tool runs, and the
     subagent file's 3 responses in its own lane, drawn in Chromium."""
-    from playwright.sync_api import sync_playwright
-
     from agentkpi.ingestion import ingest
     from tests.test_claude_code import MAIN_SESSION, SUB_SESSION, _tree
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+    from tests.test_web_browser import browser_page
 
     with DuckDBStore(tmp_path / "s.duckdb") as st:
         ingest(str(_tree(tmp_path)), st, workers=1, machine="laptop")
@@ -185,27 +173,19 @@ def test_real_claude_code_sessions_as_timelines(tmp_path: Path) -> None:
     assert [ln["id"] for ln in main_tl["lanes"]] == ["main"]
     assert [it["kind"] for it in sub_tl["items"]].count("llm") == 3
     assert len(sub_tl["lanes"]) == 1 and sub_tl["lanes"][0]["id"] != "main"
-    errors: list[str] = []
-    with serve_app(str(tmp_path / "s.duckdb")) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{url}/session/{MAIN_SESSION}")
-            page.wait_for_selector("svg.timeline")
-            assert page.locator("svg.timeline rect.bar.llm").count() == 4
-            assert page.locator("svg.timeline rect.bar.tool").count() == 6
-            tips = page.eval_on_selector_all("svg.timeline rect.bar.llm title",
-                                             "ts => ts.map(t => t.textContent)")
-            assert all(t.startswith("claude-opus-4-6 \u00b7 in ") for t in tips), tips
-            # the streamed response drawn once, with its final (largest) usage: 47 in, 173
-            # out, 26,504 read, 1,115 written
-            assert sum("in 47, out 173, cache read 27k, cache write 1.1k" in t
-                       for t in tips) == 1, tips
-            page.goto(f"{url}/session/{SUB_SESSION}")
-            page.wait_for_selector("svg.timeline")
-            assert page.locator("svg.timeline rect.bar.llm").count() == 3
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(tmp_path / "s.duckdb"),
+                      viewport={"width": 1300, "height": 900}) as (url, page):
+        page.goto(f"{url}/session/{MAIN_SESSION}")
+        page.wait_for_selector("svg.timeline")
+        assert page.locator("svg.timeline rect.bar.llm").count() == 4
+        assert page.locator("svg.timeline rect.bar.tool").count() == 6
+        tips = page.eval_on_selector_all("svg.timeline rect.bar.llm title",
+                                         "ts => ts.map(t => t.textContent)")
+        assert all(t.startswith("claude-opus-4-6 \u00b7 in ") for t in tips), tips
+        # the streamed response drawn once, with its final (largest) usage: 47 in, 173
+        # out, 26,504 read, 1,115 written
+        assert sum("in 47, out 173, cache read 27k, cache write 1.1k" in t
+                   for t in tips) == 1, tips
+        page.goto(f"{url}/session/{SUB_SESSION}")
+        page.wait_for_selector("svg.timeline")
+        assert page.locator("svg.timeline rect.bar.llm").count() == 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -84,25 +83,15 @@ def test_no_rules_file_says_how_to_add_one(tmp_path: Path) -> None:
 
 @pytest.mark.browser
 def test_alerts_page_in_chromium(store_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from tests.test_web_browser import browser_page
 
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
-
-    errors: list[Any] = []
-    with serve_app(str(store_path)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/alerts")
-            page.wait_for_selector("#alert-rules")
-            assert page.locator("#alert-rules tr.firing").count() == 1
-            assert page.locator("#alert-rules tr[data-state=firing] td").first.inner_text() == (
-                "silence")
-            assert page.locator("#notifications tbody tr").count() == 2
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(store_path)) as (url, page):
+        page.goto(url + "/alerts")
+        page.wait_for_selector("#alert-rules")
+        assert page.locator("#alert-rules tr.firing").count() == 1
+        assert page.locator("#alert-rules tr[data-state=firing] td").first.inner_text() == (
+            "silence")
+        assert page.locator("#notifications tbody tr").count() == 2
 
 
 @pytest.mark.browser
@@ -110,11 +99,9 @@ def test_alert_rules_show_labels_and_units(tmp_path: Path) -> None:
     """Rules are evaluated now, so this store holds the last day's demo data."""
     from datetime import timedelta
 
-    from playwright.sync_api import sync_playwright
-
     from agentkpi.generate import generate_sessions
     from agentkpi.kpis.display import format_value
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
+    from tests.test_web_browser import browser_page
 
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     generate_sessions(tmp_path / "demo", 150, now - timedelta(hours=40), hours=36, seed=4,
@@ -124,23 +111,15 @@ def test_alert_rules_show_labels_and_units(tmp_path: Path) -> None:
     (tmp_path / "alerts.toml").write_text(
         '[notify]\nstdout = false\n\n[[rule]]\nname = "tools"\nmetric = "tool_success_rate"\n'
         'op = "<"\nthreshold = 0.99\nby = "tool"\ngrain = "day"\nseverity = "critical"\n')
-    errors: list[str] = []
-    with serve_app(str(store)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/alerts")
-            page.wait_for_selector("#alert-rules tbody tr")
-            d = page.evaluate("fetch('/api/alerts').then(r => r.json())")
-            bash = next(r for r in d["rules"] if r["group"] == "bash")
-            row = page.locator("#alert-rules tbody tr", has_text="bash").first.locator("td")
-            cells = row.all_inner_texts()
-            assert cells[3] == "Tool success rate"  # the label; the name on hover
-            assert row.nth(3).get_attribute("title") == "tool_success_rate"
-            assert cells[4] == "< 99% for 1 day"
-            assert cells[5] == format_value(bash["value"], "ratio")  # e.g. 80%
-            assert "T" not in cells[7]  # 2026-05-20 00:00, not ISO
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(store)) as (url, page):
+        page.goto(url + "/alerts")
+        page.wait_for_selector("#alert-rules tbody tr")
+        d = page.evaluate("fetch('/api/alerts').then(r => r.json())")
+        bash = next(r for r in d["rules"] if r["group"] == "bash")
+        row = page.locator("#alert-rules tbody tr", has_text="bash").first.locator("td")
+        cells = row.all_inner_texts()
+        assert cells[3] == "Tool success rate"  # the label; the name on hover
+        assert row.nth(3).get_attribute("title") == "tool_success_rate"
+        assert cells[4] == "< 99% for 1 day"
+        assert cells[5] == format_value(bash["value"], "ratio")  # e.g. 80%
+        assert "T" not in cells[7]  # 2026-05-20 00:00, not ISO

@@ -52,6 +52,33 @@ def serve_app(store: str, poll: float = 1) -> Iterator[str]:
         t.join(5)
 
 
+def collect_errors(pg: Any) -> list[str]:
+    """The page's console errors and uncaught exceptions, gathered as they happen."""
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+@contextlib.contextmanager
+def browser_page(store: str, poll: float = 1, **context: Any) -> Iterator[tuple[str, Any]]:
+    """``(url, page)``: :func:`serve_app` over ``store`` and a page of a fresh headless
+    Chromium (``context``: options of its browser context). On a clean exit, the page
+    must have logged no console error and thrown no uncaught exception."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is absent: apt-get install -y chromium"
+    with serve_app(store, poll) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_context(**context).new_page()
+            errors = collect_errors(page)
+            yield url, page
+        finally:
+            browser.close()
+    assert errors == [], errors
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = make_store(tmp_path_factory.mktemp("browser"))
@@ -74,11 +101,9 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1300, "height": 900})
     pg = ctx.new_page()
-    pg.errors = []  # type: ignore[attr-defined]
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    errors = collect_errors(pg)
     yield pg
-    assert pg.errors == [], pg.errors
+    assert errors == [], errors
     ctx.close()
 
 
@@ -210,3 +235,4 @@ def test_cards_tables_and_axes_speak_labels_and_units(server: str, page: Any) ->
     _loaded(page)
     th = page.locator("th[data-col=cost_usd]")
     assert th.inner_text().strip() == "Cost" and th.get_attribute("title").startswith("cost_usd")
+

@@ -103,33 +103,22 @@ def test_every_table_downloads_as_csv_and_xlsx(client: TestClient, tmp_path: Pat
 
 @pytest.mark.browser
 def test_costs_and_sources_pages_render_in_chromium(store_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from tests.test_web_browser import browser_page
 
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
-
-    errors: list[str] = []
-    with serve_app(str(store_path)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_context(accept_downloads=True).new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/costs?from=2026-02-20&to=2026-02-27")
-            page.wait_for_selector("#by-model")
-            assert page.locator("#by-model th[data-col=cost_usd]").inner_text() == "Cost"
-            assert page.locator("#by-model tbody td").first.inner_text() == "gpt-5.3-codex"
-            assert page.locator("path.series[data-series='gpt-5.3-codex']").count() == 1
-            assert page.locator(".card[data-kpi=cost_usd] .v").inner_text().startswith("$")
-            with page.expect_download() as dl:
-                page.click(".downloads[data-table=by_model] a[data-format=csv]")
-            assert dl.value.suggested_filename == "agentkpi-costs-by_model.csv"
-            header = next(csv.reader(io.StringIO(Path(dl.value.path()).read_text())))
-            assert header[:2] == ["model", "cost_usd"]
-            page.goto(url + "/sources")
-            page.wait_for_selector("#audit")
-            assert page.locator("#audit tbody tr").count() == 1
-            assert page.locator("#audit th[data-col=counters_ignored]").inner_text() == (
-                "Counters ignored")
-        finally:
-            browser.close()
-    assert errors == []
+    with browser_page(str(store_path), accept_downloads=True) as (url, page):
+        page.goto(url + "/costs?from=2026-02-20&to=2026-02-27")
+        page.wait_for_selector("#by-model")
+        assert page.locator("#by-model th[data-col=cost_usd]").inner_text() == "Cost"
+        assert page.locator("#by-model tbody td").first.inner_text() == "gpt-5.3-codex"
+        assert page.locator("path.series[data-series='gpt-5.3-codex']").count() == 1
+        assert page.locator(".card[data-kpi=cost_usd] .v").inner_text().startswith("$")
+        with page.expect_download() as dl:
+            page.click(".downloads[data-table=by_model] a[data-format=csv]")
+        assert dl.value.suggested_filename == "agentkpi-costs-by_model.csv"
+        header = next(csv.reader(io.StringIO(Path(dl.value.path()).read_text())))
+        assert header[:2] == ["model", "cost_usd"]
+        page.goto(url + "/sources")
+        page.wait_for_selector("#audit")
+        assert page.locator("#audit tbody tr").count() == 1
+        assert page.locator("#audit th[data-col=counters_ignored]").inner_text() == (
+            "Counters ignored")

@@ -55,27 +55,16 @@ def test_the_demo_data_links_calls_to_tools(store_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def page_at(store_path: Path) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+    from tests.test_web_browser import browser_page
 
-    from tests.test_web_browser import ARGS, CHROMIUM, serve_app
-
-    errors: list[str] = []
-    with serve_app(str(store_path), poll=30) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
+    with browser_page(str(store_path), poll=30,
+                      viewport={"width": 1300, "height": 900}) as (url, page):
         def goto(path: str, ready: str) -> object:
             page.goto(url + path)
             page.wait_for_selector(ready)
             return page
 
-        try:
-            yield goto
-        finally:
-            browser.close()
-    assert errors == []
+        yield goto
 
 
 @pytest.mark.browser
