@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -106,6 +108,16 @@ def cli_ingest(source: Path | str, *args: str) -> None:
     """``agentkpi ingest --source SOURCE ARGS -q`` as a real process (fails the test on error)."""
     subprocess.run([sys.executable, "-m", "agentkpi", "ingest", "--source", str(source), *args,
                     "-q"], check=True, capture_output=True, text=True)
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for a child process whose files cannot grow past ``limit`` bytes:
+    its writes fail with EFBIG, as on a full disk (the kernel's limit, not a mock; SIGXFSZ
+    ignored, so the write fails instead of the signal killing the process)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
 
 
 def ev(ts: str, event_type: str, **data: Any) -> dict[str, Any]:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from agentkpi.ingestion import ingest
 from agentkpi.rollups import rollup
 from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
-from .conftest import ev, write_session
+from .conftest import ev, file_size_limit, write_session
 
 H = "2026-05-20T14"
 
@@ -434,13 +431,6 @@ def test_a_bad_ingest_memory_setting_says_what_to_write(dataset: Path, tmp_path:
         assert ingest(str(dataset), st, workers=1).files_read > 0
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    def apply() -> None:  # in the child: writes past ``limit`` bytes fail (EFBIG)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
         tmp_path: Path) -> None:
     """A store write that fails at COMMIT (here: the WAL may not grow past 50 kB, as on
@@ -455,7 +445,7 @@ def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
     subprocess.run(cmd, check=True, capture_output=True)
     added = append_hour(src, datetime(2026, 5, 20, 3, tzinfo=UTC), 50, seed=2)
     failed = subprocess.run(cmd, capture_output=True, text=True,
-                            preexec_fn=_file_size_limit(50_000))
+                            preexec_fn=file_size_limit(50_000))
     assert failed.returncode == 1
     assert failed.stderr.startswith(f"error: writing to store {store} failed")
     assert "File too large" in failed.stderr and "bug" not in failed.stderr

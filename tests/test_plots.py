@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-import resource
-import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from agentkpi.store import DuckDBStore
 from agentkpi.times import parse_time
 from tests.test_web_api import dataset_dir, make_store
 
+from .conftest import file_size_limit
 from .reference_seed import hourly_row, read_rows
 
 
@@ -33,21 +31,11 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_store(tmp_path_factory.mktemp("plots"))
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    """A child process whose files cannot grow past ``limit`` bytes: its writes fail with
-    EFBIG, as on a full disk (the kernel's limit, not a mock; SIGXFSZ ignored, so the
-    write fails instead of the signal killing the process)."""
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 def _plot(store: Path, out: Path, limit: int | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agentkpi", "plot", "--out", str(out),
                            "--store", str(store), "--from", "2026-05-20", "--to",
                            "2026-05-21"], capture_output=True, text=True, timeout=300,
-                          preexec_fn=_file_size_limit(limit) if limit else None)
+                          preexec_fn=file_size_limit(limit) if limit else None)
 
 
 def test_a_failed_plot_leaves_no_folder_it_made_and_no_partial_png(store_path: Path,

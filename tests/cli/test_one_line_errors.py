@@ -11,8 +11,6 @@ not be masked by a DuckDB error).
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from agentkpi.ingestion import ingest
 from agentkpi.store import DuckDBStore
-from tests.conftest import ev, write_session
+from tests.conftest import ev, file_size_limit, write_session
 
 REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens, connection refused
 
@@ -48,9 +46,7 @@ def _read_only_dir(tmp: Path) -> str:
     return str(ro / "out")
 
 
-def _full_disk() -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+_full_disk = file_size_limit(4096)
 
 
 # (name, argv with {store}/{tmp}/{file}/{ro} placeholders, extra env, words the line must hold)
