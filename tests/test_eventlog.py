@@ -30,13 +30,21 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
 
+#: A clock for tests that count segments: the wall clock's UTC midnight would add one.
+NOON = datetime(2026, 5, 20, 12, tzinfo=UTC)
+
+
+def _noon() -> datetime:
+    return NOON
+
+
 def _fill(rec: Recorder, n: int, session: str = "s") -> None:
     for i in range(n):
         rec.record("metric", session_id=session, name="n", value=i, pad="p" * 60)
 
 
 def test_segment_names_carry_time_pid_and_counter(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path)
+    rec = Recorder(tmp_path, clock=_noon)
     _fill(rec, 10)
     rec.close()
     names = os.listdir(tmp_path)
@@ -196,7 +204,7 @@ def test_apply_retention_never_deletes_the_live_segment(tmp_path: Path) -> None:
 
 
 def test_compressed_twin_wins_after_a_crash_between_rename_and_delete(tmp_path: Path) -> None:
-    rec = Recorder(tmp_path, compression=None)
+    rec = Recorder(tmp_path, compression=None, clock=_noon)
     _fill(rec, 100)
     rec.close()
     (seg,) = list_segments(tmp_path)
@@ -217,8 +225,9 @@ def test_durability_always_writes_each_event(tmp_path: Path) -> None:
 
 def test_writer_restores_the_last_whole_line_after_a_failed_write(tmp_path: Path) -> None:
     w = EventLogWriter(tmp_path, compression=None)
-    day = int(time.time()) // 86400
-    line = w.format(time.time(), "s", "metric", {"v": 1}, None)
+    now = time.time()  # one instant: the line's day is the day it is written under
+    day = int(now) // 86400
+    line = w.format(now, "s", "metric", {"v": 1}, None)
     w.write(day, line)
     path = w.current_path
     assert path is not None
@@ -266,7 +275,7 @@ def test_four_processes_share_one_directory_without_interleaving(tmp_path: Path)
 
 def test_a_second_recorder_in_the_same_directory_appends_new_segments(tmp_path: Path) -> None:
     for _ in range(2):
-        rec = Recorder(tmp_path)
+        rec = Recorder(tmp_path, clock=_noon)
         _fill(rec, 10)
         rec.close()
     assert len(list_segments(tmp_path)) == 2

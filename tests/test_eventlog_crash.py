@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import os, sys, agentkpi
 print(os.getpid(), flush=True)
+# one UTC day (2026-05-20 12:00): a wall-clock midnight would start one more segment
 r = agentkpi.Recorder(sys.argv[1], durability=sys.argv[2], max_segment_bytes=int(sys.argv[3]),
-                      on_full='block')
+                      on_full='block', clock=lambda: 1779278400.0)
 i = 0
 while True:
     for _ in range(250):

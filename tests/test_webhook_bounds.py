@@ -7,6 +7,7 @@ asserted: a webhook call that is not bounded never returns and the test times ou
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -106,17 +107,47 @@ def test_webhook_call_is_bounded_and_names_no_secret(server: str,
         assert "no complete answer within" in text
 
 
-def _alerting_store(tmp_path: Path, url: str) -> Path:
-    """Spend in the last completed hour (what the alert check after a rollup looks at)."""
+def _alerting_store(tmp_path: Path, url: str, now: datetime | None = None) -> Path:
+    """Spend in the last completed hour (what the alert check after a rollup looks at).
+
+    The check reads the wall clock when it runs, which may be an hour later than this
+    set-up if the test crosses an hour boundary: so the current hour has spend too (at its
+    first second, never in the future), and whichever of the two hours is the last
+    completed one when the check runs, the rule fires (within the tests' timeouts).
+    """
     data = tmp_path / "data"
-    hour = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
-    write_session(data, "s1", f"{hour}:00:00Z", [
-        ev(f"{hour}:01:00Z", "llm_call", model="m", cost_usd=50.0)])
+    now = now or datetime.now(UTC)
+    for i, at in enumerate((now - timedelta(hours=1), now)):
+        hour = at.strftime("%Y-%m-%dT%H")
+        write_session(data, f"s{i}", f"{hour}:00:00Z", [
+            ev(f"{hour}:00:00Z", "llm_call", model="m", cost_usd=50.0)])
     (tmp_path / "alerts.toml").write_text(
         f'[notify]\nstdout = false\nwebhook = "{url}"\nwebhook_timeout = 1.0\n'
         'webhook_deadline = 3.0\n\n[[rule]]\nname = "spend"\nmetric = "cost_usd"\n'
         'op = ">"\nthreshold = 1.0\ngrain = "hour"\n')
     return data
+
+
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(milliseconds=100),
+                                   timedelta(minutes=30), timedelta(hours=1)])
+def test_the_alerting_data_fires_whichever_hour_the_check_runs_in(tmp_path: Path,
+                                                                  later: timedelta) -> None:
+    """The set-up above at 10:59:59.9; the check at any time up to an hour later (the test
+    crossed an hour boundary): the spend rule fires (it did not once the hour turned)."""
+    setup = datetime(2026, 5, 20, 10, 59, 59, 900000, tzinfo=UTC)
+    data = _alerting_store(tmp_path, "http://127.0.0.1:9/unused", now=setup)
+    store = tmp_path / "agentkpi.duckdb"
+    runner = CliRunner()
+    r = runner.invoke(main, ["ingest", "-q", "--source", str(data), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    at = setup + later
+    r = runner.invoke(main, ["alerts", "check", "--dry-run", "--format", "json", "--store",
+                             str(store), "--now", at.isoformat()],
+                      env={"AGENTKPI_ALERT_RULES": ""})
+    assert r.exit_code == 0, r.output
+    (firing,) = json.loads(r.output)["firing"]
+    last = (at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00")
+    assert (firing["rule"], firing["buckets"], firing["value"]) == ("spend", [last], 50.0)
 
 
 @pytest.mark.timeout(180)
