@@ -576,11 +576,15 @@ class Monitor:
     def visualize_metrics(self, save_dir: str | Path | None = None,
                           figsize: tuple[float, float] = (12, 6),
                           return_figures: bool = False) -> dict[str, Any] | None:
-        """The seed's seven charts as PNG files in ``save_dir`` (default ``<log_dir>/plots``)."""
-        from agentkpi.plots import metric_figures
+        """The seed's seven charts as PNG files in ``save_dir`` (default ``<log_dir>/plots``).
+
+        All or nothing, as ``agentkpi plot``: a failed write (full disk, no permission)
+        raises :class:`~agentkpi.errors.OutputError` naming ``save_dir`` and leaves no
+        partial PNG and none of the folders it created; earlier PNGs stay as they were.
+        """
+        from agentkpi.plots import all_or_nothing, metric_figures
 
         save_dir = Path(save_dir) if save_dir is not None else self.log_dir / "plots"
-        save_dir.mkdir(parents=True, exist_ok=True)
         data = self._snapshot(None)
         if not any(data.values()):
             warnings.warn("No metrics data available for visualization", UserWarning,
@@ -588,8 +592,9 @@ class Monitor:
             return {} if return_figures else None
         figures = metric_figures({name: self._points(entries) for name, entries in data.items()},
                                  figsize)
-        for name, fig in figures.items():
-            fig.savefig(save_dir / f"{name}.png")
+        with all_or_nothing(save_dir, hint="choose another save_dir") as save:
+            for name, fig in figures.items():
+                save(fig, save_dir / f"{name}.png")
         return figures if return_figures else None
 
     def _points(self, entries: list[dict[str, Any]]) -> list[tuple[datetime, float]]:

@@ -95,14 +95,19 @@ def write_plots(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     from matplotlib.figure import Figure  # OO API: no pyplot state, no backend switch
 
     out = Path(out_dir)
-    with _all_or_nothing(out) as save:
+    with all_or_nothing(out) as save:
         return _draw_all(report, out, Figure, save)
 
 
 @contextmanager
-def _all_or_nothing(out: Path) -> Iterator[Callable[[Any, Path], None]]:
-    """``save(fig, path)`` writes ``path.part``; on success every part is renamed to its
-    path, on failure the parts and the folders made for ``out`` are removed."""
+def all_or_nothing(out: Path, hint: str = "choose another --out"
+                   ) -> Iterator[Callable[[Any, Path], None]]:
+    """Save figures into the folder ``out``, all or nothing (``agentkpi plot``, ``Monitor``).
+
+    ``save(fig, path)`` writes ``path.part``; on success every part is renamed to its
+    path, on failure the parts and the folders made for ``out`` are removed and an
+    ``OSError`` becomes one :class:`~agentkpi.errors.OutputError` naming ``out`` (``hint``
+    says what to change)."""
     made: list[Path] = []  # the folders this run creates, outermost first
     d = out.absolute()
     while not d.exists() and d != d.parent:
@@ -129,7 +134,7 @@ def _all_or_nothing(out: Path) -> Iterator[Callable[[Any, Path], None]]:
                 folder.rmdir()
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write the plots to {out}: {os_reason(exc)}; free "
-                              "some space or choose another --out") from None
+                              f"some space or {hint}") from None
         raise
 
 

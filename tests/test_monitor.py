@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -19,6 +22,8 @@ from agentkpi.monitor import Alert, Monitor, TokenUsageReport, percentile
 from agentkpi.quality import Quality
 from agentkpi.sdk.eventlog import read_events
 from agentkpi.sources import seed002
+
+from .conftest import file_size_limit
 
 pytestmark = pytest.mark.usefixtures("raise_errors")  # tests/conftest.py
 
@@ -241,6 +246,58 @@ def test_seven_plots_are_written_as_png(mon: Any, tmp_path: Path) -> None:
     assert fig.axes[0].get_title() == "generation_time Over Time"
     with pytest.raises(ValueError, match="not found"):
         mon.plot_metric("nope")
+
+
+PLOTTING = r"""
+import sys
+from agentkpi.errors import OutputError
+from agentkpi.monitor import Monitor
+
+m = Monitor(sys.argv[1], metrics_interval=3600)
+try:
+    for i in range(20):
+        m.track_evaluation(0.5 + i % 4, True, "judge", {"coherence": 0.8 - i / 100, "facts": 0.6})
+    print(sorted(m.visualize_metrics(sys.argv[2], return_figures=True)))
+except OutputError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+finally:
+    m.shutdown()
+"""
+
+
+def _visualize(log_dir: Path, save_dir: Path, limit: int | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    """A real process: a Monitor with 20 evaluations draws two charts into ``save_dir``
+    (evaluation_time ~17 KB, then evaluation_scores ~40 KB), its files limited to
+    ``limit`` bytes (EFBIG as on a full disk)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", PLOTTING, str(log_dir), str(save_dir)],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          preexec_fn=file_size_limit(limit) if limit else None)
+
+
+def test_a_failed_visualize_leaves_no_partial_png_and_no_folder_it_made(tmp_path: Path
+                                                                         ) -> None:
+    """The second chart cannot be written: the first (complete) is not kept either, the
+    folders made for save_dir are gone, the error names save_dir; an earlier run's PNGs
+    stay whole (before: a truncated evaluation_scores.png next to evaluation_time.png)."""
+    save_dir = tmp_path / "a" / "b" / "plots"
+    r = _visualize(tmp_path / "log", save_dir, limit=30_000)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.startswith(f"cannot write the plots to {save_dir}: File too large"), \
+        r.stderr
+    assert r.stderr.count("\n") == 1 and "choose another save_dir" in r.stderr
+    assert not (tmp_path / "a").exists()
+    kept = tmp_path / "kept"
+    r = _visualize(tmp_path / "log2", kept)
+    assert r.returncode == 0 and "'evaluation_scores', 'evaluation_time'" in r.stdout, r.stderr
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
+    assert sorted(before) == ["evaluation_scores.png", "evaluation_time.png"]
+    assert all(len(b) > 10_000 and b[:8] == b"\x89PNG\r\n\x1a\n" for b in before.values())
+    r = _visualize(tmp_path / "log3", kept, limit=30_000)
+    assert r.returncode == 3, r.stderr
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == before
 
 
 def test_metrics_file_and_event_log_reach_the_store_formats(tmp_path: Path) -> None:
