@@ -189,3 +189,101 @@ def test_real_claude_code_sessions_as_timelines(tmp_path: Path) -> None:
         page.goto(f"{url}/session/{SUB_SESSION}")
         page.wait_for_selector("svg.timeline")
         assert page.locator("svg.timeline rect.bar.llm").count() == 3
+
+
+def _parallel_session(path: Path) -> Path:
+    """Two Task calls at once, each starting a subagent that runs three tools at once; the
+    main agent also runs two tools at once and two model calls overlap (latency)."""
+    b = CanonicalBatch()
+    b.add_session(session_id="par", start_ts=T0, source="test", source_path="constructed")
+    ev: list[dict[str, Any]] = [
+        dict(ts=_at(2), event_type="llm_call", model="m", latency_ms=2000.0),
+        dict(ts=_at(3), event_type="llm_call", model="m", latency_ms=2500.0),
+        dict(ts=_at(4), event_type="tool_call", tool="Task", tool_call_id="task-a"),
+        dict(ts=_at(4), event_type="tool_call", tool="Task", tool_call_id="task-b"),
+        dict(ts=_at(5), event_type="tool_call", tool="Grep", tool_call_id="g"),
+        dict(ts=_at(5), event_type="tool_call", tool="Glob", tool_call_id="h"),
+        dict(ts=_at(9), event_type="tool_output", tool="Grep", tool_call_id="g", success=True),
+        dict(ts=_at(9), event_type="tool_output", tool="Glob", tool_call_id="h", success=False),
+    ]
+    for agent in ("sub-a", "sub-b"):
+        ids = [f"{agent}-{k}" for k in range(3)]
+        ev += [dict(ts=_at(6), event_type="llm_call", model="m", agent=agent,
+                    parent_id=f"task-{agent[-1]}", latency_ms=1000.0)]
+        ev += [dict(ts=_at(7), event_type="tool_call", tool="Read", tool_call_id=i, agent=agent,
+                    parent_id=f"task-{agent[-1]}") for i in ids]
+        ev += [dict(ts=_at(12 + k), event_type="tool_output", tool="Read", tool_call_id=i,
+                    success=True, agent=agent, parent_id=f"task-{agent[-1]}")
+               for k, i in enumerate(ids)]
+    ev += [dict(ts=_at(20), event_type="tool_output", tool="Task", tool_call_id=t, success=True)
+           for t in ("task-a", "task-b")]
+    ev += [dict(ts=_at(8), event_type="error", error_type="api_error")]
+    for i, e in enumerate(ev):
+        b.add_event(session_id="par", seq=i, file="constructed", **e)
+    with DuckDBStore(path) as st:
+        st.write_batch(b.session_table(), b.event_table(),
+                       [{"path": "constructed", "fingerprint": "1", "source": "test",
+                         "status": "ok", "reason": None, "n_sessions": 1,
+                         "n_events": len(ev)}], replace_sessions=True)
+    return path
+
+
+#: Each lane's band, each bar and mark of the drawn timeline, as the browser laid them out.
+BOXES = """() => {
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+  const q = s => [...document.querySelectorAll('svg.timeline ' + s)];
+  return {lanes: q('rect.lane').map(box), labels: q('text.lane-label').map(e => e.dataset.lane),
+          bars: q('rect.bar').map(e => ({...box(e), kind: e.dataset.kind,
+                                         tip: e.querySelector('title').textContent})),
+          marks: q('path.mark').map(box)};
+}"""
+
+
+def _apart(a: dict[str, float], b: dict[str, float], side: str) -> bool:
+    """Boxes ``a`` and ``b`` share at most half a pixel along ``side`` (y or x)."""
+    lo, hi = ("top", "bottom") if side == "y" else ("left", "right")
+    return min(a[hi], b[hi]) - max(a[lo], b[lo]) <= 0.5
+
+
+def _assert_no_overlap(drawn: dict[str, Any]) -> None:
+    """Lanes' bands are disjoint; every bar and mark lies inside one band (so no two lanes'
+    shapes overlap); no two bars cover the same pixels (a bar hidden under another)."""
+    bands = sorted(drawn["lanes"], key=lambda b: b["top"])
+    assert len(bands) == len(drawn["labels"])
+    for upper, lower in zip(bands, bands[1:], strict=False):
+        assert upper["bottom"] <= lower["top"] + 0.5, (upper, lower)
+    for shape in drawn["bars"] + drawn["marks"]:
+        mid = (shape["top"] + shape["bottom"]) / 2
+        (band,) = [b for b in bands if b["top"] <= mid < b["bottom"]]
+        assert band["top"] - 0.5 <= shape["top"] and shape["bottom"] <= band["bottom"] + 0.5, (
+            shape, band)
+    bars = drawn["bars"]
+    hidden = [(a["tip"], b["tip"]) for i, a in enumerate(bars) for b in bars[i + 1:]
+              if not _apart(a, b, "y") and not _apart(a, b, "x")]
+    assert hidden == [], hidden
+
+
+@pytest.mark.browser
+def test_no_two_bars_of_the_timeline_overlap_in_chromium(tmp_path: Path) -> None:
+    """Parallel tool runs and calls in flight together were drawn on top of each other
+    (the real Claude Code subagent's six reads at once were one green bar): each now has a
+    row in its lane's band, the bands never overlap, and each lane keeps its own band."""
+    from agentkpi.ingestion import ingest
+    from tests.test_claude_code import SUB_SESSION, _tree
+    from tests.test_web_browser import browser_page
+
+    _parallel_session(tmp_path / "par.duckdb")
+    with DuckDBStore(tmp_path / "cc.duckdb") as st:
+        ingest(str(_tree(tmp_path)), st, workers=1, machine="laptop")
+    for store, sid, lanes, n_bars in (("par.duckdb", "par", ["main", "sub-a", "sub-b"], 14),
+                                      ("cc.duckdb", SUB_SESSION, None, 15)):
+        with browser_page(str(tmp_path / store),
+                          viewport={"width": 1300, "height": 900}) as (url, page):
+            page.goto(f"{url}/session/{sid}")
+            page.wait_for_selector("svg.timeline")
+            drawn = page.evaluate(BOXES)
+        assert len(drawn["bars"]) == n_bars, drawn
+        if lanes:  # the constructed session: its three lanes and its error mark
+            assert drawn["labels"] == lanes and len(drawn["marks"]) == 1, drawn
+        _assert_no_overlap(drawn)

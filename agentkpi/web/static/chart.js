@@ -181,23 +181,57 @@
 
   // ---------------------------------------------------------------- session timeline
   // AKChart.timeline(container, tl): tl is the session API's "timeline" (agentkpi.views).
-  // One row per lane (main agent, subagents indented under the call that started them);
+  // One band per lane (main agent, subagents indented under the call that started them);
   // model calls and tool runs as bars, errors/feedback/undo/turns as marks, the
   // cumulative cost as a line above. Every shape carries a <title> read-out.
+  // Bars that would overlap (parallel tool runs, calls in flight together) go on rows of
+  // their own inside their lane's band, model calls above tool runs; the band grows with
+  // its rows (up to MAX_ROWS a kind: past that, a bar shares the row that frees first).
+  var MAX_ROWS = 8, LLM_ROW = 8, TOOL_ROW = 12, MIN_W = 2, GAP = 1;
   function fmtMs(ms) { return fmtDuration(ms / 1000); }
+  function packRows(bars) {
+    // bars: [{x0, x1}] of one kind in one lane; sets bar.row (greedy, in start order)
+    var ends = [];
+    bars.slice().sort(function (a, b) { return a.x0 - b.x0 || a.x1 - b.x1; }).forEach(function (b) {
+      var r = 0;
+      while (r < ends.length && ends[r] + GAP > b.x0) r++;
+      if (r >= MAX_ROWS) {  // full: the row that frees first
+        r = 0;
+        for (var k = 1; k < ends.length; k++) { if (ends[k] < ends[r]) r = k; }
+      }
+      ends[r] = Math.max(ends[r] || 0, b.x1);
+      b.row = r;
+    });
+    return Math.max(ends.length, 1);
+  }
   function timeline(container, tl) {
-    var lanes = tl.lanes, LH = 22, top = 70, left = 150, W = 1100, right = 16;
-    var H = top + lanes.length * LH + 30, pw = W - left - right;
+    var lanes = tl.lanes, top = 70, left = 150, W = 1100, right = 16, pw = W - left - right;
     var span = Math.max(tl.duration_ms, 1);
     var X = function (t) { return left + (t / span) * pw; };
+    var row = {}, bars = {};
+    lanes.forEach(function (ln, i) { row[ln.id] = i; bars[ln.id] = {llm: [], tool: []}; });
+    var shapes = tl.items.map(function (it) {
+      var ln = lanes[row[it.lane] || 0].id, x0 = X(it.start);
+      var s = {it: it, lane: ln, x0: x0, x1: Math.max(X(it.end), x0 + MIN_W)};
+      if (it.kind !== "mark") bars[ln][it.kind === "llm" ? "llm" : "tool"].push(s);
+      return s;
+    });
+    // each lane's band: [y, y + height), llm rows from y + 3, tool rows under them
+    var band = {}, y = top;
+    lanes.forEach(function (ln) {
+      var nl = packRows(bars[ln.id].llm), nt = packRows(bars[ln.id].tool);
+      var toolTop = 3 + nl * LLM_ROW - 2;
+      band[ln.id] = {y: y, h: toolTop + nt * TOOL_ROW + 1, toolTop: toolTop};
+      y += band[ln.id].h;
+    });
+    var H = y + 30;
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, "class": "timeline", role: "img",
                          "aria-label": "session timeline", "data-items": String(tl.items.length)});
-    var row = {};
     lanes.forEach(function (ln, i) {
-      row[ln.id] = i;
-      var y = top + i * LH;
-      el("rect", {x: 0, y: y, width: W, height: LH, "class": i % 2 ? "lane odd" : "lane"}, svg);
-      var t = el("text", {x: 6 + ln.depth * 12, y: y + 15, "class": "lane-label",
+      var b = band[ln.id];
+      el("rect", {x: 0, y: b.y, width: W, height: b.h, "class": i % 2 ? "lane odd" : "lane",
+                  "data-lane": ln.id}, svg);
+      var t = el("text", {x: 6 + ln.depth * 12, y: b.y + 15, "class": "lane-label",
                           "data-lane": ln.id}, svg);
       t.textContent = (ln.depth ? "\u21b3 " : "") + (ln.label.length > 18 ? ln.label.slice(0, 17) + "\u2026" : ln.label);
       el("title", {}, t).textContent = ln.label + (ln.parent_call ? " (started by " + ln.parent_call + ")" : "");
@@ -217,17 +251,20 @@
       el("text", {x: left - 6, y: top - 50, "text-anchor": "end", "class": "tick"}, svg).textContent = fmtUsd(maxc);
       el("text", {x: left - 6, y: top - 8, "text-anchor": "end", "class": "tick"}, svg).textContent = "cumulative cost";
     }
-    tl.items.forEach(function (it) {
-      var y = top + (row[it.lane] || 0) * LH, x0 = X(it.start), x1 = X(it.end), shape, tip;
+    shapes.forEach(function (s) {
+      var it = s.it, b = band[s.lane], shape, tip;
       if (it.kind === "mark") {
-        shape = el("path", {d: "M" + x0.toFixed(1) + "," + (y + 3) + "l5,8l-5,8l-5,-8z",
-                            "class": "mark " + it.event_type, "data-kind": "mark", "data-event": it.event_type}, svg);
+        shape = el("path", {d: "M" + s.x0.toFixed(1) + "," + (b.y + 3) + "l5,8l-5,8l-5,-8z",
+                            "class": "mark " + it.event_type, "data-kind": "mark", "data-event": it.event_type,
+                            "data-lane": s.lane}, svg);
         tip = it.label + (it.message ? ": " + it.message : "") + " at " + fmtMs(it.start);
       } else {
-        var cls = it.kind === "llm" ? "bar llm" : "bar tool" + (it.success === false ? " failed" : it.success === true ? " ok" : "");
-        shape = el("rect", {x: x0.toFixed(1), y: y + (it.kind === "llm" ? 3 : 9), width: Math.max(x1 - x0, 2).toFixed(1),
-                            height: it.kind === "llm" ? 6 : 10, "class": cls, "data-kind": it.kind}, svg);
-        if (it.kind === "llm") {
+        var llm = it.kind === "llm";
+        var cls = llm ? "bar llm" : "bar tool" + (it.success === false ? " failed" : it.success === true ? " ok" : "");
+        shape = el("rect", {x: s.x0.toFixed(1), y: b.y + (llm ? 3 + s.row * LLM_ROW : b.toolTop + s.row * TOOL_ROW),
+                            width: (s.x1 - s.x0).toFixed(1), height: llm ? 6 : 10, "class": cls,
+                            "data-kind": it.kind, "data-lane": s.lane}, svg);
+        if (llm) {
           var tk = it.tokens;
           tip = (it.model || "model") + " \u00b7 in " + fmtCount(tk.input || 0) + ", out " + fmtCount(tk.output || 0) +
                 ", cache read " + fmtCount(tk.cache_read || 0) + ", cache write " + fmtCount(tk.cache_write || 0) +
