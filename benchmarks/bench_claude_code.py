@@ -33,12 +33,13 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import cpu_model
+from _machine import cpu_model, measured, measured_popen
 
 PARAMS_VERSION = 1
 
@@ -154,14 +155,15 @@ def generate(root: Path, files: int, mb: int, seed: int) -> dict[str, Any]:
 
 def _run(cmd: list[str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB of the child tree, stdout) of a child process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
+    fd, report = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
+    os.close(fd)
+    proc = measured_popen(cmd, report, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    out, _ = proc.communicate()
+    m = measured(report)
+    if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out}")
-    return wall, usage.ru_maxrss / 1024, out
+    return m["wall_s"], m["peak_rss_mb"], out
 
 
 def naive_count(root: Path) -> tuple[float, int]:

@@ -4,7 +4,7 @@
         [--skip-baseline] [--baseline-hours K] [--skip-rollup] [--json-out FILE]
 
 Steps, all in one run, each in a child process (wall seconds and peak RSS from
-``os.wait4``; the RSS is the largest process of the child's tree):
+a small launcher's ``os.wait4``; the RSS is the largest process of the child's tree):
 
 1. dataset: ``generate_sessions(WORKDIR/source-N-sSEED, N, 2026-05-20T00Z, 48 h,
    seed)``, reused when ``generate.json`` there records the same parameters;
@@ -33,13 +33,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
+import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
-from _machine import cpu_model  # benchmarks/ is on sys.path
+from _machine import cpu_model, measured, measured_popen  # benchmarks/ is on sys.path
 
 HERE = Path(__file__).resolve().parent
 START = datetime(2026, 5, 20, tzinfo=UTC)
@@ -48,31 +47,23 @@ START = datetime(2026, 5, 20, tzinfo=UTC)
 # ----------------------------------------------------------------- child runs
 
 def run_child(cmd: list[str], label: str, env: dict | None = None) -> dict:
-    """Run ``cmd``; return wall seconds, peak RSS (MB), return code and output tails."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # read pipes in threads so a chatty child never blocks, then reap with wait4 for rusage
-    import threading
-
-    out: dict[str, bytes] = {}
-
-    def drain(name: str, stream: IO[bytes]) -> None:
-        out[name] = stream.read()
-
-    threads = [threading.Thread(target=drain, args=(n, s))
-               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
-    for t in threads:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    for t in threads:
-        t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``cmd``; return wall seconds, peak RSS (MB) and CPU seconds of ``cmd`` and its
+    workers (measured by a small launcher, see ``_machine.measured_popen``: a child forked
+    from this process directly would report this process's size), return code and output
+    tails."""
+    fd, report = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
+    os.close(fd)
+    proc = measured_popen(cmd, report, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    stdout, stderr = proc.communicate()
+    m = measured(report)
+    seconds = m["wall_s"]
+    out = {"stdout": stdout, "stderr": stderr}
     res = {
         "label": label,
         "cmd": " ".join(cmd),
         "seconds": round(seconds, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(m["peak_rss_mb"], 1),
+        "cpu_s": round(m["cpu_s"], 3),
         "returncode": proc.returncode,
         "stdout_tail": out.get("stdout", b"").decode(errors="replace")[-3000:],
         "stderr_tail": out.get("stderr", b"").decode(errors="replace")[-3000:],

@@ -1,0 +1,52 @@
+"""The benchmarks' child measurements: a command's own peak RSS, not its parent's.
+
+A child forked from a large process keeps that process's resident set as its high-water
+mark through exec, so ``wait4`` on a child of a benchmark that holds gigabytes reported
+gigabytes (the "6 GB first listing of the 1M dataset" of BENCHMARKS §12c was the
+benchmark's own size). ``benchmarks/_machine.measured_popen`` starts commands from a
+small launcher instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from _machine import measured, measured_popen  # noqa: E402
+
+
+def test_a_small_command_run_by_a_large_process_reports_its_own_peak(tmp_path: Path) -> None:
+    ballast = bytearray(600 * 1024 * 1024)  # this process: > 600 MB resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    cmd = [sys.executable, "-c", "x = b'x' * (40 * 1024 * 1024); print(len(x))"]
+
+    # What the benchmarks measured before: wait4 on a direct child says >= 600 MB.
+    direct = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    assert direct.stdout is not None
+    direct.stdout.read()
+    _, _, usage = os.wait4(direct.pid, 0)
+    assert usage.ru_maxrss / 1024 >= 600
+    report = str(tmp_path / "r.json")
+    proc = measured_popen(cmd, report, stdout=subprocess.PIPE)
+    out, _ = proc.communicate()
+    m = measured(report)
+
+    assert proc.returncode == 0 and out.strip() == str(40 * 1024 * 1024).encode()
+    assert 40 <= m["peak_rss_mb"] < 300, m  # the command's 40 MB + Python, not our 600 MB
+    assert m["cpu_s"] > 0 and m["wall_s"] > 0
+    assert not os.path.exists(report)  # read once, then removed
+    del ballast
+
+
+def test_the_launcher_passes_on_the_exit_code(tmp_path: Path) -> None:
+    report = str(tmp_path / "r.json")
+    proc = measured_popen([sys.executable, "-c", "raise SystemExit(3)"], report)
+    proc.wait()
+    assert proc.returncode == 3
+    assert measured(report)["peak_rss_mb"] > 0
