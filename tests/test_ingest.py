@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -454,63 +453,6 @@ def test_a_commit_that_cannot_be_written_is_one_clear_error_and_loses_nothing(
     subprocess.run(cmd, check=True, capture_output=True)
     with DuckDBStore(store, read_only=True) as st:
         assert st.counts()["sessions"] == 40 + added.n_sessions
-
-
-def test_the_checkpoint_after_the_last_write_failing_is_one_clear_error_and_loses_nothing(
-        tmp_path: Path) -> None:
-    """An ingest's last write is committed (to the WAL) and written into the store's file
-    beside what follows (``DuckDBStore.write_memory``). When that fails (the file may
-    not grow, as on a full disk) the run ends with one line saying so, and the next run
-    finds every row (replayed from the WAL) and rolls the hour up with them."""
-    from agentkpi.generate import append_hour, generate_sessions
-
-    src, store = tmp_path / "src", tmp_path / "s.duckdb"
-    generate_sessions(src, 40, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=1)
-    cmd = [sys.executable, "-m", "agentkpi", "rollup", "--source", str(src), "--store",
-           str(store), "--target", str(tmp_path / "out"), "--datetime", "2026-05-20T03",
-           "-q"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    hour = tmp_path / "out" / "hourly" / "2026-05-20" / "03.csv"
-    with open(hour) as fh:
-        before = next(csv.DictReader(fh))
-    added = append_hour(src, datetime(2026, 5, 20, 3, tzinfo=UTC), 50, seed=2)
-    # the WAL (< 1 MB) fits; the store's file may not grow
-    failed = subprocess.run(cmd, capture_output=True, text=True,
-                            preexec_fn=file_size_limit(store.stat().st_size))
-    assert failed.returncode == 1
-    assert failed.stderr.startswith(f"error: writing store {store} to its file failed")
-    assert f"kept in {store}.wal" in failed.stderr and "File too large" in failed.stderr
-    assert len(failed.stderr.strip().splitlines()) == 1
-    again = subprocess.run(cmd, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
-    with open(hour) as fh:
-        after = next(csv.DictReader(fh))  # rolled up again, with the new sessions
-    assert after["bucket"] == "2026-05-20T03" and int(after["sessions"]) > int(before["sessions"])
-    with DuckDBStore(store, read_only=True) as st:
-        assert st.counts()["sessions"] == 40 + added.n_sessions
-    assert not Path(f"{store}.wal").exists()
-
-
-def test_a_run_killed_before_its_last_write_reaches_the_file_loses_nothing(
-        tmp_path: Path) -> None:
-    """A real process that exits the moment its ingest returns (the checkpoint of the last
-    write still running in its thread, or not started): the committed rows are in the
-    WAL, and the next open has every one of them."""
-    from agentkpi.generate import generate_sessions
-
-    src, store = tmp_path / "src", tmp_path / "s.duckdb"
-    made = generate_sessions(src, 60, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=3)
-    code = ("import os, sys\n"
-            "from agentkpi.ingestion import ingest\n"
-            "from agentkpi.store.duckdb import DuckDBStore\n"
-            "r = ingest(sys.argv[1], DuckDBStore(sys.argv[2]), workers=1)\n"
-            "print(r.events, os.path.exists(sys.argv[2] + '.wal'), flush=True)\n"
-            "os._exit(0)\n")
-    out = subprocess.run([sys.executable, "-c", code, str(src), str(store)], check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == [str(made.n_events), "True"]  # committed, not yet in the file
-    with DuckDBStore(store) as st:
-        assert st.counts() == {"sessions": 60, "events": made.n_events, "files": 60}
 
 
 def test_stores_opened_on_one_file_in_one_process_share_it(dataset: Path,

@@ -197,10 +197,7 @@ class Store(Protocol):
 
     def write_memory(self) -> AbstractContextManager[None]:
         """A context for a long write (ingest): the engine's cache is bounded meanwhile
-        (setting ``ingest_memory``); what it writes is on disk, not kept in memory. Each
-        write is committed when it returns; the engine may go on writing the last one
-        into its files after the block, beside what the caller does next (reads see it
-        already); :meth:`close` and the next write wait for that."""
+        (setting ``ingest_memory``); what it writes is on disk, not kept in memory."""
         ...
 
     def counts(self) -> dict[str, int]:

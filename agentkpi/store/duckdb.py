@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -199,9 +198,6 @@ class DuckDBStore:
         self.read_only = read_only
         #: Rows removed because their event_key was already stored (for the import audit).
         self.merged_by_key = 0
-        # The checkpoint of an ingest's last write, run beside what follows (see write_memory).
-        self._checkpointer: threading.Thread | None = None
-        self._checkpoint_failed: str | None = None
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -259,7 +255,6 @@ class DuckDBStore:
     def _transaction(self, failed: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """One transaction around the block: committed when it ends; on a DuckDB error
         rolled back and raised as a :class:`StoreError` saying what ``failed`` and why."""
-        self._settle_checkpoint()
         con = self.con
         con.execute("BEGIN")
         try:
@@ -469,7 +464,6 @@ class DuckDBStore:
         """
         con = self.con
         superseded = sorted({p for f in files for p in f.get("supersedes") or ()})
-        self._checkpoint_if_over(WAL_CHECKPOINT_BYTES)
 
         ledger = pa.table({
             "path": [f["path"] for f in files],
@@ -700,71 +694,11 @@ class DuckDBStore:
         return self._limits(memory_limit=SCAN_MEMORY_LIMIT if plain else LOW_MEMORY_LIMIT,
                             threads=1, streaming_buffer_size="1MB")
 
-    @contextmanager
-    def write_memory(self) -> Iterator[None]:
+    def write_memory(self) -> AbstractContextManager[None]:
         # DuckDB keeps every block a long write produces in its buffer pool: a cold
         # ingest of 1M sessions grew the writer to 4.6 GB. The blocks are on disk once
         # committed, so the pool is bounded (setting ``ingest_memory``).
-        #
-        # DuckDB checkpoints at a commit whose WAL passes ``checkpoint_threshold``: an
-        # hourly run's one write (~100,000 events, 64 MB of WAL) spent 0.5-0.9 s there,
-        # compressing the rows into the file, before the run could compute its hour.
-        # Meanwhile a write's checkpoint waits for the next write (which runs it first,
-        # when the WAL is over DuckDB's threshold) or for the end of the ingest, where it
-        # runs in a thread of its own beside what the caller does next (the rollup's KPI
-        # queries: they read the committed rows either way). Every later write and
-        # :meth:`close` wait for it. A crash loses nothing: the commit wrote the WAL.
-        with self._limits(memory_limit=str(config.get("ingest_memory")),
-                          checkpoint_threshold=DEFERRED_CHECKPOINT_THRESHOLD):
-            yield
-        self._checkpoint_in_background()
-
-    def _wal_bytes(self) -> int:
-        if self.path == ":memory:" or self.read_only:
-            return 0
-        try:
-            return os.path.getsize(self.path + ".wal")
-        except OSError:
-            return 0
-
-    def _checkpoint_if_over(self, limit: int) -> None:
-        """Checkpoint now (in this thread) if the WAL holds more than ``limit`` bytes."""
-        self._settle_checkpoint()
-        if self._wal_bytes() > limit:
-            try:
-                self.con.execute("CHECKPOINT")
-            except duckdb.Error as exc:
-                raise StoreError(f"writing to store {self.path} failed: {exc}; the rows "
-                                 "written so far are kept (in its .wal file)") from None
-
-    def _checkpoint_in_background(self) -> None:
-        """Start checkpointing the WAL in a thread of its own (see :meth:`write_memory`)."""
-        self._settle_checkpoint()
-        if not self._wal_bytes():
-            return
-        cur = self.con.cursor()
-
-        def run() -> None:
-            try:
-                cur.execute("CHECKPOINT")
-            except duckdb.Error as exc:
-                self._checkpoint_failed = str(exc)
-            finally:
-                cur.close()
-
-        self._checkpointer = threading.Thread(target=run, name="agentkpi-checkpoint")
-        self._checkpointer.start()
-
-    def _settle_checkpoint(self) -> None:
-        """Wait for the background checkpoint; raise a :class:`StoreError` if it failed."""
-        if self._checkpointer is not None:
-            self._checkpointer.join()
-            self._checkpointer = None
-        if self._checkpoint_failed is not None:
-            failed, self._checkpoint_failed = self._checkpoint_failed, None
-            raise StoreError(f"writing store {self.path} to its file failed: {failed}; the "
-                             f"rows are kept in {self.path}.wal and written by the next run "
-                             "that opens it (check the free space)")
+        return self._limits(memory_limit=str(config.get("ingest_memory")))
 
     @contextmanager
     def _limits(self, **settings: str | int) -> Iterator[None]:
@@ -793,10 +727,7 @@ class DuckDBStore:
         return rel.to_arrow_table()
 
     def close(self) -> None:
-        try:
-            self._settle_checkpoint()
-        finally:
-            self.con.close()
+        self.con.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -805,12 +736,6 @@ class DuckDBStore:
         self.close()
 
 
-#: DuckDB's own ``checkpoint_threshold`` (16 MiB): a write checkpoints the WAL first
-#: when the WAL left by the write before it is larger (:meth:`DuckDBStore.write_memory`).
-WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
-#: ``checkpoint_threshold`` during an ingest: no checkpoint at a commit (the writes and
-#: the end of the ingest run them, :meth:`DuckDBStore.write_memory`).
-DEFERRED_CHECKPOINT_THRESHOLD = "1000GB"
 #: The buffer pool of :meth:`DuckDBStore.low_memory` for a scan that joins (the sessions
 #: of a range: 1M sessions fail under 32 MB) or an unnamed one.
 LOW_MEMORY_LIMIT = "64MB"
