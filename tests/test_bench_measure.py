@@ -26,12 +26,6 @@ def test_a_small_command_run_by_a_large_process_reports_its_own_peak(tmp_path: P
         ballast[i] = 1
     cmd = [sys.executable, "-c", "x = b'x' * (40 * 1024 * 1024); print(len(x))"]
 
-    # What the benchmarks measured before: wait4 on a direct child says >= 600 MB.
-    direct = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    assert direct.stdout is not None
-    direct.stdout.read()
-    _, _, usage = os.wait4(direct.pid, 0)
-    assert usage.ru_maxrss / 1024 >= 600
     report = str(tmp_path / "r.json")
     proc = measured_popen(cmd, report, stdout=subprocess.PIPE)
     out, _ = proc.communicate()
