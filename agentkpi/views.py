@@ -461,7 +461,10 @@ def session_timeline(store: Store, session_id: str,
       duration, else the call alone) as bars; errors, feedback, undo, user turns and
       lifecycle events as ``mark`` items;
     * ``cost``: the cumulative cost after each priced model call;
-    * times are milliseconds from ``t0`` (the session start or its first event);
+    * times are milliseconds from ``t0``, the earliest drawn point: the session start,
+      its first event, or the start of a bar that reaches back before them (a model
+      call's latency, a tool output's duration), so no time is negative and every bar
+      keeps its length; ``session_start_ms`` places the recorded start on that axis;
       events without a time are counted in ``untimed`` and left out of the picture.
     """
     rec = rec if rec is not None else store.read_session(session_id)
@@ -553,8 +556,18 @@ def session_timeline(store: Store, session_id: str,
     for ln in lanes.values():  # lanes whose parents form a cycle: kept, at the top level
         if ln["id"] not in placed:
             place(ln, 0, None)
+    lead = -min((it["start"] for it in items), default=0.0)
+    if lead > 0 and t0 is not None:  # a bar reaches back before t0: the axis starts there
+        t0 -= timedelta(milliseconds=lead)
+        for it in items:
+            it["start"] += lead
+            it["end"] += lead
+        for c in cost:
+            c["t"] += lead
     end = max((it["end"] for it in items), default=0.0)
     return {"page": "timeline", "session_id": session_id, "t0": _iso(t0),
+            "session_start_ms": _ms(start, t0) if start is not None and t0 is not None
+            else None,
             "duration_ms": end, "lanes": ordered, "items": items, "cost": cost,
             "total_cost_usd": total, "events": len(rec.events),
             "untimed": len(rec.events) - len(timed)}

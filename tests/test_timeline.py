@@ -287,3 +287,88 @@ def test_no_two_bars_of_the_timeline_overlap_in_chromium(tmp_path: Path) -> None
         if lanes:  # the constructed session: its three lanes and its error mark
             assert drawn["labels"] == lanes and len(drawn["marks"]) == 1, drawn
         _assert_no_overlap(drawn)
+
+
+def _early_session(path: Path) -> Path:
+    """A session recorded as starting at T0 whose first model call was sent 3 s before it
+    (its response at +1 s after 4 s of latency) and whose first tool output, with no call
+    in the session, reports a 5 s run that ended at +3 s; a subagent's call reaches back
+    too (a session whose recorded start is its first logged event, a response)."""
+    b = CanonicalBatch()
+    b.add_session(session_id="early", start_ts=T0, end_ts=_at(20), source="test",
+                  source_path="constructed")
+    ev: list[dict[str, Any]] = [
+        dict(ts=_at(1), event_type="llm_call", model="m", latency_ms=4000.0, cost_usd=0.5),
+        dict(ts=_at(3), event_type="tool_output", tool="Bash", tool_call_id="gone",
+             success=True, duration_ms=5000.0),
+        dict(ts=_at(4), event_type="tool_call", tool="Task", tool_call_id="task"),
+        dict(ts=_at(5), event_type="llm_call", model="m", latency_ms=7500.0, agent="sub",
+             parent_id="task"),
+        dict(ts=_at(12), event_type="tool_output", tool="Task", tool_call_id="task",
+             success=True),
+        dict(ts=_at(15), event_type="error", error_type="api_error"),
+    ]
+    for i, e in enumerate(ev):
+        b.add_event(session_id="early", seq=i, file="constructed", **e)
+    with DuckDBStore(path) as st:
+        st.write_batch(b.session_table(), b.event_table(),
+                       [{"path": "constructed", "fingerprint": "1", "source": "test",
+                         "status": "ok", "reason": None, "n_sessions": 1,
+                         "n_events": len(ev)}], replace_sessions=True)
+    return path
+
+
+def test_the_axis_starts_at_the_earliest_drawn_point(tmp_path: Path) -> None:
+    """A call whose latency reaches back before the session's start: the axis starts at
+    that call's start (no negative time), every bar keeps its true length, and the
+    recorded start is placed on the axis (3 s in)."""
+    with DuckDBStore(_early_session(tmp_path / "s.duckdb"), read_only=True) as st:
+        tl = views.session_timeline(st, "early")
+    assert tl["t0"] == "2026-05-20T13:59:57" and tl["session_start_ms"] == 3000.0
+    bars = [(it["lane"], it["kind"], it["start"], it["end"]) for it in tl["items"]]
+    assert bars == [("main", "llm", 0.0, 4000.0), ("main", "tool", 1000.0, 6000.0),
+                    ("main", "tool", 7000.0, 15000.0), ("sub", "llm", 500.0, 8000.0),
+                    ("main", "mark", 18000.0, 18000.0)]
+    assert tl["cost"] == [{"t": 4000.0, "cost_usd": 0.5}] and tl["duration_ms"] == 18000.0
+
+
+#: The drawn timeline's plot area (its first and last grid lines), lane labels and bars.
+PLOT = """() => {
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+  const q = s => [...document.querySelectorAll('svg.timeline ' + s)];
+  const grid = q('line.grid').map(box);
+  return {svg: box(document.querySelector('svg.timeline')), x0: grid[0].left,
+          x1: grid[grid.length - 1].left, labels: q('text.lane-label').map(box),
+          bars: q('rect.bar').map(e => ({...box(e), tip: e.querySelector('title').textContent})),
+          start: q('line.session-start').map(box),
+          ticks: q('text.tick').map(e => e.textContent)};
+}"""
+
+
+@pytest.mark.browser
+def test_no_bar_is_drawn_over_the_lane_labels_in_chromium(tmp_path: Path) -> None:
+    """Calls whose latency reaches back before the session's start were drawn left of the
+    axis, over the lane labels: every bar now lies right of the label column, inside the
+    plot area, the earliest one at the axis' origin; a dashed line marks the recorded start."""
+    from tests.test_web_browser import browser_page
+
+    _early_session(tmp_path / "s.duckdb")
+    with browser_page(str(tmp_path / "s.duckdb"),
+                      viewport={"width": 1300, "height": 900}) as (url, page):
+        page.goto(f"{url}/session/early")
+        page.wait_for_selector("svg.timeline")
+        drawn = page.evaluate(PLOT)
+        note = page.locator("#timeline .note").text_content() or ""
+    assert len(drawn["bars"]) == 4 and len(drawn["labels"]) == 2, drawn
+    labels_end = max(lb["right"] for lb in drawn["labels"])
+    svg = drawn["svg"]
+    for bar in drawn["bars"]:
+        assert bar["left"] >= labels_end and bar["left"] >= drawn["x0"] - 0.5, (bar, drawn)
+        assert bar["right"] <= drawn["x1"] + 0.5 and bar["right"] <= svg["right"], (bar, drawn)
+        assert svg["top"] <= bar["top"] and bar["bottom"] <= svg["bottom"], (bar, svg)
+    assert min(b["left"] for b in drawn["bars"]) == pytest.approx(drawn["x0"], abs=0.5)
+    (start,) = drawn["start"]  # 3 s of an 18 s axis
+    assert (start["left"] - drawn["x0"]) / (drawn["x1"] - drawn["x0"]) == pytest.approx(
+        3 / 18, abs=0.005)
+    assert "dashed line: the session's recorded start" in note

@@ -337,7 +337,8 @@
       var box = h("div", {"class": "chart-box timeline-box", id: "timeline"});
       box.appendChild(h("div", {"class": "note"}, tl.items.length + " items over " + AKChart.fmt(tl.duration_ms, "ms") +
         " \u00b7 cost " + AKChart.fmt(tl.total_cost_usd, "USD") + (tl.untimed ? " \u00b7 " + tl.untimed + " events without a time (in the raw events only)" : "") +
-        " \u00b7 blue: model calls, green/red: tool runs ok/failed, diamonds: errors, feedback, undo, turns. Hover for details."));
+        " \u00b7 blue: model calls, green/red: tool runs ok/failed, diamonds: errors, feedback, undo, turns" +
+        (tl.session_start_ms > 0 ? ", dashed line: the session's recorded start (earlier bars began before it)" : "") + ". Hover for details."));
       AKChart.timeline(box, tl);
       c.appendChild(box);
       var trows = Object.keys(tools).map(function (k) { return tools[k]; });

@@ -242,6 +242,12 @@
       el("line", {x1: xx, x2: xx, y1: top - 4, y2: H - 26, "class": "grid"}, svg);
       el("text", {x: xx, y: H - 10, "text-anchor": i === 5 ? "end" : "middle", "class": "tick"}, svg).textContent = fmtMs(tv);
     }
+    // the recorded session start, when a bar reaches back before it (the axis starts there)
+    if (tl.session_start_ms > 0) {
+      var sx = X(tl.session_start_ms);
+      el("title", {}, el("line", {x1: sx, x2: sx, y1: top - 4, y2: H - 26, "class": "session-start"}, svg))
+        .textContent = "session start (recorded) at " + fmtMs(tl.session_start_ms);
+    }
     // cumulative cost
     if (tl.cost.length) {
       var maxc = tl.cost[tl.cost.length - 1].cost_usd || 1, d = "M" + X(0) + "," + (top - 8);
