@@ -33,7 +33,8 @@ sent again on the next run.
 
 Rules run from ``agentkpi alerts check`` and after every ``agentkpi rollup``
 when a rules file is configured (``$AGENTKPI_ALERT_RULES`` or ``alerts.toml``
-next to the store); the rollup never fails because of alerts.
+next to the store); the rollup never fails because of alerts, and its check is
+as of the wall clock whatever hours it wrote (a backfill does not alert).
 """
 
 from __future__ import annotations
@@ -490,6 +491,9 @@ def check(rules_path: str | os.PathLike[str], store: Any, now: datetime | None =
 def after_rollup(store: str | None = None, engine: str | None = None, dsn: str | None = None,
                  now: datetime | None = None, echo: Echo | None = None) -> CheckResult | None:
     """Hook run by ``agentkpi rollup``: check rules if a rules file is configured.
+
+    As of ``now`` (the wall clock), never of the hours the rollup wrote: a backfill of
+    past hours does not alert for them (docs/alerts.md says why).
 
     Never raises: any problem is given to ``echo(text, err=True)`` (the CLI's stderr),
     or logged when there is no ``echo``; once either way. The rollup's exit status is

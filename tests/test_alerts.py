@@ -9,17 +9,20 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from agentkpi import alerts
 from agentkpi.alerts import Notify, Rule, evaluate_series, load_rules, process
+from agentkpi.cli import main
 from agentkpi.errors import UsageError
 from agentkpi.store import DuckDBStore
+from tests.conftest import ev, write_session
 from tests.test_web_api import make_store
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "alerts.md"
@@ -250,3 +253,55 @@ def test_a_rule_may_group_by_any_registry_dimension(tmp_path: Path) -> None:
     rules.write_text('[[rule]]\nname="x"\nmetric="events"\nop=">"\nthreshold=0\nby="colour"\n')
     with pytest.raises(UsageError, match="by 'colour' is not one of session, user, tool"):
         load_rules(rules)
+
+
+def _spend(data: Path, sid: str, at: datetime) -> None:
+    """A session with $50 of model calls at ``at``'s hour, first second (never in the future)."""
+    hour = at.strftime("%Y-%m-%dT%H")
+    write_session(data, sid, f"{hour}:00:00Z",
+                  [ev(f"{hour}:00:00Z", "llm_call", model="m", cost_usd=50.0)])
+
+
+def test_a_backfill_does_not_alert_for_its_old_hour_the_last_completed_hour_does(
+        tmp_path: Path) -> None:
+    """Intended (docs/alerts.md, `rollup --help`): the check after a rollup is as of the
+    wall clock, whatever hours the run wrote. A backfill of an old hour that breaks the
+    rule sends nothing (its CSV shows the breach; `alerts check --now` shows the rule would
+    have fired then); the cron run after spend in the last completed hour alerts, once."""
+    data, store, sent = tmp_path / "data", tmp_path / "agentkpi.duckdb", tmp_path / "sent.jsonl"
+    _spend(data, "old", datetime(2026, 5, 20, 10))
+    (tmp_path / "alerts.toml").write_text(  # next to the store
+        '[notify]\nstdout = true\nfile = "sent.jsonl"\n\n[[rule]]\nname = "spend"\n'
+        'metric = "cost_usd"\nop = ">"\nthreshold = 1.0\ngrain = "hour"\n')
+    runner, env = CliRunner(), {"AGENTKPI_ALERT_RULES": ""}
+    rollup = ["rollup", "-q", "--workers", "1", "--source", str(data), "--target",
+              str(tmp_path / "out"), "--store", str(store)]
+    r = runner.invoke(main, [*rollup, "--datetime", "2026-05-20T10"], env=env)
+    assert r.exit_code == 0, r.output
+    head, row = (tmp_path / "out" / "hourly" / "2026-05-20" / "10.csv").read_text().splitlines()
+    assert float(dict(zip(head.split(","), row.split(","), strict=True))["cost_usd"]) == 50.0
+    assert "FIRING" not in r.output and not sent.exists()
+    state = json.loads((tmp_path / "alerts.toml.state.json").read_text())
+    assert state == {}  # evaluated (now: quiet), nothing recorded as firing
+    r = runner.invoke(main, ["alerts", "check", "--dry-run", "--format", "json", "--store",
+                             str(store), "--now", "2026-05-20T11"], env=env)
+    assert r.exit_code == 0, r.output
+    assert [(f["rule"], f["buckets"]) for f in json.loads(r.output)["firing"]] == [
+        ("spend", ["2026-05-20T10:00:00"])]
+    # Spend in the last completed hour, and in the current one in case the hour turns
+    # before the check runs: the cron path (no --datetime) alerts for it.
+    now = datetime.now(UTC)
+    _spend(data, "prev", now - timedelta(hours=1))
+    _spend(data, "this", now)
+    r = runner.invoke(main, rollup, env=env)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("spend FIRING") == 1, r.output
+    (msg,) = [json.loads(line) for line in sent.read_text().splitlines()]
+    hours = {(at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00") for at in (now, now +
+             timedelta(hours=1))}  # the last completed hour then, or an hour later
+    assert msg["status"] == "firing" and msg["buckets"][0] in hours, msg
+
+
+def test_the_rollup_help_says_a_backfill_does_not_alert() -> None:
+    out = " ".join(CliRunner().invoke(main, ["rollup", "--help"]).output.split())
+    assert "a backfill sends no alert for its hours" in out, out

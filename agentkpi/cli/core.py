@@ -104,6 +104,11 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
 
     Ingest is incremental: unchanged files are not read again. An hour with
     no session writes no file; re-running writes byte-identical files.
+
+    Alert rules, when configured (docs/alerts.md), are then checked as of the
+    wall clock - the last completed hour(s) - whatever hours this run wrote:
+    a backfill sends no alert for its hours. `agentkpi alerts check --now
+    HOUR --dry-run` evaluates the hours before HOUR instead.
     """
     without_pandas()
     plan_buckets(hours=hours, at=at, start=start, end=end, daily=daily)  # usage errors first
