@@ -22,6 +22,19 @@ def _at(s: float) -> datetime:
     return T0 + timedelta(seconds=s)
 
 
+def _store(path: Path, b: CanonicalBatch, sid: str, events: list[dict[str, Any]]) -> Path:
+    """Write ``events`` (keyword values of :meth:`CanonicalBatch.add_event`, in order) of
+    session ``sid`` with ``b``'s session row into a store at ``path``, as one file would."""
+    for i, e in enumerate(events):
+        b.add_event(session_id=sid, seq=i, file="constructed", **e)
+    with DuckDBStore(path) as st:
+        st.write_batch(b.session_table(), b.event_table(),
+                       [{"path": "constructed", "fingerprint": "1", "source": "test",
+                         "status": "ok", "reason": None, "n_sessions": 1,
+                         "n_events": b.n_events}], replace_sessions=True)
+    return path
+
+
 def make_session(path: Path, sid: str = "s-1") -> Path:
     """A main agent that calls a model, runs Bash (ok) and a Task whose subagent calls a
     model and runs a failing tool; an error and a thumbs-down at the end."""
@@ -50,14 +63,7 @@ def make_session(path: Path, sid: str = "s-1") -> Path:
         dict(ts=_at(40), event_type="feedback", rating="down"),
         dict(ts=None, event_type="tool_call", tool="Lost"),
     ]
-    for i, e in enumerate(ev):
-        b.add_event(session_id=sid, seq=i, file="constructed", **e)
-    with DuckDBStore(path) as st:
-        st.write_batch(b.session_table(), b.event_table(),
-                       [{"path": "constructed", "fingerprint": "1", "source": "test",
-                         "status": "ok", "reason": None, "n_sessions": 1,
-                         "n_events": len(ev)}], replace_sessions=True)
-    return path
+    return _store(path, b, sid, ev)
 
 
 @pytest.fixture()
@@ -108,19 +114,13 @@ def test_session_api_carries_the_timeline(store_path: Path) -> None:
 def _big_session(path: Path, n: int = 5000) -> Path:
     b = CanonicalBatch()
     b.add_session(session_id="big", start_ts=T0, source="test", source_path="constructed")
-    for i in range(n):
-        kind = ("llm_call", "tool_call", "tool_output", "error")[i % 4]
-        b.add_event(session_id="big", seq=i, ts=_at(i), event_type=kind, file="constructed",
-                    model="m" if kind == "llm_call" else None, cost_usd=0.001 if i % 4 == 0
-                    else None, tool="Bash" if "tool" in kind else None,
-                    tool_call_id=f"c{i // 4}" if "tool" in kind else None,
-                    success=(i % 8 != 2) if kind == "tool_output" else None)
-    with DuckDBStore(path) as st:
-        st.write_batch(b.session_table(), b.event_table(),
-                       [{"path": "constructed", "fingerprint": "1", "source": "test",
-                         "status": "ok", "reason": None, "n_sessions": 1, "n_events": n}],
-                       replace_sessions=True)
-    return path
+    kinds = ("llm_call", "tool_call", "tool_output", "error")
+    ev = [dict(ts=_at(i), event_type=kind, model="m" if kind == "llm_call" else None,
+               cost_usd=0.001 if i % 4 == 0 else None, tool="Bash" if "tool" in kind else None,
+               tool_call_id=f"c{i // 4}" if "tool" in kind else None,
+               success=(i % 8 != 2) if kind == "tool_output" else None)
+          for i in range(n) for kind in (kinds[i % 4],)]
+    return _store(path, b, "big", ev)
 
 
 @pytest.mark.browser
@@ -218,14 +218,7 @@ def _parallel_session(path: Path) -> Path:
     ev += [dict(ts=_at(20), event_type="tool_output", tool="Task", tool_call_id=t, success=True)
            for t in ("task-a", "task-b")]
     ev += [dict(ts=_at(8), event_type="error", error_type="api_error")]
-    for i, e in enumerate(ev):
-        b.add_event(session_id="par", seq=i, file="constructed", **e)
-    with DuckDBStore(path) as st:
-        st.write_batch(b.session_table(), b.event_table(),
-                       [{"path": "constructed", "fingerprint": "1", "source": "test",
-                         "status": "ok", "reason": None, "n_sessions": 1,
-                         "n_events": len(ev)}], replace_sessions=True)
-    return path
+    return _store(path, b, "par", ev)
 
 
 #: Each lane's band, each bar and mark of the drawn timeline, as the browser laid them out.
@@ -308,14 +301,7 @@ def _early_session(path: Path) -> Path:
              success=True),
         dict(ts=_at(15), event_type="error", error_type="api_error"),
     ]
-    for i, e in enumerate(ev):
-        b.add_event(session_id="early", seq=i, file="constructed", **e)
-    with DuckDBStore(path) as st:
-        st.write_batch(b.session_table(), b.event_table(),
-                       [{"path": "constructed", "fingerprint": "1", "source": "test",
-                         "status": "ok", "reason": None, "n_sessions": 1,
-                         "n_events": len(ev)}], replace_sessions=True)
-    return path
+    return _store(path, b, "early", ev)
 
 
 def test_the_axis_starts_at_the_earliest_drawn_point(tmp_path: Path) -> None:
