@@ -54,20 +54,18 @@ def run_child(cmd: list[str], label: str, env: dict | None = None) -> dict:
     fd, report = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
     os.close(fd)
     proc = measured_popen(cmd, report, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    stdout, stderr = proc.communicate()
+    stdout, stderr = (b.decode(errors="replace") for b in proc.communicate())
     m = measured(report)
-    seconds = m["wall_s"]
-    out = {"stdout": stdout, "stderr": stderr}
     res = {
         "label": label,
         "cmd": " ".join(cmd),
-        "seconds": round(seconds, 3),
+        "seconds": round(m["wall_s"], 3),
         "peak_rss_mb": round(m["peak_rss_mb"], 1),
         "cpu_s": round(m["cpu_s"], 3),
         "returncode": proc.returncode,
-        "stdout_tail": out.get("stdout", b"").decode(errors="replace")[-3000:],
-        "stderr_tail": out.get("stderr", b"").decode(errors="replace")[-3000:],
-        "_stdout": out.get("stdout", b"").decode(errors="replace"),
+        "stdout_tail": stdout[-3000:],
+        "stderr_tail": stderr[-3000:],
+        "_stdout": stdout,
     }
     status_s = "ok" if proc.returncode == 0 else f"FAILED rc={proc.returncode}"
     print(f"[bench] {label}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB "
