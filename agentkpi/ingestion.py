@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from agentkpi import config, pricing, sources
 from agentkpi.errors import AgentKpiError, SourceError, UsageError
-from agentkpi.model import CanonicalBatch
+from agentkpi.model import CanonicalBatch, pair_tool_calls
 from agentkpi.quality import Quality
 from agentkpi.store import Store
 from agentkpi.workers import PARSE_NICENESS, worker_pool
@@ -143,9 +143,11 @@ def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
 def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                  ) -> tuple[Any, Any, list[dict[str, Any]], Quality]:
     src = sources.by_name(fmt)
-    q = Quality()
     batch = CanonicalBatch()
-    ledger = []
+    # One Quality per file, merged in file order at the end: an importer may leave work
+    # for the end of the batch (CanonicalBatch.deferred), whose notes must still come
+    # after the file's own and before the next file's (the first example of a kind).
+    files: list[tuple[Quality, dict[str, Any], int, int]] = []
     into = "into" in inspect.signature(src.parse_file).parameters
     supersedes = getattr(src, "supersedes", None)
     stream = getattr(src, "parse_stream", None)
@@ -154,21 +156,24 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
     def opener(p: str) -> Any:
         return open(p, "rb") if local else fs.open(p, "rb")
 
+    def failed(q: Quality, path: str, exc: Exception) -> None:
+        q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
+               f"({type(exc).__name__}: {exc}); please report this file")
+
     for path, fp in paths:
-        before_skips = len(q.skipped)
-        n_s, n_e = batch.n_sessions, batch.n_events
+        q = Quality()
+        n_s, n_e, n_d = batch.n_sessions, batch.n_events, len(batch.deferred)
         if stream is not None:
             # A streaming source reads the file itself, chunk by chunk (huge transcripts).
             try:
                 with opener(path) as fh:
                     stream(path, fh, q, into=batch, opener=opener)
             except OSError as exc:
-                batch.truncate(n_s, n_e)
+                batch.truncate(n_s, n_e, n_d)
                 q.skip(path, "file_unreadable", f"cannot read: {exc}")
             except Exception as exc:  # noqa: BLE001 - an importer bug must not lose the other files
-                batch.truncate(n_s, n_e)
-                q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
-                       f"({type(exc).__name__}: {exc}); please report this file")
+                batch.truncate(n_s, n_e, n_d)
+                failed(q, path, exc)
             raw = None
         else:
             try:
@@ -183,20 +188,49 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                 else:
                     batch.extend(src.parse_file(path, raw, q))
             except Exception as exc:  # noqa: BLE001 - an importer bug must not lose the other files
-                batch.truncate(n_s, n_e)
-                q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
-                       f"({type(exc).__name__}: {exc}); please report this file")
-        skipped = len(q.skipped) > before_skips
-        ledger.append({"path": path, "fingerprint": fp, "source": fmt,
-                       "supersedes": supersedes(path) if supersedes else [],
-                       "status": "skipped" if skipped else "ok",
-                       "reason": q.skipped[-1]["reason"] if skipped else None,
-                       "n_sessions": batch.n_sessions - n_s, "n_events": batch.n_events - n_e})
+                batch.truncate(n_s, n_e, n_d)
+                failed(q, path, exc)
+        files.append((q, {"path": path, "fingerprint": fp, "source": fmt,
+                          "supersedes": supersedes(path) if supersedes else [],
+                          "n_sessions": batch.n_sessions - n_s,
+                          "n_events": batch.n_events - n_e}, n_s, batch.n_sessions))
+    events = _resolve(batch, files, failed)
+    q = Quality()
+    ledger = []
+    for fq, row, _, _ in files:
+        q.merge(fq)
+        row["status"] = "skipped" if fq.skipped else "ok"
+        row["reason"] = fq.skipped[-1]["reason"] if fq.skipped else None
+        ledger.append(row)
     # Every source's tool outputs are named and timed from their calls (tool_call_id).
-    batch.pair_tool_calls()
+    events, _ = pair_tool_calls(events)
     # The one pricing step every source goes through (source cost wins; tokens
     # without a cost are priced; unknown models stay NULL and are counted unpriced).
-    return batch.session_table(), pricing.price_events(batch.event_table(), q), ledger, q
+    return batch.session_table(), pricing.price_events(events, q), ledger, q
+
+
+def _resolve(batch: CanonicalBatch, files: list[tuple[Quality, dict[str, Any], int, int]],
+             failed: Callable[[Quality, str, Exception], None]) -> pa.Table:
+    """The batch's event rows, its deferred work done: the rows it made are counted in
+    their files' ledger rows, and a file whose deferred rows could not be made is skipped
+    and reported like a file the importer failed on (its session rows dropped too)."""
+    errors = batch.resolve()
+    made = batch.event_tables
+    if made:
+        counts = pc.value_counts(pa.concat_tables(made).column("file").combine_chunks())
+        per_file = dict(zip(counts.field("values").to_pylist(),
+                            counts.field("counts").to_pylist(), strict=True))
+        for _, row, _, _ in files:
+            row["n_events"] += per_file.get(row["path"], 0)
+    for fq, row, s0, s1 in reversed(files):  # from the end: earlier row numbers stay put
+        exc = errors.get(row["path"])
+        if exc is None:
+            continue
+        for column in batch.sessions.values():
+            del column[s0:s1]
+        row["n_sessions"] = 0
+        failed(fq, row["path"], exc)
+    return batch.event_table()
 
 
 def _local_fs() -> Any:

@@ -54,13 +54,12 @@ no window contains NULL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-
-_MICROSECOND = timedelta(microseconds=1)
+import pyarrow.compute as pc
 
 # (name, arrow type, SQL type, description)
 SESSION_COLUMNS_V1: tuple[tuple[str, pa.DataType, str, str], ...] = (
@@ -274,10 +273,46 @@ class CanonicalBatch:
         self.sessions: dict[str, list[Any]] = {n: [] for n, *_ in SESSION_COLUMNS}
         self._events: dict[str, list[Any]] = {n: [] for n, *_ in EVENT_COLUMNS}
         self.event_rows: list[tuple[Any, ...]] = []
+        #: Event rows already in Arrow (``EVENT_SCHEMA``), after the rows above.
+        self.event_tables: list[pa.Table] = []
+        #: Work an importer left for the end of the batch (:meth:`resolve`):
+        #: ``(resolve, item)`` pairs; ``resolve(batch, items)`` adds the rows of its items.
+        self.deferred: list[tuple[Callable[[CanonicalBatch, list[Any]], dict[Any, Exception]],
+                                  Any]] = []
+
+    def resolve(self) -> dict[Any, Exception]:
+        """Do the deferred work (:attr:`deferred`), each importer's items in one call, in
+        the order they were deferred. Returns ``{item: error}`` of the items whose rows
+        could not be made (their rows are not added; the caller reports them)."""
+        failed: dict[Any, Exception] = {}
+        while self.deferred:
+            fn = self.deferred[0][0]
+            n = next((i for i, (f, _) in enumerate(self.deferred) if f is not fn),
+                     len(self.deferred))
+            items = [item for _, item in self.deferred[:n]]
+            del self.deferred[:n]
+            failed.update(fn(self, items))
+        return failed
+
+    def _resolved(self) -> None:
+        """Deferred work done before rows are read; a caller that does not handle failures
+        itself (ingest calls :meth:`resolve` and reports them per file) gets an error."""
+        if self.deferred and (failed := self.resolve()):
+            key, exc = next(iter(failed.items()))
+            raise RuntimeError(f"{len(failed)} deferred item(s) failed, first {key}: "
+                               f"{type(exc).__name__}: {exc}") from exc
 
     @property
     def events(self) -> dict[str, list[Any]]:
-        """The event columns (pending :attr:`event_rows` folded in first)."""
+        """The event columns (pending :attr:`event_rows` and :attr:`event_tables` folded in
+        first; deferred work done)."""
+        self._resolved()
+        if self.event_tables:
+            arrow = pa.concat_tables(self.event_tables)
+            self.event_tables = []
+            self.events  # noqa: B018 - folds event_rows first, to keep the order
+            for name, column in self._events.items():
+                column.extend(arrow.column(name).to_pylist())
         if self.event_rows:
             rows = self.event_rows
             widths = set(map(len, rows))
@@ -296,48 +331,6 @@ class CanonicalBatch:
             self.event_rows.clear()
         return self._events
 
-    def pair_tool_calls(self) -> int:
-        """Complete each ``tool_output`` that has a ``tool_call_id`` from its ``tool_call``
-        (same session and id): a missing tool name is the call's, a missing duration is
-        the output's time minus the call's (in ms; none when either time is missing or
-        the output is timed before its call). Returns the outputs completed.
-
-        Many formats name the tool only on the call and time the run only by the two
-        events; without this every such output would count under no tool (0 runs on the
-        by-tool page) and without a duration. The ingest runs it on every importer's
-        rows, so no importer has to remember it.
-        """
-        ev = self.events
-        types, ids, tools, durations = (ev["event_type"], ev["tool_call_id"], ev["tool"],
-                                        ev["duration_ms"])
-        outputs = [i for i, t in enumerate(types)
-                   if t == "tool_output" and ids[i] is not None
-                   and (tools[i] is None or durations[i] is None)]
-        if not outputs:  # the usual case: every output named and timed already
-            return 0
-        sids, times = ev["session_id"], ev["ts"]
-        calls: dict[tuple[Any, Any], int] = {}
-        for i, t in enumerate(types):
-            if t == "tool_call" and ids[i] is not None:
-                calls.setdefault((sids[i], ids[i]), i)
-        completed = 0
-        for i in outputs:
-            c = calls.get((sids[i], ids[i]))
-            if c is None:
-                continue
-            changed = False
-            if tools[i] is None and tools[c] is not None:
-                tools[i] = tools[c]
-                changed = True
-            if durations[i] is None and times[i] is not None and times[c] is not None:
-                # whole microseconds / 1000: the nearest double to the exact ms value
-                ms = ((times[i] - times[c]) // _MICROSECOND) / 1000.0
-                if ms >= 0:
-                    durations[i] = ms
-                    changed = True
-            completed += changed
-        return completed
-
     def add_session(self, **values: Any) -> None:
         for name, column in self.sessions.items():
             column.append(values.get(name))
@@ -353,13 +346,21 @@ class CanonicalBatch:
         for name, column in other.events.items():
             mine[name].extend(column)
 
-    def truncate(self, n_sessions: int, n_events: int) -> None:
-        """Drop rows appended after the batch had ``n_sessions``/``n_events`` rows."""
-        events = self.events
+    def truncate(self, n_sessions: int, n_events: int, n_deferred: int | None = None) -> None:
+        """Drop rows appended after the batch had ``n_sessions``/``n_events`` rows (and
+        deferred items after ``n_deferred``): undoes a file an importer failed on. Only
+        before :meth:`resolve`: rows it made are not dropped."""
         for column in self.sessions.values():
             del column[n_sessions:]
-        for column in events.values():
-            del column[n_events:]
+        if n_deferred is not None:
+            del self.deferred[n_deferred:]
+        in_lists = len(self._events["session_id"])
+        if n_events < in_lists:
+            for column in self._events.values():
+                del column[n_events:]
+            self.event_rows.clear()
+        else:
+            del self.event_rows[n_events - in_lists:]
 
     @property
     def n_sessions(self) -> int:
@@ -367,10 +368,75 @@ class CanonicalBatch:
 
     @property
     def n_events(self) -> int:
-        return len(self._events["session_id"]) + len(self.event_rows)
+        """Event rows so far (deferred items not counted: :meth:`resolve` first)."""
+        return (len(self._events["session_id"]) + len(self.event_rows)
+                + sum(t.num_rows for t in self.event_tables))
 
     def session_table(self) -> pa.Table:
         return pa.table(self.sessions, schema=SESSION_SCHEMA)
 
     def event_table(self) -> pa.Table:
-        return pa.table(self.events, schema=EVENT_SCHEMA)
+        self._resolved()
+        arrow, self.event_tables = self.event_tables, []
+        if not arrow:
+            return pa.table(self.events, schema=EVENT_SCHEMA)
+        if self.n_events:
+            arrow.insert(0, pa.table(self.events, schema=EVENT_SCHEMA))
+        return pa.concat_tables(arrow)
+
+
+def pair_tool_calls(events: pa.Table) -> tuple[pa.Table, int]:
+    """Complete each ``tool_output`` that has a ``tool_call_id`` from its ``tool_call``
+    (same session and id; the first such call in row order): a missing tool name is the
+    call's, a missing duration is the output's time minus the call's (in ms; none when
+    either time is missing or the output is timed before its call). Returns the rows and
+    the number of outputs completed.
+
+    Many formats name the tool only on the call and time the run only by the two
+    events; without this every such output would count under no tool (0 runs on the
+    by-tool page) and without a duration. The ingest runs it on every importer's rows,
+    so no importer has to remember it. Vectorised (Arrow): no Python per event.
+    """
+    types, ids = events.column("event_type"), events.column("tool_call_id")
+    tools, durations = events.column("tool"), events.column("duration_ms")
+    outputs = pc.indices_nonzero(pc.and_(
+        pc.and_(pc.fill_null(pc.equal(types, "tool_output"), False), pc.is_valid(ids)),
+        pc.or_(pc.is_null(tools), pc.is_null(durations))))
+    if not len(outputs):  # the usual case: every output named and timed already
+        return events, 0
+    sids = events.column("session_id")
+    calls = pc.indices_nonzero(pc.and_(pc.fill_null(pc.equal(types, "tool_call"), False),
+                                       pc.is_valid(ids)))
+    first = pa.table({"sid": sids.take(calls), "id": ids.take(calls), "c": calls}).group_by(
+        ["sid", "id"], use_threads=False).aggregate([("c", "min")])
+    pairs = pa.table({"sid": sids.take(outputs), "id": ids.take(outputs), "o": outputs}).join(
+        first, keys=["sid", "id"], join_type="inner", use_threads=False).sort_by("o")
+    o, c = pairs.column("o").combine_chunks(), pairs.column("c_min").combine_chunks()
+    name_o, name_c = tools.take(o), tools.take(c)
+    fill_name = pc.and_(pc.is_null(name_o), pc.is_valid(name_c))
+    times = events.column("ts")
+    # whole microseconds / 1000: the nearest double to the exact ms value
+    ms = pc.divide(pc.cast(pc.cast(pc.subtract(times.take(o), times.take(c)), pa.int64()),
+                           pa.float64()), 1000.0)
+    fill_ms = pc.and_(pc.is_null(durations.take(o)), pc.fill_null(pc.greater_equal(ms, 0.0),
+                                                                   False))
+    completed = pc.sum(pc.or_(fill_name, fill_ms)).as_py() or 0
+    if not completed:
+        return events, 0
+
+    def fill(column: str, where: pa.Array, values: pa.Array) -> None:
+        nonlocal events
+        at = o.filter(where).to_pylist()
+        if not at:
+            return
+        mask = [False] * events.num_rows
+        for row in at:
+            mask[row] = True
+        i = events.schema.get_field_index(column)
+        events = events.set_column(i, column, pc.replace_with_mask(
+            events.column(i).combine_chunks(), pa.array(mask),
+            pc.filter(values, where).combine_chunks()))
+
+    fill("tool", fill_name, name_c)
+    fill("duration_ms", fill_ms, ms)
+    return events, completed
