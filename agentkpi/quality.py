@@ -430,8 +430,6 @@ _TS_CORE = (r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3])
             r"(?:\.\d{3}|\.\d{6})?")
 _TS_AWARE = _TS_CORE + r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 _TS_NAIVE = _TS_CORE + "$"
-_TS_MIN, _TS_MAX = pa.scalar(datetime.min, pa.timestamp("us")), pa.scalar(datetime.max,
-                                                                         pa.timestamp("us"))
 
 
 class EventBlock(NamedTuple):
@@ -552,8 +550,9 @@ def _event_times(text: pa.Array, blocks: Sequence[EventBlock], block_of: list[in
                                      pa.timestamp("us", "UTC")), pa.int64()), us)
         nt = pc.cast(pc.if_else(naive, text, pa.scalar(None, pa.string())), us)
         ts = pc.coalesce(at, nt)
-        ok = pc.fill_null(pc.and_(pc.greater_equal(ts, _TS_MIN), pc.less_equal(ts, _TS_MAX)),
-                          False)
+        # (bounds made here: converting a Python value at import would import pandas)
+        ok = pc.fill_null(pc.and_(pc.greater_equal(ts, pa.scalar(datetime.min, us)),
+                                  pc.less_equal(ts, pa.scalar(datetime.max, us))), False)
     except pa.ArrowInvalid:  # e.g. 2026-02-30: Python says why, value by value
         ts, ok = pa.nulls(len(text), us), pa.repeat(False, len(text))
     slow = pc.indices_nonzero(pc.invert(ok)).to_pylist()

@@ -195,3 +195,17 @@ def test_issue_examples_keep_file_order_across_the_deferred_work(tmp_path: Path)
                                         [(one, "x"), (str(two), "y")])
     assert q.counts["ts_unparseable"] == 2
     assert q.examples["ts_unparseable"] == f"{one}: events[0]"
+
+
+def test_importing_the_ingest_path_does_not_import_pandas() -> None:
+    """pyarrow imports pandas (0.2-0.5 s) the first time it converts a Python value; a
+    module-level conversion in the ingest path (the vectorised parse's timestamp bounds
+    once did it) puts that in every cron run's start-up, before `without_pandas` runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, agentkpi.cli.core, agentkpi.ingestion, agentkpi.rollups, "
+            "agentkpi.sources, agentkpi.store.duckdb; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
