@@ -278,7 +278,7 @@ def add_row(batch: CanonicalBatch, row: dict[str, Any], path: str, q: Quality) -
         source_path=path,
         extra=_scalar_extras(row),
     )
-    if events:  # converted with the rest of the batch's sessions (defer_events)
+    if events:  # converted with the rest of the batch's sessions (_resolve)
         batch.deferred.append((_resolve, EventBlock(session_id, path, events, q)))
 
 
