@@ -8,16 +8,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from agentkpi import config
 from agentkpi.errors import AgentKpiError, OutputError, UsageError, os_reason
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,8 +25,25 @@ def _width() -> int | None:
     return None if sys.stdout.isatty() else 160
 
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True, width=_width())
+class _Deferred:
+    """A Rich ``Console`` made (and Rich imported, ~25 ms) on first use: a quiet cron
+    ``rollup`` prints nothing and never loads Rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            options = {k: v() if callable(v) else v for k, v in self._options.items()}
+            self._console = Console(**options)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _Deferred(stderr=True, highlight=False, soft_wrap=True))
+out = cast("Console", _Deferred(highlight=False, soft_wrap=True, width=_width))
 
 
 def store_option(f: F) -> F:
@@ -49,6 +65,8 @@ def engine_options(f: F) -> F:
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` as ONE line on stderr and exit with ``code``."""
+    from rich.markup import escape
+
     one_line = " ".join(str(message).split())
     console.print("[bold red]error:[/] " + escape(one_line), markup=True)
     sys.exit(code)
@@ -112,6 +130,14 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
     if not enabled or not console.is_terminal:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console, transient=True)
     tasks: dict[str, Any] = {}
@@ -130,6 +156,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None,
     if not rows:
         out.print("(no rows)")
         return
+    from rich.table import Table
+
     columns = columns or list(rows[0])
     t = Table(title=title, show_lines=False)
     for c in columns:

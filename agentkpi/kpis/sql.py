@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 GRAINS = ("hour", "day", "week", "month")
 EVENT_LEVEL = "__event_level__"
+#: The one query of every event-level JSON map (:func:`_event_maps_sql`).
+EVENT_MAPS = "__event_maps__"
 
 
 @dataclass(frozen=True)
@@ -211,25 +213,54 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
     ev_cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "event") if s]
     if ev_cols:
         maps[EVENT_LEVEL] = f"{raw}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
+    event_maps = _event_maps(kpis)
+    if event_maps:
+        maps[EVENT_MAPS] = _event_maps_sql(w, group, event_maps)
     for k in kpis:
-        if k.agg != "map":
-            continue
-        cond = f" WHERE {k.where}" if k.where else ""
-        if k.level == "event" and k.map_value == "sum":
-            # Float sums are added up in Python in the seed's order (per session in
-            # event order, then sessions in file order) so that every engine prints
-            # the very same float repr.
-            maps[k.name] = (f"{raw}SELECT {group}, {k.expr} AS key, file, session_id, seq, "
-                            f"{k.num} AS value FROM w{cond}")
-        elif k.level == "event":
-            value = {"count": "count(*)",
-                     "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
-            maps[k.name] = (f"{raw}SELECT {group}, {k.expr} AS key, {value} AS value "
-                            f"FROM w{cond} GROUP BY {group}, key")
-        else:
+        if k.agg == "map" and k.level != "event":
             maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, count(*) AS value "
                             f"FROM pss GROUP BY {group}, key")
     return main, maps
+
+
+def _event_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
+    """The event-level JSON maps among ``kpis``, in the order of their query's branches."""
+    return [k for k in kpis if k.agg == "map" and k.level == "event"]
+
+
+def _event_maps_sql(w: str, group: str, maps: Sequence[Kpi]) -> str:
+    """One query for every event-level JSON map: a ``UNION ALL`` of one branch per map over
+    the in-window events, so the events are scanned once, not once per map (DuckDB reads
+    a CTE used by several branches once; the events of the window are not ordered by
+    time on disk, so each scan reads the whole ``ts`` column).
+
+    Rows: (branch index, group..., key, value, file, session_id, seq). A count map's
+    branch is grouped (one row per group and key; value its count); a float-sum map's
+    branch has one row per event (its value, and where it lies, for the seed's order of
+    addition in Python: ``_ordered_sums``). Values are DOUBLE in every branch (counts
+    are exact below 2**53); ``w`` keeps only the events some branch reads.
+    """
+    branches = []
+    for i, k in enumerate(maps):
+        cond = f" WHERE {k.where}" if k.where else ""
+        if k.map_value == "sum":
+            # Float sums are added up in Python in the seed's order (per session in
+            # event order, then sessions in file order) so that every engine prints
+            # the very same float repr.
+            branches.append(f"SELECT {i} AS map_index, {group}, {k.expr} AS key, "
+                            f"CAST({k.num} AS DOUBLE) AS value, file, session_id, seq "
+                            f"FROM w{cond}")
+        else:
+            value = {"count": "count(*)",
+                     "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
+            branches.append(f"SELECT {i} AS map_index, {group}, {k.expr} AS key, "
+                            f"CAST({value} AS DOUBLE) AS value, NULL AS file, "
+                            "NULL AS session_id, NULL AS seq "
+                            f"FROM w{cond} GROUP BY {group}, key")
+    keep = "" if any(not k.where for k in maps) else (
+        " WHERE " + " OR ".join(f"({k.where})" for k in maps))
+    return (f"WITH w AS (SELECT * FROM ({w}) w0{keep})\n"
+            + "\nUNION ALL\n".join(branches))
 
 
 def _finish(k: Kpi, row: dict[str, Any]) -> Any:
@@ -283,17 +314,19 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
                 if target is not None:
                     target.update(zip(enames[len(dim_names):], r[len(dim_names):], strict=True))
             continue
-        k = BY_NAME[name]
-        mnames, mrows = fetch(sql)
-        acc: dict[tuple[Any, ...], dict[str, Any]] = {}
-        if k.map_value == "sum":
-            map_values[name] = _ordered_sums(mrows, len(dim_names))
+        if name == EVENT_MAPS:
+            _, erows = fetch(sql)
+            n = len(dim_names)
+            for i, k in enumerate(_event_maps(needed_kpis(q.kpis))):
+                mine = [r[1:] for r in erows if r[0] == i]
+                if k.map_value == "sum":  # (group..., key, file, session_id, seq, value)
+                    map_values[k.name] = _ordered_sums(
+                        [(*r[:n + 1], *r[n + 2:], r[n + 1]) for r in mine], n)
+                else:
+                    map_values[k.name] = _counts(mine, n)
             continue
-        for r in mrows:
-            key = tuple(r[: len(dim_names)])
-            val = r[-1]
-            acc.setdefault(key, {})[str(r[-2])] = int(val)  # counts ("sum" maps: above)
-        map_values[name] = acc
+        _, mrows = fetch(sql)
+        map_values[name] = _counts(mrows, len(dim_names))
     requested = list(q.kpis)
     needed = needed_kpis(requested)
     out = []
@@ -368,6 +401,14 @@ def _finisher(k: Kpi) -> Callable[[Any], Any]:
     if k.kind == "int":
         return lambda v: v if v.__class__ is int and INT64_MIN <= v <= INT64_MAX else slow(v)
     return slow
+
+
+def _counts(rows: list[tuple[Any, ...]], n_keys: int) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``{group: {key: count}}`` of (group..., key, value, ...) rows of a count map."""
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        acc.setdefault(tuple(r[:n_keys]), {})[str(r[n_keys])] = int(r[n_keys + 1])
+    return acc
 
 
 def _ordered_sums(rows: list[tuple[Any, ...]], n_keys: int
