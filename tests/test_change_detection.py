@@ -229,3 +229,48 @@ def test_a_skipped_file_fixed_in_place_in_a_trusted_folder_is_read(dataset: Path
         fixed = ingest(str(dataset), st, workers=1)
         assert fixed.files_read == 1 and not fixed.still_skipped
         assert st.counts()["sessions"] == 13
+
+
+def _recorded(st: Store, folder: Path) -> set[tuple[str, int]]:
+    rows = st.con.execute("SELECT path, ino FROM source_entries WHERE folder = ?",
+                          [str(folder)]).fetchall()
+    assert len(rows) == len(set(rows))  # one record per entry
+    return set(rows)
+
+
+def _on_disk(folder: Path) -> set[tuple[str, int]]:
+    return {(str(p), p.stat().st_ino) for p in folder.glob("*.jsonl")}
+
+
+def test_the_recorded_entries_follow_the_folders_run_after_run(dataset: Path,
+                                                                tmp_path: Path) -> None:
+    """After every incremental run, the entries recorded for each folder read are exactly
+    the files in it (name and inode), as a full listing records them: new files (only
+    inserted), a file removed and one replaced by rename (their old records deleted), a
+    folder read again with nothing new (nothing changes)."""
+    paths = _history(dataset)
+    d18, d19 = paths[0].parent, paths[4].parent
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(dataset), st, workers=1)
+        assert all(_recorded(st, d) == _on_disk(d) for d in (d18, d19))
+        for i in range(3):  # new sessions in an old folder
+            write_session(dataset, f"new{i}", f"2026-05-18T2{i}:00:00+00:00",
+                          [ev(f"2026-05-18T2{i}:10:00+00:00", "llm_call")])
+        assert ingest(str(dataset), st, workers=1).files_read == 3
+        assert _recorded(st, d18) == _on_disk(d18) and len(_on_disk(d18)) == 7
+        # read again (just modified, not trusted yet) with nothing new: unchanged
+        assert ingest(str(dataset), st, workers=1).files_read == 0
+        assert _recorded(st, d18) == _on_disk(d18)
+        paths[5].unlink()  # removed
+        _replace(paths[6], "2026-05-19T12:40:00+00:00")  # replaced: another inode
+        write_session(dataset, "new19", "2026-05-19T22:00:00+00:00",
+                      [ev("2026-05-19T22:10:00+00:00", "llm_call")])
+        assert ingest(str(dataset), st, workers=1).files_read == 2
+        assert _recorded(st, d19) == _on_disk(d19) and len(_on_disk(d19)) == 4
+        before = set(st.con.execute("SELECT root, folder, path, ino FROM source_entries")
+                     .fetchall())
+        ingest(str(dataset), st, workers=1, rescan=True)  # what a full listing records
+        after = set(st.con.execute("SELECT root, folder, path, ino FROM source_entries")
+                    .fetchall())
+        assert {r for r in after if r[1] in (str(d18), str(d19))} == {
+            r for r in before if r[1] in (str(d18), str(d19))}

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,8 @@ class DuckDBStore:
         self.read_only = read_only
         #: Rows removed because their event_key was already stored (for the import audit).
         self.merged_by_key = 0
+        #: The last answer of :meth:`unrecorded_entries` (see :meth:`save_scan_state`).
+        self._asked: _Asked | None = None
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -326,6 +329,7 @@ class DuckDBStore:
         replaced by them (all of the root's after a full listing). Call it only once
         every listed file is in the ledger: an entry recorded is not stat-ed again."""
         con = self.con
+        asked, self._asked = self._asked, None
         with self._transaction(f"recording the scan of {root} in {self.path} failed"):
             con.execute(
                 "INSERT INTO source_scans VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
@@ -334,27 +338,74 @@ class DuckDBStore:
                 [root, _now() if full else None, json.dumps(folders, sort_keys=True)])
             if full:
                 con.execute("DELETE FROM source_entries WHERE root = ?", [root])
-            if entries is not None and entries["path"]:
-                con.register("_entries", pa.table({
-                    "folder": pa.array(entries["folder"], pa.string()),
-                    "path": pa.array(entries["path"], pa.string()),
-                    "ino": pa.array(entries["ino"], pa.uint64())}))
-                try:
-                    if not full:  # entries gone or replaced (same path, other inode)
-                        con.execute(
-                            "DELETE FROM source_entries r WHERE r.root = ? AND r.folder IN "
-                            "(SELECT DISTINCT folder FROM _entries) AND NOT EXISTS (SELECT 1 "
-                            "FROM _entries l WHERE l.path = r.path AND l.ino = r.ino)", [root])
+            if entries is None or not entries["path"]:
+                return
+            if not full and asked is not None and asked.answers(root, entries):
+                self._record_new_entries(root, entries, asked.unrecorded)
+                return
+            con.register("_entries", pa.table({
+                "folder": pa.array(entries["folder"], pa.string()),
+                "path": pa.array(entries["path"], pa.string()),
+                "ino": pa.array(entries["ino"], pa.uint64())}))
+            try:
+                if not full:  # entries gone or replaced (same path, other inode)
                     con.execute(
-                        "INSERT INTO source_entries SELECT ?, folder, path, ino FROM _entries l "
-                        "WHERE NOT EXISTS (SELECT 1 FROM source_entries r WHERE r.root = ? AND "
-                        "r.path = l.path AND r.ino = l.ino)", [root, root])
+                        "DELETE FROM source_entries r WHERE r.root = ? AND r.folder IN "
+                        "(SELECT DISTINCT folder FROM _entries) AND NOT EXISTS (SELECT 1 "
+                        "FROM _entries l WHERE l.path = r.path AND l.ino = r.ino)", [root])
+                con.execute(
+                    "INSERT INTO source_entries SELECT ?, folder, path, ino FROM _entries l "
+                    "WHERE NOT EXISTS (SELECT 1 FROM source_entries r WHERE r.root = ? AND "
+                    "r.path = l.path AND r.ino = l.ino)", [root, root])
+            finally:
+                con.unregister("_entries")
+
+    def _record_new_entries(self, root: str, entries: dict[str, list[Any]],
+                            unrecorded: frozenset[str]) -> None:
+        """:meth:`save_scan_state` of a folder listing :meth:`unrecorded_entries` was asked
+        about, in the open transaction, without joining the whole listing again.
+
+        The records are unchanged since that answer (this store is the only writer and
+        only ``save_scan_state`` writes them), so the listing's entries not recorded are
+        exactly its ``unrecorded`` paths: only they are inserted. Nothing needs deleting
+        when every record of the listed folders matches a listed entry, i.e. when the
+        folders hold as many records as the listing has recorded entries (records are
+        unique per path); else (a file removed, or replaced by one on another inode) the
+        records the listing does not have are deleted as the full statement does.
+        """
+        con = self.con
+        folder, path, ino = entries["folder"], entries["path"], entries["ino"]
+        new = [i for i, p in enumerate(path) if p in unrecorded]
+        names = sorted(set(folder))
+        (held,), = con.execute("SELECT count(*) FROM source_entries WHERE root = ? AND "
+                               "list_contains(?, folder)", [root, names]).fetchall()
+        con.register("_entries", pa.table({
+            "folder": pa.array([folder[i] for i in new], pa.string()),
+            "path": pa.array([path[i] for i in new], pa.string()),
+            "ino": pa.array([ino[i] for i in new], pa.uint64())}))
+        try:
+            if held != len(path) - len(new):
+                con.register("_listed", pa.table({"path": pa.array(path, pa.string()),
+                                                  "ino": pa.array(ino, pa.uint64())}))
+                try:
+                    con.execute(
+                        "DELETE FROM source_entries r WHERE r.root = ? AND "
+                        "list_contains(?, r.folder) AND NOT EXISTS (SELECT 1 FROM _listed l "
+                        "WHERE l.path = r.path AND l.ino = r.ino)", [root, names])
                 finally:
-                    con.unregister("_entries")
+                    con.unregister("_listed")
+            con.execute("INSERT INTO source_entries SELECT ?, folder, path, ino FROM _entries",
+                        [root])
+        finally:
+            con.unregister("_entries")
 
     def unrecorded_entries(self, root: str, paths: list[str], inos: list[int]) -> list[str]:
         """The paths among ``paths``/``inos`` not recorded (by :meth:`save_scan_state`)
-        with that inode: new names, and names replaced by another file."""
+        with that inode: new names, and names replaced by another file.
+
+        The answer is kept (:class:`_Asked`): :meth:`save_scan_state` of these very
+        entries then inserts only these paths instead of joining the listing again."""
+        self._asked = None
         self.con.register("_seen", pa.table({"path": pa.array(paths, pa.string()),
                                              "ino": pa.array(inos, pa.uint64())}))
         try:
@@ -363,7 +414,9 @@ class DuckDBStore:
                 "WHERE r.root = ? AND r.path = s.path AND r.ino = s.ino)", [root]).fetchall()
         finally:
             self.con.unregister("_seen")
-        return [p for (p,) in rows]
+        found = [p for (p,) in rows]
+        self._asked = _Asked(root, paths, inos, len(paths), frozenset(found))
+        return found
 
     def live_files(self, hours: float) -> list[str]:
         """Files of the sessions with events in the last ``hours`` before the newest one."""
@@ -742,6 +795,25 @@ LOW_MEMORY_LIMIT = "64MB"
 #: ... and for a plain scan (``events``, every ``sessions`` row): it fails under ~12 MB
 #: at 1M sessions; at 64 MB an export of 24.5 M events peaked at 318 MB (BENCHMARKS §11d).
 SCAN_MEMORY_LIMIT = "32MB"
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What :meth:`DuckDBStore.unrecorded_entries` was asked (the listing's own lists) and
+    answered: the paths of those entries not recorded with their inode."""
+
+    root: str
+    paths: list[str]
+    inos: list[int]
+    n: int
+    unrecorded: frozenset[str]
+
+    def answers(self, root: str, entries: dict[str, list[Any]]) -> bool:
+        """``entries`` are the very lists asked about, unchanged in length (a listing that
+        dropped entries, e.g. files removed meanwhile, makes new lists: not answered)."""
+        return (root == self.root and entries["path"] is self.paths
+                and entries["ino"] is self.inos and len(self.paths) == self.n
+                and len(entries["folder"]) == self.n)
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
