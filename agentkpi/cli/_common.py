@@ -33,13 +33,21 @@ class _Deferred:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def made(self) -> Console:
+        """The console itself (what Rich objects such as ``Progress`` are given)."""
         if self._console is None:
             from rich.console import Console
 
             options = {k: v() if callable(v) else v for k, v in self._options.items()}
             self._console = Console(**options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+
+def _made(console: Any) -> Console:
+    return console.made() if isinstance(console, _Deferred) else console
 
 
 console = cast("Console", _Deferred(stderr=True, highlight=False, soft_wrap=True))
@@ -139,7 +147,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
     )
 
     bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=True)
+                   TimeElapsedColumn(), console=_made(console), transient=True)
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:

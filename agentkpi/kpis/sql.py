@@ -23,14 +23,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agentkpi.kpis.catalogue import BY_NAME, MEASURES, Kpi, Measure
+from agentkpi.model import EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from agentkpi.store.base import Dialect, Store
 
 GRAINS = ("hour", "day", "week", "month")
 EVENT_LEVEL = "__event_level__"
-#: The one query of every event-level JSON map (:func:`_event_maps_sql`).
+#: The one query of the event-level JSON maps over a subset of the events (:func:`_event_maps_sql`).
 EVENT_MAPS = "__event_maps__"
+EVENT_COLUMN_NAMES = frozenset(c[0] for c in EVENT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,9 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
     one_session = any(x.expr == SESSION_EXPR for x in q.by)
     cols = [s for s in (_kpi_sql(d, k, one_session) for k in kpis if k.level == "session")
             if s]
+    # A session-level JSON map (sessions per key) is the list of its group's keys, counted
+    # in Python: one more column of the main query, not a second run of its three stages.
+    cols += [f"{d.list_of(k.expr)} AS {k.name}" for k in _session_maps(kpis)]
     main = f"{ctes}SELECT {group},\n  {', '.join(cols)}\nFROM pss GROUP BY {group}"
     maps: dict[str, str] = {}
     ev_cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "event") if s]
@@ -216,50 +221,71 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
     event_maps = _event_maps(kpis)
     if event_maps:
         maps[EVENT_MAPS] = _event_maps_sql(w, group, event_maps)
-    for k in kpis:
-        if k.agg == "map" and k.level != "event":
-            maps[k.name] = (f"{ctes}SELECT {group}, {k.expr} AS key, count(*) AS value "
-                            f"FROM pss GROUP BY {group}, key")
+    for k in kpis:  # a map over every event: its own query (a CTE of all would be huge)
+        if k.agg == "map" and k.level == "event" and not k.where:
+            maps[k.name] = _event_map_sql(raw, group, k)
     return main, maps
 
 
+def _session_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
+    """The session-level JSON maps among ``kpis`` (key: a session column, never NULL)."""
+    return [k for k in kpis if k.agg == "map" and k.level != "event"]
+
+
 def _event_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
-    """The event-level JSON maps among ``kpis``, in the order of their query's branches."""
-    return [k for k in kpis if k.agg == "map" and k.level == "event"]
+    """The event-level JSON maps among ``kpis`` that read a subset of the events (a
+    ``where``): the branches, in order, of their one query (:func:`_event_maps_sql`)."""
+    return [k for k in kpis if k.agg == "map" and k.level == "event" and k.where]
+
+
+def _event_map_sql(raw: str, group: str, k: Kpi) -> str:
+    """The query of one event-level JSON map over all the window's events (no ``where``)."""
+    if k.map_value == "sum":
+        return (f"{raw}SELECT {group}, {k.expr} AS key, file, session_id, seq, "
+                f"{k.num} AS value FROM w")
+    value = {"count": "count(*)", "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
+    return f"{raw}SELECT {group}, {k.expr} AS key, {value} AS value FROM w GROUP BY {group}, key"
+
+
+_WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 
 
 def _event_maps_sql(w: str, group: str, maps: Sequence[Kpi]) -> str:
-    """One query for every event-level JSON map: a ``UNION ALL`` of one branch per map over
-    the in-window events, so the events are scanned once, not once per map (DuckDB reads
-    a CTE used by several branches once; the events of the window are not ordered by
-    time on disk, so each scan reads the whole ``ts`` column).
+    """One query for the event-level JSON maps that read a subset of the events: a
+    ``UNION ALL`` of one branch per map over the window's events that some map reads
+    (the OR of their ``where``), with only the columns they read, so the events are
+    scanned once, not once per map (DuckDB reads a CTE used by several branches once;
+    the events of a window are not ordered by time on disk, so each scan reads the whole
+    ``ts`` column).
 
     Rows: (branch index, group..., key, value, file, session_id, seq). A count map's
     branch is grouped (one row per group and key; value its count); a float-sum map's
     branch has one row per event (its value, and where it lies, for the seed's order of
     addition in Python: ``_ordered_sums``). Values are DOUBLE in every branch (counts
-    are exact below 2**53); ``w`` keeps only the events some branch reads.
+    are exact below 2**53).
     """
     branches = []
     for i, k in enumerate(maps):
-        cond = f" WHERE {k.where}" if k.where else ""
         if k.map_value == "sum":
             # Float sums are added up in Python in the seed's order (per session in
             # event order, then sessions in file order) so that every engine prints
             # the very same float repr.
             branches.append(f"SELECT {i} AS map_index, {group}, {k.expr} AS key, "
                             f"CAST({k.num} AS DOUBLE) AS value, file, session_id, seq "
-                            f"FROM w{cond}")
+                            f"FROM w WHERE {k.where}")
         else:
             value = {"count": "count(*)",
                      "count_sessions": "count(DISTINCT session_id)"}[k.map_value]
             branches.append(f"SELECT {i} AS map_index, {group}, {k.expr} AS key, "
                             f"CAST({value} AS DOUBLE) AS value, NULL AS file, "
                             "NULL AS session_id, NULL AS seq "
-                            f"FROM w{cond} GROUP BY {group}, key")
-    keep = "" if any(not k.where for k in maps) else (
-        " WHERE " + " OR ".join(f"({k.where})" for k in maps))
-    return (f"WITH w AS (SELECT * FROM ({w}) w0{keep})\n"
+                            f"FROM w WHERE {k.where} GROUP BY {group}, key")
+    text = " ".join(f"{k.expr} {k.where} {k.num}" for k in maps)
+    read = {c for c in _WORD.findall(text) if c in EVENT_COLUMN_NAMES}
+    read |= {"file", "session_id", "seq"}
+    cols = ", ".join(sorted(read))
+    keep = " OR ".join(f"({k.where})" for k in maps)
+    return (f"WITH w AS (SELECT {group}, {cols} FROM ({w}) w0 WHERE {keep})\n"
             + "\nUNION ALL\n".join(branches))
 
 
@@ -313,8 +339,7 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
                 target = raw.get(tuple(r[: len(dim_names)]))
                 if target is not None:
                     target.update(zip(enames[len(dim_names):], r[len(dim_names):], strict=True))
-            continue
-        if name == EVENT_MAPS:
+        elif name == EVENT_MAPS:
             _, erows = fetch(sql)
             n = len(dim_names)
             for i, k in enumerate(_event_maps(needed_kpis(q.kpis))):
@@ -324,9 +349,13 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
                         [(*r[:n + 1], *r[n + 2:], r[n + 1]) for r in mine], n)
                 else:
                     map_values[k.name] = _counts(mine, n)
-            continue
-        _, mrows = fetch(sql)
-        map_values[name] = _counts(mrows, len(dim_names))
+        else:
+            _, mrows = fetch(sql)
+            one = BY_NAME[name]
+            map_values[name] = (_ordered_sums(mrows, len(dim_names)) if one.map_value == "sum"
+                                else _counts(mrows, len(dim_names)))
+    for k in _session_maps(needed_kpis(q.kpis)):
+        map_values[k.name] = {g: _tally(row.pop(k.name)) for g, row in raw.items()}
     requested = list(q.kpis)
     needed = needed_kpis(requested)
     out = []
@@ -401,6 +430,14 @@ def _finisher(k: Kpi) -> Callable[[Any], Any]:
     if k.kind == "int":
         return lambda v: v if v.__class__ is int and INT64_MIN <= v <= INT64_MAX else slow(v)
     return slow
+
+
+def _tally(keys: Sequence[Any] | None) -> dict[str, int]:
+    """``{key: how many times}`` of one group's list of keys (:meth:`Dialect.list_of`)."""
+    out: dict[str, int] = {}
+    for key in keys or ():
+        out[str(key)] = out.get(str(key), 0) + 1
+    return out
 
 
 def _counts(rows: list[tuple[Any, ...]], n_keys: int) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -120,6 +120,9 @@ class ClickHouseDialect:
     def count_distinct_lists(self, expr: str) -> str:
         return f"length(arrayDistinct(arrayFlatten(groupArray({expr}))))"
 
+    def list_of(self, expr: str) -> str:
+        return f"groupArray({expr})"  # NULLs are left out
+
     def quantile_if(self, expr: str, p: float, where: str) -> str:
         arr = (f"arraySort(groupArrayIf(toFloat64({expr}), {where}))" if where
                else f"arraySort(groupArray(toFloat64({expr})))")

@@ -78,6 +78,10 @@ class DuckDBDialect:
     def count_distinct_lists(self, expr: str) -> str:
         return f"len(list_distinct(flatten(list({expr}))))"
 
+    def list_of(self, expr: str) -> str:
+        # Every non-NULL value of the group, as ClickHouse's groupArray.
+        return f"list({expr}) FILTER (WHERE {expr} IS NOT NULL)"
+
     def quantile_if(self, expr: str, p: float, where: str) -> str:
         # The seed's (numpy's default) linear interpolation, spelled out so the
         # result is bit-identical to it: lo + (hi - lo) * frac. DuckDB's own
