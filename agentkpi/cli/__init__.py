@@ -7,8 +7,14 @@ options, calls one library function and formats the result.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
+
+# No command uses BLAS; numpy, which pyarrow imports, would start an OpenBLAS thread per CPU
+# whose start-up costs ~0.08 s of CPU in every command (a cron run's parse workers compete
+# for it). Set before anything imports numpy; a value the user set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 

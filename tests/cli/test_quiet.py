@@ -68,3 +68,21 @@ def test_quiet_still_reports_an_error_in_one_line(tmp_path: Path) -> None:
         assert r.returncode == 1, (args, r.stderr)
         assert r.stdout == ""
         assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_the_cli_starts_no_blas_threads_unless_asked() -> None:
+    """numpy (imported by pyarrow) starts an OpenBLAS thread per CPU unless told otherwise;
+    the CLI uses no BLAS, so its processes say one thread (a user's own setting is kept)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import agentkpi.cli, numpy, os, threading; "
+            "print(os.environ['OPENBLAS_NUM_THREADS'], threading.active_count())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout.split()
+    assert out[0] == "1"
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**env, "OPENBLAS_NUM_THREADS": "3"}).stdout.split()
+    assert kept[0] == "3"
