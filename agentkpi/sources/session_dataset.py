@@ -120,7 +120,8 @@ SETTLE_S = 2.0
 
 
 def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str],
-                 unrecorded: Callable[[list[str], list[int]], Collection[str]] | None = None,
+                 unrecorded: Callable[[list[str], list[int], list[str]], Collection[str]]
+                 | None = None,
                  ) -> tuple[dict[str, str], dict[str, str], dict[str, list[Any]]] | None:
     """Files that may have changed since ``folders`` was recorded, without listing history.
 
@@ -155,6 +156,7 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
     gone: set[str] = set()
     record: dict[str, str] = {}
     trusted: set[str] = set()  # folders whose unlisted files are only checked when live
+    read: list[str] = []  # folders whose entries were read (every entry's folder)
     for day in day_dirs:
         try:
             st = os.stat(day)
@@ -170,6 +172,7 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
                              if e.name.endswith(".jsonl") and e.is_file()]
             except OSError:
                 continue
+            read.append(day)
             entries["folder"].extend([day] * len(found))
             entries["path"].extend(p for p, _ in found)
             entries["ino"].extend(i for _, i in found)
@@ -180,7 +183,7 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
         if st.st_mtime_ns < settled_before:
             record[day] = fp
     if unrecorded is not None and entries["path"]:
-        _stat_all(unrecorded(entries["path"], entries["ino"]), listing, gone)
+        _stat_all(unrecorded(entries["path"], entries["ino"], read), listing, gone)
     if gone:  # not recorded: a name that comes back is checked again
         keep = [i for i, p in enumerate(entries["path"]) if p not in gone]
         entries = {k: [v[i] for i in keep] for k, v in entries.items()}

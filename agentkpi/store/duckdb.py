@@ -403,19 +403,24 @@ class DuckDBStore:
         finally:
             con.unregister("_entries")
 
-    def unrecorded_entries(self, root: str, paths: list[str], inos: list[int]) -> list[str]:
+    def unrecorded_entries(self, root: str, paths: list[str], inos: list[int],
+                           folders: list[str] | None = None) -> list[str]:
         """The paths among ``paths``/``inos`` not recorded (by :meth:`save_scan_state`)
-        with that inode: new names, and names replaced by another file.
+        with that inode: new names, and names replaced by another file. ``folders``: the
+        folders these entries were read from (a path is recorded with the folder it was
+        listed in), so only their records are compared (a day folder's, not all history's).
 
         The answer is kept (:class:`_Asked`): :meth:`save_scan_state` of these very
         entries then inserts only these paths instead of joining the listing again."""
         self._asked = None
         self.con.register("_seen", pa.table({"path": pa.array(paths, pa.string()),
                                              "ino": pa.array(inos, pa.uint64())}))
+        within = "" if folders is None else " AND list_contains(?, r.folder)"
         try:
             rows = self.con.execute(
                 "SELECT path FROM _seen s WHERE NOT EXISTS (SELECT 1 FROM source_entries r "
-                "WHERE r.root = ? AND r.path = s.path AND r.ino = s.ino)", [root]).fetchall()
+                f"WHERE r.root = ?{within} AND r.path = s.path AND r.ino = s.ino)",
+                [root] if folders is None else [root, sorted(set(folders))]).fetchall()
         finally:
             self.con.unregister("_seen")
         found = [p for (p,) in rows]
