@@ -224,13 +224,13 @@ NONE_LABEL = "(none)"  # a NULL dimension value in rows, links and filters
 
 def run_kpis(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
              grain: str | None = None, by: Sequence[str] = (),
-             filters: Mapping[str, str | None] | None = None,
+             filters: Mapping[str, str | Sequence[str] | None] | None = None,
              tz: str = "UTC", compare: str | None = None) -> list[dict[str, Any]]:
     """KPI rows for ``[start, end)``: the one place views (and alerts) compute KPIs.
 
     A thin adapter over :func:`agentkpi.queries.query` (same semantics as ``agentkpi
     query``, every engine): ``by`` and ``filters`` name registry dimensions
-    (``(none)`` filters NULL). Rows: ``bucket`` (naive UTC; absent when ``grain`` is
+    (``(none)`` filters NULL; a list keeps any of its values). Rows: ``bucket`` (naive UTC; absent when ``grain`` is
     None), one key per ``by`` dimension, one per KPI.
     """
     flt = {k: (None if v == NONE_LABEL else v) for k, v in (filters or {}).items()}
@@ -578,7 +578,7 @@ COST_KPIS = ("cost_usd", "llm_calls", "tokens_prompt", "tokens_completion",
 
 
 def _rows_by(store: Store, dim: str, start: datetime, end: datetime, kpis: Sequence[str],
-             filters: dict[str, str], tz: str) -> list[dict[str, Any]]:
+             filters: Mapping[str, Any], tz: str) -> list[dict[str, Any]]:
     rows = run_kpis(store, start, end, kpis, by=[dim], filters=filters, tz=tz)
     out = [{dim: NONE_LABEL if r[dim] is None else str(r[dim]), **{k: r[k] for k in kpis}}
            for r in rows]
@@ -720,11 +720,20 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
         total_saved += saved or 0.0
     by_agent = _rows_by(store, "agent", start, end, ("cost_usd", "llm_calls", "sessions",
                                                       "tool_calls_total"), filters, tz)
+    d = store.dialect
+    # Only MCP tool events name a server: the range's servers first (one narrow scan), then
+    # the KPIs of their events alone, which are the rows of grouping every event less the
+    # (none) group (a group's KPIs depend on its own events only).
+    mcp_filters: dict[str, Any] = dict(filters)
+    if "mcp_server" not in filters:
+        _, srows = store.fetch(
+            "SELECT DISTINCT mcp_server FROM events WHERE mcp_server IS NOT NULL "
+            f"AND ts >= {d.ts_literal(start)} AND ts < {d.ts_literal(end)}")
+        mcp_filters["mcp_server"] = sorted(str(r[0]) for r in srows)
     by_mcp = [r for r in _rows_by(store, "mcp_server", start, end,
                                   ("tool_calls_total", "tool_calls_failed",
-                                   "tool_success_rate", "sessions"), filters, tz)
-              if r["mcp_server"] != NONE_LABEL]
-    d = store.dialect
+                                   "tool_success_rate", "sessions"), mcp_filters, tz)
+              if r["mcp_server"] != NONE_LABEL] if mcp_filters["mcp_server"] else []
     cols, vrows = store.fetch(
         "SELECT coalesce(cost_source, 'unpriced') AS cost_source, price_version, "
         "count(*) AS calls FROM events WHERE event_type = 'llm_call' "

@@ -220,9 +220,7 @@ def _table_rows(st: Store, sql: str) -> list[tuple[Any, ...]]:
 def _assert_tables_equal_a_rebuild(st: Store) -> None:
     for table in aggregates.ALL_TABLES:
         kept = _table_rows(st, f"SELECT * FROM {table}")
-        rebuilt = _table_rows(st, aggregates.session_select_sql(DUCKDB)
-                              if table == aggregates.SESSION_TABLE
-                              else aggregates.select_sql(DUCKDB, table))
+        rebuilt = _table_rows(st, aggregates.table_sql(DUCKDB, table))
         assert kept == rebuilt, table
         assert kept
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from agentkpi.kpis.catalogue import MEASURES, Measure
+from agentkpi.kpis.dimensions import DIMENSIONS
 from agentkpi.kpis.sql import KpiQuery, combined_measure_sql, hourly_measure_sql
 from agentkpi.model import EVENT_COLUMNS
 
@@ -56,9 +57,21 @@ TABLES: dict[str, tuple[str, ...]] = {
 #: (totals, breakdowns, the sessions list) for every session that lies wholly in its range.
 SESSION_TABLE = "agg_session"
 
-#: Every aggregate table, in the order they are (re)built: the session table reads
-#: ``agg_hourly``.
-ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE)
+#: Per session and value of a dimension: the rows of a keyed hourly table combined per
+#: (session, value of the dimension) over the session's whole life, with the session's
+#: first and last hour (table -> its hourly table, the dimension). A query grouped by that
+#: dimension (the cost page's models and agents, their breakdown pages) takes the stage-2
+#: rows of the sessions wholly in its range (and, with time buckets, in one bucket) from
+#: here. The column named like the dimension holds the dimension's value (for ``model``:
+#: ``coalesce(e.model, s.model)``, the session's model filled in at write time).
+SESSION_KEY_TABLES: dict[str, tuple[str, str]] = {
+    "agg_session_model": ("agg_hourly_model", "model"),
+    "agg_session_agent": ("agg_hourly_agent", "agent"),
+}
+
+#: Every aggregate table, in the order they are (re)built: the session tables read
+#: the hourly ones.
+ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE, *SESSION_KEY_TABLES)
 
 _EVENT_NAMES = frozenset(n for n, *_ in EVENT_COLUMNS)
 _QUALIFIED = re.compile(r"\b([es])\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -90,9 +103,62 @@ def session_select_sql(d: Dialect, where: str = "") -> str:
             f"    {measures}\nFROM agg_hourly{cond} GROUP BY session_id")
 
 
+def session_key_select_sql(d: Dialect, table: str, where: str = "") -> str:
+    """The rows of a :data:`SESSION_KEY_TABLES` table: its hourly table combined per
+    session and value of the dimension (``where`` filters the hourly rows, unqualified).
+
+    The combination is the query's own second stage over the same hourly rows, grouped
+    by the same dimension expression, so a session wholly inside a query's range (and
+    bucket) has exactly the values the query would combine from its hours.
+    """
+    hourly, dim = SESSION_KEY_TABLES[table]
+    expr = _local(DIMENSIONS[dim].expr)
+    join = " LEFT JOIN sessions s ON s.session_id = a.session_id" if _reads_session(expr) else ""
+    cond = f" WHERE {where}" if where else ""
+    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in MEASURES)
+    measures = ",\n    ".join(combined_measure_sql(d, m) for m in MEASURES)
+    return (f"SELECT session_id, _first_hour, _last_hour, _key AS {dim},\n    {measures}\n"
+            f"FROM (SELECT a.session_id AS session_id, a._hour AS _hour, {expr} AS _key, "
+            "min(a._hour) OVER (PARTITION BY a.session_id) AS _first_hour, "
+            f"max(a._hour) OVER (PARTITION BY a.session_id) AS _last_hour, {cols}\n"
+            f"  FROM (SELECT * FROM {hourly}{cond}) a{join})\n"
+            "GROUP BY session_id, _first_hour, _last_hour, _key")
+
+
+def table_sql(d: Dialect, table: str, where: str = "", source: str = "events") -> str:
+    """The rows of any aggregate ``table`` (``where``: a filter on its source's rows)."""
+    if table == SESSION_TABLE:
+        return session_select_sql(d, where)
+    if table in SESSION_KEY_TABLES:
+        return session_key_select_sql(d, table, where)
+    return select_sql(d, table, source, where)
+
+
+def usable(tables: frozenset[str]) -> frozenset[str]:
+    """Of the current ``tables``, those a query may read: a session table is only as good
+    as the hourly table it was combined from."""
+    out = set(tables)
+    if "agg_hourly" not in out:
+        out.discard(SESSION_TABLE)
+    for table, (hourly, _) in SESSION_KEY_TABLES.items():
+        if hourly not in out:
+            out.discard(table)
+    return frozenset(out)
+
+
+def with_dependents(todo: Sequence[str]) -> list[str]:
+    """``todo`` plus the session tables combined from a table in it, in build order."""
+    need = set(todo)
+    if "agg_hourly" in need:
+        need.add(SESSION_TABLE)
+    need |= {t for t, (hourly, _) in SESSION_KEY_TABLES.items() if hourly in need}
+    return [t for t in ALL_TABLES if t in need]
+
+
 def signature(d: Dialect) -> str:
     """Changes whenever the SQL that fills the tables changes (catalogue, dialect)."""
-    text = "\n".join([*(select_sql(d, t) for t in TABLES), session_select_sql(d)])
+    text = "\n".join([*(select_sql(d, t) for t in TABLES), session_select_sql(d),
+                      *(session_key_select_sql(d, t) for t in SESSION_KEY_TABLES)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -145,54 +211,108 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     """Stage-1 SQL over an aggregate table for ``q`` (None: use the raw path).
 
     ``partial_only``: only the sessions :func:`session_source` does not answer (those
-    with hours outside the range).
+    with hours outside the range, or in more than one of its time buckets).
     """
     table = table_for(q, available)
     if table is None:
         return None
 
     join, dims = _grouping(q)
-    where = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}",
-             *(_local(p) for p in q.where)]
+    rows = [f"a._hour >= {d.ts_literal(q.start)}", f"a._hour < {d.ts_literal(q.end)}"]
+    source = table
     if partial_only:  # uncorrelated subqueries: ClickHouse runs no correlated ones
         # Sessions cut by the range: they overlap it (only those have hours in it) and
-        # do not lie inside it.
+        # do not lie inside it (or one bucket). Picked before the sessions join, which
+        # otherwise meets every row of the range.
         cut = (f"SELECT session_id FROM {SESSION_TABLE} x WHERE "
                f"x._last_hour >= {d.ts_literal(q.start)} AND "
-               f"x._first_hour < {d.ts_literal(q.end)} AND NOT ({_inside(d, q, 'x')})")
-        where.append(f"(a.session_id IN ({cut}) OR (a.session_id IS NULL AND EXISTS "
-                     f"({cut} AND x.session_id IS NULL)))")
+               f"x._first_hour < {d.ts_literal(q.end)} AND NOT ({_whole(d, q, 'x')})")
+        rows.append(f"(a.session_id IN ({cut}) OR (a.session_id IS NULL AND EXISTS "
+                    f"({cut} AND x.session_id IS NULL)))")
+        source = f"(SELECT * FROM {table} a WHERE {' AND '.join(rows)})"
+        rows = []
+    where = [*rows, *(_local(p) for p in q.where)] or ["1 = 1"]
     cols = ", ".join(f"a.{m.name}" for m in measures)
     return (f"SELECT {d.bucket(q.grain, 'a._hour', q.tz, q.week_start)} AS bucket{dims}, "
             f"a._hour AS _hour, a.session_id AS session_id, {cols}\n"
-            f"  FROM {table} a{join} WHERE {' AND '.join(where)}")
+            f"  FROM {source} a{join} WHERE {' AND '.join(where)}")
 
 
-def _inside(d: Dialect, q: KpiQuery, alias: str) -> str:
-    return (f"{alias}._first_hour >= {d.ts_literal(q.start)} AND "
-            f"{alias}._last_hour < {d.ts_literal(q.end)}")
+def _whole(d: Dialect, q: KpiQuery, alias: str) -> str:
+    """The session (its ``_first_hour``/``_last_hour``) lies wholly in ``q``'s range and,
+    when ``q`` has time buckets, in one bucket (buckets are intervals: the first and the
+    last hour's bucket are the same, so every hour's is)."""
+    inside = (f"{alias}._first_hour >= {d.ts_literal(q.start)} AND "
+              f"{alias}._last_hour < {d.ts_literal(q.end)}")
+    if q.grain is None:
+        return inside
+    first, last = (d.bucket(q.grain, f"{alias}.{c}", q.tz, q.week_start)
+                   for c in ("_first_hour", "_last_hour"))
+    return f"{inside} AND {first} = {last}"
+
+
+def _session_table(q: KpiQuery, available: frozenset[str]
+                   ) -> tuple[str, list[str], list[str]] | None:
+    """The session table that answers ``q``'s sessions wholly in its range, with ``q``'s
+    dimension and filter expressions over it (the dimension's value read from its
+    column ``a.<dim>``), or None."""
+    exprs = [x.expr for x in q.by]
+    table = table_for(q, available)
+    if table == "agg_hourly":
+        return SESSION_TABLE, exprs, list(q.where)
+    for name, (hourly, dim) in SESSION_KEY_TABLES.items():
+        if hourly != table or name not in available:
+            continue
+        # Grouped by the dimension: each (group, session) is one stored row. A filter on
+        # it alone could keep several rows of a session in one group.
+        key = DIMENSIONS[dim].expr
+        if key not in exprs:
+            return None
+        subst = [_outside_strings(e, lambda t: t.replace(key, f"a.{dim}"))
+                 for e in [*exprs, *q.where]]
+        for e in subst:  # no other event column may remain
+            found = event_columns(e.replace(f"a.{dim}", "NULL"))
+            if found is None or found - {"session_id"}:
+                return None
+        return name, subst[:len(exprs)], subst[len(exprs):]
+    return None
 
 
 def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
                    available: frozenset[str]) -> str | None:
-    """Stage-2 rows (per group and session) from :data:`SESSION_TABLE` for the sessions
-    wholly inside ``q``'s range, or None when it cannot answer ``q``.
+    """Stage-2 rows (per group and session) from a session table for the sessions wholly
+    inside ``q``'s range (and one of its buckets), or None when none can answer ``q``.
 
-    It answers a query without time buckets whose dimensions and filters read only the
-    session (``s.*``, ``e.session_id``): then each session is one group, and its combined
+    :data:`SESSION_TABLE` answers a query whose dimensions and filters read only the
+    session (``s.*``, ``e.session_id``): each session is then one group. A table of
+    :data:`SESSION_KEY_TABLES` answers a query grouped by its dimension (besides session
+    columns): each (session, value) is one group. With time buckets, a session whose
+    hours all fall in one bucket is one group of that bucket. Such a group's combined
     values over the range are its values over its whole life. The other sessions of the
     range (:func:`hourly_source` with ``partial_only``) are combined from their hours.
     """
-    if q.grain is not None or SESSION_TABLE not in available or \
-            table_for(q, available) != "agg_hourly":
+    if SESSION_TABLE not in available:
         return None
-
-    join, dims = _grouping(q)
-    where = [_inside(d, q, "a"), *(_local(p) for p in q.where)]
+    found = _session_table(q, available)
+    if found is None:
+        return None
+    table, by, where_exprs = found
+    join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
+            if any(_reads_session(e) for e in [*by, *where_exprs]) else "")
+    level = {x.name: x.level for x in q.by}
+    names = [x.name for x in q.by]
+    order = [i for i, n in enumerate(names) if level[n] == "event"] + \
+        [i for i, n in enumerate(names) if level[n] != "event"]
+    dims = "".join(f", {_local(by[i])} AS g_{names[i]}" for i in order)
+    where = [_whole(d, q, "a"), *(_local(p) for p in where_exprs)]
     cols = ", ".join(f"a.{m.name} AS {m.name}" for m in measures)
-    return (f"SELECT {d.bucket(None, 'a._first_hour', q.tz, q.week_start)} AS bucket{dims}, "
-            f"a.session_id AS session_id, {cols}\n"
-            f"  FROM {SESSION_TABLE} a{join} WHERE {' AND '.join(where)}")
+    return (f"SELECT {d.bucket(q.grain, 'a._first_hour', q.tz, q.week_start)} AS bucket"
+            f"{dims}, a.session_id AS session_id, {cols}\n"
+            f"  FROM {table} a{join} WHERE {' AND '.join(where)}")
+
+
+def _reads_session(expr: str) -> bool:
+    return any(alias == "s" for alias, _ in _QUALIFIED.findall(_STRING.sub("''", expr)))
 
 
 def _local(expr: str) -> str:
@@ -206,8 +326,7 @@ def _grouping(q: KpiQuery) -> tuple[str, str]:
     (``, expr AS g_name``) of ``q`` over an aggregate table aliased ``a``."""
     exprs = [*(x.expr for x in q.by), *q.where]
     join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
-            if any(alias == "s" for e in exprs
-                   for alias, _ in _QUALIFIED.findall(_STRING.sub("''", e))) else "")
+            if any(_reads_session(e) for e in exprs) else "")
     ev = [x for x in q.by if x.level == "event"]
     ss = [x for x in q.by if x.level == "session"]
     return join, "".join(f", {_local(x.expr)} AS g_{x.name}" for x in (*ev, *ss))

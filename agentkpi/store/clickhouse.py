@@ -498,8 +498,7 @@ class ClickHouseStore:
         sig = agg.signature(CLICKHOUSE)
         rows = self.client.query("SELECT name, signature FROM aggregate_tables FINAL"
                                  ).result_rows
-        have = frozenset(n for n, sg in rows if sg == sig and n in agg.ALL_TABLES)
-        return have if "agg_hourly" in have else have - {agg.SESSION_TABLE}
+        return agg.usable(frozenset(n for n, sg in rows if sg == sig and n in agg.ALL_TABLES))
 
     def build_aggregates(self, force: bool = False) -> list[str]:
         """(Re)build the aggregate tables whose SQL changed; returns their names.
@@ -510,9 +509,8 @@ class ClickHouseStore:
         sig = agg.signature(CLICKHOUSE)
         have = {str(n): str(sg) for n, sg in self.client.query(
             "SELECT name, signature FROM aggregate_tables FINAL").result_rows}
-        todo = [t for t in agg.ALL_TABLES if force or have.get(t) != sig]
-        if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
-            todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
+        todo = agg.with_dependents([t for t in agg.ALL_TABLES
+                                    if force or have.get(t) != sig])
         try:
             for table in todo:
                 # Not atomic: a table is marked current only once it is complete (the
@@ -531,9 +529,7 @@ class ClickHouseStore:
 
     @staticmethod
     def _agg_select(table: str, where: str = "") -> str:
-        if table == agg.SESSION_TABLE:
-            return agg.session_select_sql(CLICKHOUSE, where)
-        return agg.select_sql(CLICKHOUSE, table, "events", where)
+        return agg.table_sql(CLICKHOUSE, table, where)
 
     def _refresh_aggregates(self, sessions: Iterable[str]) -> None:
         """Recompute the aggregate rows of ``sessions`` from their stored events."""
@@ -545,7 +541,7 @@ class ClickHouseStore:
         try:
             self.client.insert_arrow(stage, pa.table({"session_id": pa.array(ids, pa.string())}))
             touched = f"session_id IN (SELECT session_id FROM {stage})"
-            for table in agg.ALL_TABLES:  # agg_hourly before the session table reads it
+            for table in agg.ALL_TABLES:  # the hourly tables before the session tables
                 if table not in self.aggregates:
                     continue
                 # A mutation costs seconds even when it matches nothing: look first.
@@ -640,6 +636,9 @@ class ClickHouseStore:
             self._touched = set()
             if events.num_rows and self.aggregates:
                 self._touched.update(pc.unique(_not_null(events, "session_id", "").column(
+                    "session_id")).to_pylist())
+            if sessions.num_rows and self.aggregates:  # the session tables hold its model
+                self._touched.update(pc.unique(_not_null(sessions, "session_id", "").column(
                     "session_id")).to_pylist())
             # A mutation costs seconds even when it matches nothing (new files of an
             # hourly run): look first, through the primary index, and skip it then.

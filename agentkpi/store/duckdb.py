@@ -303,16 +303,13 @@ class DuckDBStore:
         con = self.con
         sig = agg.signature(DUCKDB)
         have = dict(con.execute("SELECT name, signature FROM aggregate_tables").fetchall())
-        todo = [t for t in agg.ALL_TABLES if force or have.get(t) != sig]
+        todo = agg.with_dependents([t for t in agg.ALL_TABLES
+                                    if force or have.get(t) != sig])
         if not todo:
             return []
-        if "agg_hourly" in todo and agg.SESSION_TABLE not in todo:
-            todo.append(agg.SESSION_TABLE)  # it is read from agg_hourly
         with self._transaction(f"building the aggregate tables of {self.path} failed"):
             for table in todo:
-                sql = (agg.session_select_sql(DUCKDB) if table == agg.SESSION_TABLE
-                       else agg.select_sql(DUCKDB, table))
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.table_sql(DUCKDB, table)}")
                 con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
                             [table, sig, _now()])
         return todo
@@ -446,9 +443,7 @@ class DuckDBStore:
         except duckdb.CatalogException:
             return frozenset()  # a store written before aggregates existed: raw path
         sig = agg.signature(DUCKDB)
-        have = frozenset(n for n, s in rows if s == sig and n in agg.ALL_TABLES)
-        # The session table is only as good as the agg_hourly it was combined from.
-        return have if "agg_hourly" in have else have - {agg.SESSION_TABLE}
+        return agg.usable(frozenset(n for n, s in rows if s == sig and n in agg.ALL_TABLES))
 
     def _refresh_aggregates(self, from_batch: bool) -> None:
         """Recompute the aggregate rows of the sessions in ``_agg_touched``.
@@ -459,14 +454,15 @@ class DuckDBStore:
         con = self.con
         touched = ("EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT DISTINCT "
                    "FROM {col})")
-        for table in agg.ALL_TABLES:  # agg_hourly before the session table reads it
+        for table in agg.ALL_TABLES:  # the hourly tables before the session tables read them
             if table not in self.aggregates:
                 continue
-            if table == agg.SESSION_TABLE:
+            if table == agg.SESSION_TABLE or table in agg.SESSION_KEY_TABLES:
                 if not from_batch:
                     con.execute(f"DELETE FROM {table} WHERE "
                                 + touched.format(col=f"{table}.session_id"))
-                sql = agg.session_select_sql(DUCKDB, touched.format(col="agg_hourly.session_id"))
+                hourly = agg.SESSION_KEY_TABLES.get(table, ("agg_hourly",))[0]
+                sql = agg.table_sql(DUCKDB, table, touched.format(col=f"{hourly}.session_id"))
             elif from_batch:
                 sql = agg.select_sql(DUCKDB, table, "_in_events")
             else:
@@ -544,8 +540,11 @@ class DuckDBStore:
             with self._transaction(f"writing to store {self.path} failed"):
                 # Sessions whose aggregate rows change: those of the incoming events and
                 # those of every event deleted below.
+                # (and those whose session row changes: the per-model and per-agent session
+                # tables hold the session's model and agent where an event has none).
                 con.execute("CREATE OR REPLACE TEMP TABLE _agg_touched AS "
-                            "SELECT DISTINCT session_id FROM _in_events")
+                            "SELECT session_id FROM _in_events UNION "
+                            "SELECT session_id FROM _in_sessions")
                 replaced = False
                 # Deleting scans the events table, so only when something is there to
                 # replace: a file read before, or a session already stored. ``fresh``
@@ -589,7 +588,7 @@ class DuckDBStore:
                     self.merged_by_key += self._resolve_event_keys(events)
                 if sessions.num_rows:
                     self._upsert_sessions()
-                if self.aggregates and (events.num_rows or replaced):
+                if self.aggregates and (events.num_rows or sessions.num_rows or replaced):
                     # From the batch alone when none of its sessions has rows yet.
                     base = sorted(self.aggregates)[0]
                     old = replaced or con.execute(
