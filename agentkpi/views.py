@@ -230,8 +230,8 @@ def run_kpis(store: Store, start: datetime, end: datetime, kpis: Sequence[str],
 
     A thin adapter over :func:`agentkpi.queries.query` (same semantics as ``agentkpi
     query``, every engine): ``by`` and ``filters`` name registry dimensions
-    (``(none)`` filters NULL; a list keeps any of its values). Rows: ``bucket`` (naive UTC; absent when ``grain`` is
-    None), one key per ``by`` dimension, one per KPI.
+    (``(none)`` filters NULL; a list keeps any of its values). Rows: ``bucket`` (naive
+    UTC; absent when ``grain`` is None), one key per ``by`` dimension, one per KPI.
     """
     flt = {k: (None if v == NONE_LABEL else v) for k, v in (filters or {}).items()}
     if bad := [k for k in flt if k not in DIMENSIONS]:

@@ -33,6 +33,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -268,7 +269,7 @@ def _session_table(q: KpiQuery, available: frozenset[str]
         key = DIMENSIONS[dim].expr
         if key not in exprs:
             return None
-        subst = [_outside_strings(e, lambda t: t.replace(key, f"a.{dim}"))
+        subst = [_outside_strings(e, partial(_replace, old=key, new=f"a.{dim}"))
                  for e in [*exprs, *q.where]]
         for e in subst:  # no other event column may remain
             found = event_columns(e.replace(f"a.{dim}", "NULL"))
@@ -309,6 +310,10 @@ def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     return (f"SELECT {d.bucket(q.grain, 'a._first_hour', q.tz, q.week_start)} AS bucket"
             f"{dims}, a.session_id AS session_id, {cols}\n"
             f"  FROM {table} a{join} WHERE {' AND '.join(where)}")
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    return text.replace(old, new)
 
 
 def _reads_session(expr: str) -> bool:
