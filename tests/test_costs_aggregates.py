@@ -110,6 +110,15 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         st.close()
 
 
+def _same(fast: dict[str, Any], slow: dict[str, Any]) -> None:
+    """Equal pages. The cost split over requested tools reads the events on both paths,
+    and its float sums are unordered (ClickHouse's threads may add them in another
+    order from one run to the next): equal up to rounding."""
+    split = fast.pop("by_requested_tool"), slow.pop("by_requested_tool")
+    assert fast == slow
+    assert [{**r, "cost_usd": pytest.approx(r["cost_usd"])} for r in split[0]] == split[1]
+
+
 def _raw(st: Store, fn: Any) -> Any:
     saved, st.aggregates = st.aggregates, frozenset()  # type: ignore[misc]
     try:
@@ -134,7 +143,7 @@ def test_the_costs_page_from_aggregates_equals_the_raw_events(
         tz: str) -> None:
     fast = views.costs(store, start, end, grain=grain, tz=tz)
     slow = _raw(store, lambda: views.costs(store, start, end, grain=grain, tz=tz))
-    assert fast == slow
+    _same(fast, slow)
     assert fast["by_model"] and fast["by_agent"]
 
 
@@ -145,7 +154,7 @@ def test_filtered_costs_pages_equal_the_raw_events(store: Store,
     fast = views.costs(store, DAY, datetime(2026, 3, 3), filters=filters)
     slow = _raw(store, lambda: views.costs(store, DAY, datetime(2026, 3, 3),
                                            filters=filters))
-    assert fast == slow
+    _same(fast, slow)
 
 
 def test_the_hand_made_day_by_hand(store: Store) -> None:
@@ -222,4 +231,4 @@ def test_a_session_row_changed_alone_refreshes_the_session_tables(tmp_path: Path
                 aggregates.table_sql(st.dialect, table)), table
         page = views.costs(st, DAY, datetime(2026, 3, 3))
         assert any(r["model"] == "m-late" for r in page["by_model"])
-        assert page == _raw(st, lambda: views.costs(st, DAY, datetime(2026, 3, 3)))
+        _same(page, _raw(st, lambda: views.costs(st, DAY, datetime(2026, 3, 3))))

@@ -39,7 +39,13 @@ from zoneinfo import ZoneInfo
 
 from agentkpi.kpis.catalogue import MEASURES, Measure
 from agentkpi.kpis.dimensions import DIMENSIONS
-from agentkpi.kpis.sql import KpiQuery, combined_measure_sql, hourly_measure_sql
+from agentkpi.kpis.sql import (
+    KpiQuery,
+    combined_measure_sql,
+    hourly_measure_sql,
+    needed_kpis,
+    needed_measures,
+)
 from agentkpi.model import EVENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -69,6 +75,14 @@ SESSION_KEY_TABLES: dict[str, tuple[str, str]] = {
     "agg_session_model": ("agg_hourly_model", "model"),
     "agg_session_agent": ("agg_hourly_agent", "agent"),
 }
+
+#: The KPIs whose measures :data:`SESSION_KEY_TABLES` keep (the costs page's cost per
+#: bucket, by model and by agent): a narrow table costs an ingest half as much to keep.
+#: A query needing another measure combines the hours.
+SESSION_KEY_KPIS = ("cost_usd", "llm_calls", "tokens_prompt", "tokens_completion",
+                    "tokens_cache_read", "tokens_cache_creation", "unpriced_tokens",
+                    "sessions", "tool_calls_total")
+SESSION_KEY_MEASURES: tuple[Measure, ...] = tuple(needed_measures(needed_kpis(SESSION_KEY_KPIS)))
 
 #: Every aggregate table, in the order they are (re)built: the session tables read
 #: the hourly ones.
@@ -116,8 +130,8 @@ def session_key_select_sql(d: Dialect, table: str, where: str = "") -> str:
     expr = _local(DIMENSIONS[dim].expr)
     join = " LEFT JOIN sessions s ON s.session_id = a.session_id" if _reads_session(expr) else ""
     cond = f" WHERE {where}" if where else ""
-    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in MEASURES)
-    measures = ",\n    ".join(combined_measure_sql(d, m) for m in MEASURES)
+    cols = ", ".join(f"a.{m.name} AS {m.name}" for m in SESSION_KEY_MEASURES)
+    measures = ",\n    ".join(combined_measure_sql(d, m) for m in SESSION_KEY_MEASURES)
     return (f"SELECT session_id, _first_hour, _last_hour, _key AS {dim},\n    {measures}\n"
             f"FROM (SELECT a.session_id AS session_id, a._hour AS _hour, {expr} AS _key, "
             "min(a._hour) OVER (PARTITION BY a.session_id) AS _first_hour, "
@@ -287,10 +301,11 @@ def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     :data:`SESSION_TABLE` answers a query whose dimensions and filters read only the
     session (``s.*``, ``e.session_id``): each session is then one group. A table of
     :data:`SESSION_KEY_TABLES` answers a query grouped by its dimension (besides session
-    columns): each (session, value) is one group. With time buckets, a session whose
-    hours all fall in one bucket is one group of that bucket. Such a group's combined
-    values over the range are its values over its whole life. The other sessions of the
-    range (:func:`hourly_source` with ``partial_only``) are combined from their hours.
+    columns) that needs only the measures it keeps: each (session, value) is one group.
+    With time buckets, a session whose hours all fall in one bucket is one group of that
+    bucket. Such a group's combined values over the range are its values over its whole
+    life. The other sessions of the range (:func:`hourly_source` with ``partial_only``)
+    are combined from their hours.
     """
     if SESSION_TABLE not in available:
         return None
@@ -298,6 +313,9 @@ def session_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
     if found is None:
         return None
     table, by, where_exprs = found
+    if table in SESSION_KEY_TABLES and not {m.name for m in measures} <= {
+            m.name for m in SESSION_KEY_MEASURES}:
+        return None
     join = (" LEFT JOIN sessions s ON s.session_id = a.session_id"
             if any(_reads_session(e) for e in [*by, *where_exprs]) else "")
     level = {x.name: x.level for x in q.by}
