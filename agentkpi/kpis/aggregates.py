@@ -246,6 +246,9 @@ def hourly_source(d: Dialect, q: KpiQuery, measures: Sequence[Measure],
                     f"({cut} AND x.session_id IS NULL)))")
         source = f"(SELECT * FROM {table} a WHERE {' AND '.join(rows)})"
         rows = []
+        if join:  # their sessions only (ClickHouse hashes the whole right side)
+            join = (f" LEFT JOIN (SELECT * FROM sessions WHERE session_id IN ({cut})) s "
+                    "ON s.session_id = a.session_id")
     where = [*rows, *(_local(p) for p in q.where)] or ["1 = 1"]
     cols = ", ".join(f"a.{m.name}" for m in measures)
     return (f"SELECT {d.bucket(q.grain, 'a._hour', q.tz, q.week_start)} AS bucket{dims}, "
