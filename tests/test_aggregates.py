@@ -252,6 +252,11 @@ def test_incremental_ingest_keeps_every_table_equal_to_a_rebuild(tmp_path: Path)
         late = st.con.execute("SELECT sum(llm_calls) FROM agg_hourly_model WHERE model = 'late' "
                               "AND _hour = TIMESTAMP '2026-05-21 03:00:00'").fetchall()[0][0]
         assert late == 1
+        # an hour of new sessions alone (the hourly cron run: the session tables are
+        # combined from the batch's own hourly rows, not from the whole hourly tables)
+        append_hour(root, START + timedelta(hours=5), 15, seed=4)
+        ingest(str(root), st, workers=1)
+        _assert_tables_equal_a_rebuild(st)
         # a whole rebuild gives the same KPIs
         q = KpiQuery(start=LO, end=HI, kpis=ALL, grain="hour")
         before_rows = run(st, q)

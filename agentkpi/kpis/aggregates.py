@@ -105,28 +105,32 @@ def select_sql(d: Dialect, table: str, source: str = "events", where: str = "") 
             f"GROUP BY _hour, session_id{keys}")
 
 
-def session_select_sql(d: Dialect, where: str = "") -> str:
+def session_select_sql(d: Dialect, where: str = "", hourly: str = "agg_hourly") -> str:
     """The rows of :data:`SESSION_TABLE`: ``agg_hourly`` combined per session.
 
     The combination is the query's own second stage (``combined_measure_sql``) over
     every hour of the session, so a session wholly inside a query's range has exactly
-    the values the query would combine from its hours.
+    the values the query would combine from its hours. ``hourly``: the relation holding
+    those hourly rows (a batch's own, when its sessions have no other).
     """
     measures = ",\n    ".join(combined_measure_sql(d, m) for m in MEASURES)
     cond = f" WHERE {where}" if where else ""
     return (f"SELECT session_id, min(_hour) AS _first_hour, max(_hour) AS _last_hour,\n"
-            f"    {measures}\nFROM agg_hourly{cond} GROUP BY session_id")
+            f"    {measures}\nFROM {hourly}{cond} GROUP BY session_id")
 
 
-def session_key_select_sql(d: Dialect, table: str, where: str = "") -> str:
+def session_key_select_sql(d: Dialect, table: str, where: str = "",
+                           hourly: str | None = None) -> str:
     """The rows of a :data:`SESSION_KEY_TABLES` table: its hourly table combined per
     session and value of the dimension (``where`` filters the hourly rows, unqualified).
 
     The combination is the query's own second stage over the same hourly rows, grouped
     by the same dimension expression, so a session wholly inside a query's range (and
-    bucket) has exactly the values the query would combine from its hours.
+    bucket) has exactly the values the query would combine from its hours. ``hourly``:
+    the relation holding those hourly rows (default: the hourly table).
     """
-    hourly, dim = SESSION_KEY_TABLES[table]
+    table_hourly, dim = SESSION_KEY_TABLES[table]
+    hourly = hourly or table_hourly
     expr = _local(DIMENSIONS[dim].expr)
     join = " LEFT JOIN sessions s ON s.session_id = a.session_id" if _reads_session(expr) else ""
     cond = f" WHERE {where}" if where else ""
@@ -140,13 +144,20 @@ def session_key_select_sql(d: Dialect, table: str, where: str = "") -> str:
             "GROUP BY session_id, _first_hour, _last_hour, _key")
 
 
-def table_sql(d: Dialect, table: str, where: str = "", source: str = "events") -> str:
-    """The rows of any aggregate ``table`` (``where``: a filter on its source's rows)."""
+def table_sql(d: Dialect, table: str, where: str = "", source: str = "events",
+              hourly: str | None = None) -> str:
+    """The rows of any aggregate ``table`` (``where``: a filter on its source's rows;
+    ``hourly``: for a session table, the relation holding the hourly rows it combines)."""
     if table == SESSION_TABLE:
-        return session_select_sql(d, where)
+        return session_select_sql(d, where, hourly or "agg_hourly")
     if table in SESSION_KEY_TABLES:
-        return session_key_select_sql(d, table, where)
+        return session_key_select_sql(d, table, where, hourly)
     return select_sql(d, table, source, where)
+
+
+def combined_from(table: str) -> str:
+    """The hourly table a session table is combined from."""
+    return SESSION_KEY_TABLES[table][0] if table in SESSION_KEY_TABLES else "agg_hourly"
 
 
 def usable(tables: frozenset[str]) -> frozenset[str]:

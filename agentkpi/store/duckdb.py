@@ -454,15 +454,29 @@ class DuckDBStore:
         con = self.con
         touched = ("EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT DISTINCT "
                    "FROM {col})")
+        sessions = {agg.SESSION_TABLE, *agg.SESSION_KEY_TABLES}
+        combined = {agg.combined_from(t) for t in sessions if t in self.aggregates}
+        batch_rows: set[str] = set()  # hourly tables whose batch rows are in _batch_<table>
         for table in agg.ALL_TABLES:  # the hourly tables before the session tables read them
             if table not in self.aggregates:
                 continue
-            if table == agg.SESSION_TABLE or table in agg.SESSION_KEY_TABLES:
-                if not from_batch:
-                    con.execute(f"DELETE FROM {table} WHERE "
-                                + touched.format(col=f"{table}.session_id"))
-                hourly = agg.SESSION_KEY_TABLES.get(table, ("agg_hourly",))[0]
-                sql = agg.table_sql(DUCKDB, table, touched.format(col=f"{hourly}.session_id"))
+            if table in sessions:
+                hourly = agg.combined_from(table)
+                if hourly in batch_rows:
+                    # The touched sessions' hourly rows are the batch's alone: combine
+                    # those, not a scan of the whole (history-sized) hourly table.
+                    sql = agg.table_sql(DUCKDB, table, hourly=f"_batch_{hourly}")
+                else:
+                    if not from_batch:
+                        con.execute(f"DELETE FROM {table} WHERE "
+                                    + touched.format(col=f"{table}.session_id"))
+                    sql = agg.table_sql(DUCKDB, table,
+                                        touched.format(col=f"{hourly}.session_id"))
+            elif from_batch and table in combined:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _batch_{table} AS "
+                            + agg.select_sql(DUCKDB, table, "_in_events"))
+                batch_rows.add(table)
+                sql = f"SELECT * FROM _batch_{table}"
             elif from_batch:
                 sql = agg.select_sql(DUCKDB, table, "_in_events")
             else:
@@ -471,6 +485,8 @@ class DuckDBStore:
                 sql = agg.select_sql(DUCKDB, table, "events e",
                                      touched.format(col="e.session_id"))
             con.execute(f"INSERT INTO {table} {sql}")
+        for table in batch_rows:
+            con.execute(f"DROP TABLE _batch_{table}")
 
     def schema_version(self) -> int:
         row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
