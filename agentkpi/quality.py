@@ -558,19 +558,12 @@ def _event_times(text: pa.Array, blocks: Sequence[EventBlock], block_of: list[in
     slow = pc.indices_nonzero(pc.invert(ok)).to_pylist()
     if not slow:
         return ts
-    ts = pc.if_else(ok, ts, pa.scalar(None, us))  # (Arrow's year 0 is no Python datetime)
-    values = ts.to_pylist() if len(slow) > len(text) // 8 else None
-    fixed: dict[int, Any] = {}
+    fixed = []  # in index order, as replace_with_mask takes them
     for i in slow:
         b = blocks[block_of[i]]
-        fixed[i] = parse_ts(text[i].as_py(), b.q, f"{b.path}: events[{seqs[i]}]")
-    if values is None:
-        mask = pa.array([i in fixed for i in range(len(text))])
-        repl = pa.array([fixed.get(i) for i in range(len(text))], us)
-        return pc.if_else(mask, repl, ts)
-    for i, v in fixed.items():
-        values[i] = v
-    return pa.array(values, us)
+        fixed.append(parse_ts(text[i].as_py(), b.q, f"{b.path}: events[{seqs[i]}]"))
+    # every value Arrow did not place (Arrow's year 0 included) is parse_ts's
+    return pc.replace_with_mask(ts, pc.invert(ok), pa.array(fixed, us))
 
 
 # ------------------------------------------------------------------------ JSON
