@@ -155,6 +155,10 @@ def table_sql(d: Dialect, table: str, where: str = "", source: str = "events",
     return select_sql(d, table, source, where)
 
 
+#: The session tables, each combined from one hourly table (:func:`combined_from`).
+SESSION_TABLES: tuple[str, ...] = (SESSION_TABLE, *SESSION_KEY_TABLES)
+
+
 def combined_from(table: str) -> str:
     """The hourly table a session table is combined from."""
     return SESSION_KEY_TABLES[table][0] if table in SESSION_KEY_TABLES else "agg_hourly"
@@ -163,21 +167,12 @@ def combined_from(table: str) -> str:
 def usable(tables: frozenset[str]) -> frozenset[str]:
     """Of the current ``tables``, those a query may read: a session table is only as good
     as the hourly table it was combined from."""
-    out = set(tables)
-    if "agg_hourly" not in out:
-        out.discard(SESSION_TABLE)
-    for table, (hourly, _) in SESSION_KEY_TABLES.items():
-        if hourly not in out:
-            out.discard(table)
-    return frozenset(out)
+    return tables - {t for t in SESSION_TABLES if combined_from(t) not in tables}
 
 
 def with_dependents(todo: Sequence[str]) -> list[str]:
     """``todo`` plus the session tables combined from a table in it, in build order."""
-    need = set(todo)
-    if "agg_hourly" in need:
-        need.add(SESSION_TABLE)
-    need |= {t for t, (hourly, _) in SESSION_KEY_TABLES.items() if hourly in need}
+    need = set(todo) | {t for t in SESSION_TABLES if combined_from(t) in todo}
     return [t for t in ALL_TABLES if t in need]
 
 

@@ -454,13 +454,12 @@ class DuckDBStore:
         con = self.con
         touched = ("EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT DISTINCT "
                    "FROM {col})")
-        sessions = {agg.SESSION_TABLE, *agg.SESSION_KEY_TABLES}
-        combined = {agg.combined_from(t) for t in sessions if t in self.aggregates}
+        combined = {agg.combined_from(t) for t in agg.SESSION_TABLES if t in self.aggregates}
         batch_rows: set[str] = set()  # hourly tables whose batch rows are in _batch_<table>
         for table in agg.ALL_TABLES:  # the hourly tables before the session tables read them
             if table not in self.aggregates:
                 continue
-            if table in sessions:
+            if table in agg.SESSION_TABLES:
                 hourly = agg.combined_from(table)
                 if hourly in batch_rows:
                     # The touched sessions' hourly rows are the batch's alone: combine
