@@ -201,6 +201,12 @@ class Store(Protocol):
         (setting ``ingest_memory``); what it writes is on disk, not kept in memory."""
         ...
 
+    def defer_compaction(self) -> None:
+        """Until the store is closed, writes add their rows and leave the engine's
+        storage otherwise as it is (an incremental run: its cost follows the new data);
+        a later writer that does not call this reorganises what they left."""
+        ...
+
     def counts(self) -> dict[str, int]:
         """``{"sessions": n, "events": n, "files": n}``."""
         ...

@@ -799,6 +799,9 @@ class ClickHouseStore:
     def command(self, sql: str) -> Any:
         return self._cmd(sql)
 
+    def defer_compaction(self) -> None:
+        """Nothing to defer: MergeTree merges parts in the background."""
+
     def close(self) -> None:
         self.client.close()
 

@@ -776,6 +776,19 @@ class DuckDBStore:
         # committed, so the pool is bounded (setting ``ingest_memory``).
         return self._limits(memory_limit=str(config.get("ingest_memory")))
 
+    def defer_compaction(self) -> None:
+        """Checkpoints of this connection merge no row groups (its commits' and the one
+        on close): each commit writes its rows as row groups of their own.
+
+        DuckDB's checkpoint otherwise merges small neighbouring row groups of every
+        table ("vacuum"), as a binary counter carries: a series of hourly commits,
+        each adding a small row group per table, rewrote the last ~120k rows of the
+        aggregate tables every two or three hours (0.3-1.6 s of an hourly run at 200k
+        sessions; BENCHMARKS §16). A connection that does not call this (the periodic
+        full listing, a cold ingest, the collector) merges them, each row once.
+        """
+        self.con.execute("SET max_vacuum_tasks = 0")
+
     @contextmanager
     def _limits(self, **settings: str | int) -> Iterator[None]:
         """DuckDB ``settings`` (``memory_limit``, ``threads``, ...) for the block, then each
