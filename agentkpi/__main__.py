@@ -1,3 +1,3 @@
-from agentkpi.cli import main
+from agentkpi.cli import run
 
-main()
+run()
