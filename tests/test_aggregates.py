@@ -372,19 +372,3 @@ def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
     with Store(path, read_only=True) as st:
         for t in tables:
             assert _row_groups(st, t) < seen[-1][t], t
-
-
-def test_a_build_stores_the_tables_in_time_order(tmp_path: Path) -> None:
-    """A range's rows lie in few row groups (zone maps on the hour): a full build writes
-    each table in time order."""
-    root = tmp_path / "data"
-    generate_sessions(root, 80, START, hours=6, seed=9, dirty=True)
-    with Store(tmp_path / "s.duckdb") as st:
-        ingest(str(root), st, workers=1)
-        st.build_aggregates(force=True)
-        for table in aggregates.ALL_TABLES:
-            col = "_first_hour" if table in aggregates.SESSION_TABLES else "_hour"
-            hours = [r[0] for r in st.con.execute(
-                f"SELECT {col} FROM {table} ORDER BY rowid").fetchall()]
-            assert len(set(hours)) > 3 and hours == sorted(hours), table
-        _assert_tables_equal_a_rebuild(st)

@@ -309,13 +309,7 @@ class DuckDBStore:
             return []
         with self._transaction(f"building the aggregate tables of {self.path} failed"):
             for table in todo:
-                # In time order: a query for a range reads only the row groups whose zone
-                # maps overlap it (unordered, the hour of an hourly run read all of
-                # agg_hourly: 1.2M rows at 1M sessions, 0.09 s; BENCHMARKS §16). Writes
-                # add rows an hour or a batch at a time, so they stay close to this order.
-                order = "_first_hour" if table in agg.SESSION_TABLES else "_hour"
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.table_sql(DUCKDB, table)} "
-                            f"ORDER BY {order}")
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.table_sql(DUCKDB, table)}")
                 con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
                             [table, sig, _now()])
         return todo
