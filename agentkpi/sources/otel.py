@@ -1178,23 +1178,17 @@ def iter_documents(path: str, text: bytes, q: Quality) -> Iterator[tuple[Any, st
             seen.note("value_bad_json", f"{path}: {name}")
         return constant
 
-    if _BIG_INT_ID.search(text):  # 128-bit integer ids: orjson would round them to floats
+    # One document: 128-bit integer ids read by json (orjson would round them to floats),
+    # else orjson, where one bad value (NaN, 1e400, deep nesting, bad UTF-8) costs that value.
+    readings: list[Callable[[Quality], Any]] = [lambda seen: decode_json(text, seen, path)]
+    if _BIG_INT_ID.search(text):
+        readings.insert(0, lambda seen: json.loads(text, parse_constant=constant_into(seen)))
+    for read in readings:
         trial = Quality()
         try:
-            value = json.loads(text, parse_constant=constant_into(trial))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            pass
-        else:
-            q.merge(trial)
-            q.count_audit("lines_read")
-            yield value, path
-            return
-    trial = Quality()
-    try:  # one bad value (NaN, 1e400, deep nesting, bad UTF-8) costs that value
-        value = decode_json(text, trial, path)
-    except ValueError:
-        pass
-    else:
+            value = read(trial)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError among them
+            continue
         q.merge(trial)
         q.count_audit("lines_read")
         yield value, path
