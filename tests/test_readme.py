@@ -29,4 +29,6 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_console_script_points_at_the_cli() -> None:
-    assert 'agentkpi = "agentkpi.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    # run(): the CLI's main, then a quick exit (tests/cli/test_exit.py)
+    assert 'agentkpi = "agentkpi.cli:run"' in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "agentkpi" / "__main__.py").read_text().splitlines()[-1] == "run()"
