@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agentkpi import views
+from agentkpi.errors import StoreError
 from agentkpi.generate import append_hour, generate_sessions
 from agentkpi.ingestion import ingest
 from agentkpi.kpis import aggregates
@@ -372,3 +373,50 @@ def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
     with Store(path, read_only=True) as st:
         for t in tables:
             assert _row_groups(st, t) < seen[-1][t], t
+
+
+def test_a_full_build_runs_in_bounded_memory_and_equals_a_rebuild(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build from every event (an old store after an upgrade) runs with DuckDB's
+    memory bounded (setting ``aggregate_memory``; unbounded it held 4.1 GB at 1M
+    sessions), builds the same tables, and sets DuckDB's limit back afterwards."""
+    root = tmp_path / "data"
+    generate_sessions(root, 120, START, hours=6, seed=5, dirty=True)
+    monkeypatch.setenv("AGENTKPI_AGGREGATE_MEMORY", "40MB")
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(root), st, workers=1)
+        kept = {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES}
+        default = st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        seen = []
+        transaction = st._transaction
+
+        def spy(failed: str) -> Any:  # DuckDB's limit while the tables are built
+            seen.append(st.con.execute("SELECT current_setting('memory_limit')").fetchall())
+            return transaction(failed)
+
+        monkeypatch.setattr(st, "_transaction", spy)
+        assert st.build_aggregates(force=True) == list(aggregates.ALL_TABLES)
+        assert [v.replace(" ", "") for (v,), in seen] in (["38.1MiB"], ["40.0MB"]), seen
+        assert st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] \
+            == default != seen[0][0][0]
+        _assert_tables_equal_a_rebuild(st)
+        assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
+    assert not (tmp_path / "s.duckdb.tmp").exists()  # DuckDB's spill directory is gone
+
+
+def test_a_build_over_its_memory_bound_fails_clearly_and_keeps_the_tables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "data"
+    generate_sessions(root, 120, START, hours=6, seed=5)
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(root), st, workers=1)
+        kept = {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES}
+        for bound in ("1MB", "4MB"):  # below what DuckDB holds already; too little to build
+            monkeypatch.setenv("AGENTKPI_AGGREGATE_MEMORY", bound)
+            with pytest.raises(StoreError, match=rf"aggregate tables of .*s\.duckdb failed \(its "
+                               rf"memory bound: AGENTKPI_AGGREGATE_MEMORY={bound}, raise it if "
+                               r"that is too little\): Out of Memory"):
+                st.build_aggregates(force=True)
+        monkeypatch.delenv("AGENTKPI_AGGREGATE_MEMORY")
+        assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
+        assert st.build_aggregates() == []  # their signatures were kept too

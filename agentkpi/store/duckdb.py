@@ -307,11 +307,22 @@ class DuckDBStore:
                                     if force or have.get(t) != sig])
         if not todo:
             return []
-        with self._transaction(f"building the aggregate tables of {self.path} failed"):
-            for table in todo:
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS {agg.table_sql(DUCKDB, table)}")
-                con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
-                            [table, sig, _now()])
+        # Unbounded, DuckDB held 4.1 GB at 1M sessions (hash tables and cached event
+        # blocks); bounded, the GROUP BYs spill to its temp directory (<store>.tmp,
+        # removed on close). Setting ``aggregate_memory``; BENCHMARKS section 17.
+        bound = str(config.get("aggregate_memory"))
+        failed = (f"building the aggregate tables of {self.path} failed (its memory bound: "
+                  f"AGENTKPI_AGGREGATE_MEMORY={bound}, raise it if that is too little)")
+        try:
+            with (self._limits(memory_limit=bound),
+                  self._transaction(failed)):
+                for table in todo:
+                    con.execute(f"CREATE OR REPLACE TABLE {table} AS "
+                                f"{agg.table_sql(DUCKDB, table)}")
+                    con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
+                                [table, sig, _now()])
+        except duckdb.Error as exc:  # the limit itself cannot be set (below what is in use)
+            raise StoreError(f"{failed}: {exc}") from None
         return todo
 
     # ---------------------------------------------------------------- change detection
