@@ -738,7 +738,8 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
         "SELECT coalesce(cost_source, 'unpriced') AS cost_source, price_version, "
         "count(*) AS calls FROM events WHERE event_type = 'llm_call' "
         f"AND ts >= {d.ts_literal(start)} AND ts < {d.ts_literal(end)} "
-        "GROUP BY 1, 2 ORDER BY 3 DESC")
+        # ties (as many calls) in a fixed order: the page is the same on every run
+        "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 NULLS LAST")
     versions = [dict(zip(cols, v, strict=True)) for v in vrows]
     by_tool = cost_by_requested_tool(store, start, end, filters)
     return {

@@ -107,6 +107,33 @@ def test_the_ledger_stays_one_row_per_path_without_an_index(dataset: Path,
         assert indexes.column("n")[0].as_py() == 0
 
 
+def test_a_path_found_new_is_looked_up_again_once_written(tmp_path: Path) -> None:
+    """``changed_files`` remembers the paths absent from the ledger so that their
+    ``write_batch`` skips the lookup; a path written since is looked up again: written
+    twice, still one ledger row, and a path never asked about is always looked up."""
+    from agentkpi.model import EVENT_SCHEMA, SESSION_SCHEMA
+
+    def write(st: DuckDBStore, *paths: str) -> None:
+        st.write_batch(SESSION_SCHEMA.empty_table(), EVENT_SCHEMA.empty_table(),
+                       [{"path": p, "fingerprint": "f2", "source": "t", "status": "ok"}
+                        for p in paths], replace_sessions=True)
+
+    def ledger(st: DuckDBStore) -> list[tuple[str, str]]:
+        return sorted(st.con.execute("SELECT path, fingerprint FROM ingested_files").fetchall())
+
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        assert st.changed_files([("/d/a", "f1"), ("/d/b", "f1")]) == [("/d/a", "f1"),
+                                                                      ("/d/b", "f1")]
+        write(st, "/d/a")
+        write(st, "/d/a")  # the same path again, without a listing between
+        write(st, "/d/b", "/d/c")  # /d/c was never asked about
+        write(st, "/d/c")
+        assert ledger(st) == [("/d/a", "f2"), ("/d/b", "f2"), ("/d/c", "f2")]
+        assert st.changed_files([("/d/a", "f2"), ("/d/b", "f3")]) == [("/d/b", "f3")]
+        write(st, "/d/b")
+        assert ledger(st) == [("/d/a", "f2"), ("/d/b", "f2"), ("/d/c", "f2")]
+
+
 def test_a_store_with_the_indexed_ledger_is_migrated_with_its_rows(dataset: Path,
                                                                   tmp_path: Path) -> None:
     import duckdb

@@ -205,6 +205,10 @@ class DuckDBStore:
         self.merged_by_key = 0
         #: The last answer of :meth:`unrecorded_entries` (see :meth:`save_scan_state`).
         self._asked: _Asked | None = None
+        #: Paths :meth:`changed_files` found absent from the ledger; :meth:`write_batch`
+        #: of only such paths need not look them up again (this connection is the
+        #: store's only writer, and ``write_batch`` forgets the paths it writes).
+        self._unledgered: set[str] = set()
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -527,12 +531,13 @@ class DuckDBStore:
                                                 "fingerprint": pa.array(prints, pa.string())}))
         try:
             rows = self.con.execute(
-                "SELECT l.path, l.fingerprint FROM _listing l LEFT JOIN ingested_files f "
-                "ON f.path = l.path WHERE l.fingerprint = '' OR f.fingerprint IS NULL "
-                "OR f.fingerprint <> l.fingerprint").fetchall()
+                "SELECT l.path, l.fingerprint, f.path IS NULL FROM _listing l LEFT JOIN "
+                "ingested_files f ON f.path = l.path WHERE l.fingerprint = '' OR "
+                "f.fingerprint IS NULL OR f.fingerprint <> l.fingerprint").fetchall()
         finally:
             self.con.unregister("_listing")
-        return [(p, fp) for p, fp in rows]
+        self._unledgered = {p for p, _, absent in rows if absent}
+        return [(p, fp) for p, fp, _ in rows]
 
     def write_batch(self, sessions: pa.Table, events: pa.Table, files: list[dict[str, Any]],
                     *, replace_sessions: bool, fresh: bool = False) -> None:
@@ -578,13 +583,17 @@ class DuckDBStore:
                 # and also catches a session filed twice (two folders) across batches.
                 # Files read before are asked on a ``fresh`` store too: the ledger may
                 # hold some (skipped or empty files) when no event is stored.
-                seen = con.execute("SELECT count(*) FROM _in_files JOIN ingested_files "
-                                   "USING (path)").fetchall()[0][0]
+                unledgered = self._unledgered
+                seen = 0 if all(f["path"] in unledgered for f in files) else con.execute(
+                    "SELECT count(*) FROM _in_files JOIN ingested_files USING (path)"
+                ).fetchall()[0][0]
+                unledgered.difference_update(f["path"] for f in files)
                 if seen and not fresh:
                     replaced = True
                     con.execute("INSERT INTO _agg_touched SELECT DISTINCT session_id FROM "
                                 "events WHERE file IN (SELECT path FROM _in_files)")
                     con.execute("DELETE FROM events WHERE file IN (SELECT path FROM _in_files)")
+                known: int | None = None  # incoming sessions already stored
                 if replace_sessions and sessions.num_rows:
                     known = con.execute("SELECT count(*) FROM (SELECT DISTINCT session_id FROM "
                                         "_in_sessions) JOIN sessions USING (session_id)"
@@ -613,14 +622,10 @@ class DuckDBStore:
                                     "WHERE event_key IS NOT NULL)")
                     self.merged_by_key += self._resolve_event_keys(events)
                 if sessions.num_rows:
-                    self._upsert_sessions()
+                    self._upsert_sessions(known)
                 if self.aggregates and (events.num_rows or sessions.num_rows or replaced):
                     # From the batch alone when none of its sessions has rows yet.
-                    base = sorted(self.aggregates)[0]
-                    old = replaced or con.execute(
-                        f"SELECT count(*) FROM (SELECT DISTINCT session_id FROM {base}) a "
-                        "WHERE EXISTS (SELECT 1 FROM _agg_touched t WHERE t.session_id IS NOT "
-                        "DISTINCT FROM a.session_id)").fetchall()[0][0] > 0
+                    old = replaced or self._have_aggregate_rows()
                     self._refresh_aggregates(from_batch=not old)
                 # One ledger row per path, without a primary-key index (migration 6): the
                 # rows of paths read before go first. A batch lists each path once.
@@ -698,7 +703,22 @@ class DuckDBStore:
                 f"INSERT INTO import_audit ({', '.join(names)}) VALUES "
                 f"({', '.join('?' for _ in names)})", audit_values(rows))
 
-    def _upsert_sessions(self) -> None:
+    def _have_aggregate_rows(self) -> bool:
+        """Whether a session of ``_agg_touched`` has rows in the aggregate tables.
+
+        Asked of the per-session table (one row per session that has hourly rows) when it
+        is current, else of the distinct sessions of an hourly table (a longer scan)."""
+        if agg.SESSION_TABLE in self.aggregates:
+            rows = f"SELECT session_id FROM {agg.SESSION_TABLE}"
+        else:
+            rows = f"SELECT DISTINCT session_id FROM {sorted(self.aggregates)[0]}"
+        return self.con.execute(
+            f"SELECT count(*) FROM ({rows}) a WHERE EXISTS (SELECT 1 FROM _agg_touched t "
+            "WHERE t.session_id IS NOT DISTINCT FROM a.session_id)").fetchall()[0][0] > 0
+
+    def _upsert_sessions(self, known: int | None = None) -> None:
+        """Merge ``_in_sessions`` into ``sessions``; ``known``: how many of its distinct
+        session ids are stored, when the caller has just counted them."""
         # One row per session id (a session may arrive from several files in one
         # batch); then new non-null values win over stored ones. The table has no
         # primary-key index (migration 4): an index over random ids is rewritten at
@@ -714,8 +734,9 @@ class DuckDBStore:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _up AS SELECT {merged} FROM _in_sessions "
                     "GROUP BY session_id")
         try:
-            known = con.execute("SELECT count(*) FROM _up WHERE session_id IN "
-                                "(SELECT session_id FROM sessions)").fetchall()[0][0]
+            if known is None:
+                known = con.execute("SELECT count(*) FROM _up WHERE session_id IN "
+                                    "(SELECT session_id FROM sessions)").fetchall()[0][0]
             if known:
                 updates = ", ".join(
                     f"{c} = least(u.{c}, sessions.{c})" if c == "start_ts"
