@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,7 +130,9 @@ def rollup(target: str, *, source: str | None = None,
             rows = compute_rows(st, day, hour_end(day.replace(hour=23)), grain="day")
             path_of: Callable[[datetime], tuple[str, str]] = csv_hourly.daily_path
         else:
-            rows = compute_rows(st, buckets[0], hour_end(buckets[-1]))
+            # One hour (the hourly cron): its few queries keep a small cache.
+            with st.query_memory() if len(buckets) == 1 else nullcontext():
+                rows = compute_rows(st, buckets[0], hour_end(buckets[-1]))
             path_of = csv_hourly.hourly_path
         files: dict[str, bytes] = {}
         for b in buckets:

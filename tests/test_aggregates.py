@@ -420,3 +420,51 @@ def test_a_build_over_its_memory_bound_fails_clearly_and_keeps_the_tables(
         monkeypatch.delenv("AGENTKPI_AGGREGATE_MEMORY")
         assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
         assert st.build_aggregates() == []  # their signatures were kept too
+
+
+def _memory_limit(st: Store) -> str:
+    return str(st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def test_the_hourly_rollup_keeps_a_small_cache_and_a_bigger_query_runs_unbounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hourly rollup computes its hour under ``query_memory`` (DuckDB kept ~550 MB of
+    blocks read once at 1M sessions); a query that needs more than the bound runs again
+    without it, with the same answer, and the limit is DuckDB's default afterwards."""
+    import agentkpi.store.duckdb as duck
+    from agentkpi.rollups import compute_rows, rollup
+
+    root = tmp_path / "data"
+    generate_sessions(root, 80, START, hours=3, seed=9)
+    with Store(tmp_path / "s.duckdb") as st:
+        ingest(str(root), st, workers=1)
+        default = _memory_limit(st)
+        hour = (START + timedelta(hours=1)).replace(tzinfo=None)
+        free = compute_rows(st, hour, hour + timedelta(hours=1))
+        seen: list[str] = []
+        real_fetch = Store.fetch
+
+        def fetch(self: Store, sql: str) -> Any:
+            seen.append(_memory_limit(self))
+            return real_fetch(self, sql)
+
+        monkeypatch.setattr(Store, "fetch", fetch)
+        out = rollup(str(tmp_path / "out"), store=st, at=hour.strftime("%Y-%m-%dT%H"))
+        assert out.rows[hour.strftime("%Y-%m-%dT%H")] == free[hour]
+        assert seen and all(s != default for s in seen)
+        assert _memory_limit(st) == default
+        monkeypatch.setattr(Store, "fetch", real_fetch)
+
+        hungry = "SELECT count(*), sum(len(l)) FROM (SELECT i % 200000 AS k, list(i) AS l " \
+                 "FROM range(2000000) t(i) GROUP BY k)"
+        monkeypatch.setattr(duck, "QUERY_MEMORY_LIMIT", "8MB")
+        with st.query_memory():
+            assert _memory_limit(st) != default
+            with pytest.raises(Exception, match="Out of Memory"):
+                st.con.execute(hungry)  # the bound is real: this query needs more
+            assert st.fetch(hungry)[1] == [(200000, 2000000)]
+            assert _memory_limit(st) == default  # later queries of the block: unbounded
+        assert _memory_limit(st) == default
+        with pytest.raises(Exception, match="Out of Memory"):  # outside: no retry
+            st.con.execute("SET memory_limit = '8MB'")
+            st.fetch(hungry)

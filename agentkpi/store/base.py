@@ -201,6 +201,12 @@ class Store(Protocol):
         (setting ``ingest_memory``); what it writes is on disk, not kept in memory."""
         ...
 
+    def query_memory(self) -> AbstractContextManager[None]:
+        """A context for the few queries of a process that exits after them (the hourly
+        rollup's KPIs): the engine keeps only a small cache of what they read, and a query
+        that needs more than that runs again without the bound."""
+        ...
+
     def defer_compaction(self) -> None:
         """Until the store is closed, writes add their rows and leave the engine's
         storage otherwise as it is (an incremental run: its cost follows the new data);

@@ -792,6 +792,10 @@ class ClickHouseStore:
     def write_memory(self) -> Iterator[None]:
         yield  # the server manages its own caches
 
+    @contextmanager
+    def query_memory(self) -> Iterator[None]:
+        yield  # the server manages its own caches
+
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
         """Run ClickHouse SQL; ``params`` bind positionally to ``%s`` placeholders."""
         return self.client.query_arrow(query, parameters=list(params) if params else None)

@@ -209,6 +209,8 @@ class DuckDBStore:
         #: of only such paths need not look them up again (this connection is the
         #: store's only writer, and ``write_batch`` forgets the paths it writes).
         self._unledgered: set[str] = set()
+        #: Inside :meth:`query_memory`, until a query exceeds its bound.
+        self._bounded_queries = False
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -763,6 +765,16 @@ class DuckDBStore:
 
     def fetch(self, sql: str) -> Fetched:
         """Run ``sql`` (DuckDB SQL, e.g. compiled KPI SQL): column names and rows."""
+        try:
+            cur = self.con.execute(sql)
+            return [c[0] for c in cur.description or ()], cur.fetchall()
+        except duckdb.OutOfMemoryException:
+            if not self._bounded_queries:
+                raise
+        # Over the bound of query_memory(): the query needs more than a cache; again
+        # without it (and so every query left in the block).
+        self._bounded_queries = False
+        self.con.execute("RESET memory_limit")
         cur = self.con.execute(sql)
         return [c[0] for c in cur.description or ()], cur.fetchall()
 
@@ -807,6 +819,20 @@ class DuckDBStore:
         # ingest of 1M sessions grew the writer to 4.6 GB. The blocks are on disk once
         # committed, so the pool is bounded (setting ``ingest_memory``).
         return self._limits(memory_limit=str(config.get("ingest_memory")))
+
+    @contextmanager
+    def query_memory(self) -> Iterator[None]:
+        # The hour's KPI queries read a few columns of whole tables (events.ts, the
+        # hourly aggregates, the sessions) and DuckDB keeps every block it read: 550 MB at
+        # 1M sessions, each page faulted in (a third of the queries' CPU) for a process
+        # that exits next. With QUERY_MEMORY_LIMIT they read as much and keep little
+        # (BENCHMARKS §18); a query over the bound runs again without it (fetch).
+        self._bounded_queries = True
+        try:
+            with self._limits(memory_limit=QUERY_MEMORY_LIMIT):
+                yield
+        finally:
+            self._bounded_queries = False
 
     def defer_compaction(self) -> None:
         """Checkpoints of this connection merge no row groups (its commits' and the one
@@ -857,6 +883,9 @@ class DuckDBStore:
         self.close()
 
 
+#: The buffer pool of :meth:`DuckDBStore.query_memory` (an hour's KPIs at 1M sessions
+#: need ~60 MB; a 48-hour range 2 GB, run again unbounded).
+QUERY_MEMORY_LIMIT = "128MB"
 #: The buffer pool of :meth:`DuckDBStore.low_memory` for a scan that joins (the sessions
 #: of a range: 1M sessions fail under 32 MB) or an unnamed one.
 LOW_MEMORY_LIMIT = "64MB"
