@@ -78,3 +78,21 @@ def test_rerunning_a_rollup_changes_nothing(sessions) -> None:
                         end="2026-05-21T03", workers=1)
         assert second.written == [] and second.rows == first.rows
         assert {p: p.read_bytes() for p in out.rglob("*.csv")} == snapshot
+
+
+def test_every_float_sum_is_added_in_a_fixed_order() -> None:
+    """Floating-point addition is not associative: a float sum added in whatever order
+    the engine's threads meet the rows may differ in its last digits from one run (or
+    engine) to the next. Every sum of a DOUBLE event column over a session's events (in
+    event order) and every float KPI sum over sessions (in the seed's order) names its
+    order; integer sums are exact in any order."""
+    from agentkpi.kpis.catalogue import HIDDEN, MEASURES, QUERY_KPIS
+    from agentkpi.model import EVENT_COLUMNS
+
+    doubles = {name for name, _, sql, _ in EVENT_COLUMNS if sql == "DOUBLE"}
+    assert {"cost_usd", "duration_ms"} <= doubles
+    unordered = [m.name for m in MEASURES if m.agg == "sum" and m.expr in doubles
+                 and not m.order]
+    unordered += [k.name for k in (*CATALOGUE, *HIDDEN, *QUERY_KPIS)
+                  if k.agg == "sum" and k.kind == "float" and not k.order]
+    assert unordered == []

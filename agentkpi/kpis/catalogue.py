@@ -155,7 +155,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("outcomes_failed", "count", "NOT success"),
     Measure("outcomes", "count", OUTCOME_EVENT),
     Measure("durations", "count", DURATION_EVENT),
-    Measure("duration_ms_sum", "sum", DURATION_EVENT, "duration_ms"),
+    Measure("duration_ms_sum", "sum", DURATION_EVENT, "duration_ms", order="seq"),
 )
 
 
@@ -313,8 +313,8 @@ QUERY_KPIS: tuple[Kpi, ...] = (
          "`agentkpi reprice`.", "tokens"),
     _sum("duration_count", "Events with a duration (operations; session lifecycle events "
          "left out).", "events", expr="durations"),
-    _k("duration_ms_total", "Sum of operation durations.", "ms", "sum",
-       expr="duration_ms_sum", kind="float", digits=3, additive=True),
+    _sum("duration_ms_total", "Sum of operation durations.", "ms", expr="duration_ms_sum",
+         kind="float", digits=3),
     _ratio("duration_ms_avg", "duration_ms_total / duration_count.", "duration_ms_total",
            "duration_count", digits=3, unit="ms"),
     _ev("duration_ms_min", "Shortest operation duration (0.0 when none).", "ms", "min",
