@@ -281,9 +281,10 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SourceError(f"cannot list source {source}: {type(exc).__name__}: {first}; "
                           "check the path or URL, the network and credentials") from None
+    # The periodic full listing compacts the store's storage, not every hourly run (also
+    # when an incremental ingest on this store object deferred it before).
+    store.defer_compaction(not full)
     if not full:
-        # The periodic full listing compacts the store's storage, not every hourly run.
-        store.defer_compaction()
         # Skipped files are always looked at, like live sessions' files: a
         # folder left unlisted because nothing in it was created, removed or renamed may
         # hold one, still bad (reported, --strict fails) or rewritten in place (read again)

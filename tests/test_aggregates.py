@@ -375,6 +375,31 @@ def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
             assert _row_groups(st, t) < seen[-1][t], t
 
 
+def test_a_full_listing_merges_again_after_incremental_runs_on_the_same_store_object(
+        tmp_path: Path) -> None:
+    """A library caller keeping one store object: its incremental ingests defer the
+    merging, and a later ``rescan`` on that same object merges again (the deferral was
+    per connection: it used to last until the store was closed)."""
+    root = tmp_path / "data"
+    generate_sessions(root, 60, START, hours=4, seed=5)
+    path = tmp_path / "s.duckdb"
+    with Store(path) as st:
+        ingest(str(root), st, workers=1)
+        st.con.execute("CHECKPOINT")
+        seen = []
+        for i in range(4):  # each checkpointed, as an hour's rows (past 16 MB of WAL) are
+            append_hour(root, START + timedelta(hours=4 + i), 15, seed=20 + i)
+            assert ingest(str(root), st, workers=1).sessions == 15
+            st.con.execute("CHECKPOINT")
+            seen.append(_row_groups(st, "agg_hourly"))
+        assert seen == [seen[0] + i for i in range(4)]
+        append_hour(root, START + timedelta(hours=8), 15, seed=30)
+        assert ingest(str(root), st, workers=1, rescan=True).sessions == 15
+        st.con.execute("CHECKPOINT")
+        assert _row_groups(st, "agg_hourly") < seen[-1]
+        _assert_tables_equal_a_rebuild(st)
+
+
 def test_a_full_build_runs_in_bounded_memory_and_equals_a_rebuild(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The build from every event (an old store after an upgrade) runs with DuckDB's

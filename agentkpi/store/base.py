@@ -207,10 +207,11 @@ class Store(Protocol):
         that needs more than that runs again without the bound."""
         ...
 
-    def defer_compaction(self) -> None:
-        """Until the store is closed, writes add their rows and leave the engine's
-        storage otherwise as it is (an incremental run: its cost follows the new data);
-        a later writer that does not call this reorganises what they left."""
+    def defer_compaction(self, defer: bool = True) -> None:
+        """Until the store is closed (or this is called with ``defer`` false), writes add
+        their rows and leave the engine's storage otherwise as it is (an incremental run:
+        its cost follows the new data); a later writer that does not defer reorganises
+        what they left."""
         ...
 
     def counts(self) -> dict[str, int]:

@@ -803,7 +803,7 @@ class ClickHouseStore:
     def command(self, sql: str) -> Any:
         return self._cmd(sql)
 
-    def defer_compaction(self) -> None:
+    def defer_compaction(self, defer: bool = True) -> None:
         """Nothing to defer: MergeTree merges parts in the background."""
 
     def close(self) -> None:

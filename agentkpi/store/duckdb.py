@@ -834,9 +834,11 @@ class DuckDBStore:
         finally:
             self._bounded_queries = False
 
-    def defer_compaction(self) -> None:
+    def defer_compaction(self, defer: bool = True) -> None:
         """Checkpoints of this connection merge no row groups (its commits' and the one
-        on close): each commit writes its rows as row groups of their own.
+        on close): each commit writes its rows as row groups of their own. ``defer``
+        false: they merge again (DuckDB's default), e.g. a full listing after an
+        incremental ingest on the same store object.
 
         DuckDB's checkpoint otherwise merges small neighbouring row groups of every
         table ("vacuum"), as a binary counter carries: a series of hourly commits,
@@ -845,7 +847,7 @@ class DuckDBStore:
         sessions; BENCHMARKS §16). A connection that does not call this (the periodic
         full listing, a cold ingest, the collector) merges them, each row once.
         """
-        self.con.execute("SET max_vacuum_tasks = 0")
+        self.con.execute("SET max_vacuum_tasks = 0" if defer else "RESET max_vacuum_tasks")
 
     @contextmanager
     def _limits(self, **settings: str | int) -> Iterator[None]:
