@@ -824,7 +824,7 @@ class DuckDBStore:
     def query_memory(self) -> Iterator[None]:
         # The hour's KPI queries read a few columns of whole tables (events.ts, the
         # hourly aggregates, the sessions) and DuckDB keeps every block it read: 550 MB at
-        # 1M sessions, each page faulted in (a third of the queries' CPU) for a process
+        # 1M sessions, each page faulted in (nearly half their CPU is system time) for a process
         # that exits next. With QUERY_MEMORY_LIMIT they read as much and keep little
         # (BENCHMARKS §18); a query over the bound runs again without it (fetch).
         self._bounded_queries = True
@@ -844,8 +844,8 @@ class DuckDBStore:
         table ("vacuum"), as a binary counter carries: a series of hourly commits,
         each adding a small row group per table, rewrote the last ~120k rows of the
         aggregate tables every two or three hours (0.3-1.6 s of an hourly run at 200k
-        sessions; BENCHMARKS §16). A connection that does not call this (the periodic
-        full listing, a cold ingest, the collector) merges them, each row once.
+        sessions; BENCHMARKS §16). A connection that does not defer (the periodic full
+        listing, a cold ingest, the collector) merges them, each row once.
         """
         self.con.execute("SET max_vacuum_tasks = 0" if defer else "RESET max_vacuum_tasks")
 
@@ -886,7 +886,7 @@ class DuckDBStore:
 
 
 #: The buffer pool of :meth:`DuckDBStore.query_memory` (an hour's KPIs at 1M sessions
-#: need ~60 MB; a 48-hour range 2 GB, run again unbounded).
+#: run within 64 MB; a 48-hour range needs 2 GB, and runs again unbounded).
 QUERY_MEMORY_LIMIT = "128MB"
 #: The buffer pool of :meth:`DuckDBStore.low_memory` for a scan that joins (the sessions
 #: of a range: 1M sessions fail under 32 MB) or an unnamed one.
