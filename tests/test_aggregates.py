@@ -415,9 +415,9 @@ def test_a_full_build_runs_in_bounded_memory_and_equals_a_rebuild(
         seen = []
         transaction = st._transaction
 
-        def spy(failed: str) -> Any:  # DuckDB's limit while the tables are built
+        def spy(failed: str, **kwargs: Any) -> Any:  # DuckDB's limit while tables are built
             seen.append(st.con.execute("SELECT current_setting('memory_limit')").fetchall())
-            return transaction(failed)
+            return transaction(failed, **kwargs)
 
         monkeypatch.setattr(st, "_transaction", spy)
         assert st.build_aggregates(force=True) == list(aggregates.ALL_TABLES)
@@ -445,6 +445,41 @@ def test_a_build_over_its_memory_bound_fails_clearly_and_keeps_the_tables(
         monkeypatch.delenv("AGENTKPI_AGGREGATE_MEMORY")
         assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
         assert st.build_aggregates() == []  # their signatures were kept too
+
+
+def test_a_build_failing_for_another_reason_does_not_blame_the_memory_bound(
+        tmp_path: Path) -> None:
+    """The memory hint is for running out of memory only: a build that fails on a full
+    disk (a real file-size limit on the process, 16 KB: writes past it fail with EFBIG)
+    says so,
+    without sending the user to raise AGENTKPI_AGGREGATE_MEMORY; the tables are kept."""
+    import subprocess
+    import sys
+
+    from .conftest import file_size_limit
+
+    root = tmp_path / "data"
+    generate_sessions(root, 400, START, hours=6, seed=5)
+    path = tmp_path / "s.duckdb"
+    with Store(path) as st:
+        ingest(str(root), st, workers=1)
+        kept = {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES}
+    child = (
+        "import sys\n"
+        "from agentkpi.errors import StoreError\n"
+        "from agentkpi.store import DuckDBStore\n"
+        f"st = DuckDBStore({str(path)!r})\n"
+        "try:\n"
+        "    st.build_aggregates(force=True)\n"
+        "except StoreError as exc:\n"
+        "    print(exc); sys.exit(3)\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                         preexec_fn=file_size_limit(16 * 1024), timeout=120)
+    assert out.returncode == 3, out.stderr
+    assert "aggregate tables of" in out.stdout and "failed:" in out.stdout
+    assert "AGENTKPI_AGGREGATE_MEMORY" not in out.stdout and "Out of Memory" not in out.stdout
+    with Store(path, read_only=True) as st:
+        assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
 
 
 def _memory_limit(st: Store) -> str:

@@ -265,9 +265,11 @@ class DuckDBStore:
             delay = min(delay * 2, 0.5)
 
     @contextmanager
-    def _transaction(self, failed: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, failed: str, out_of_memory: str = ""
+                     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """One transaction around the block: committed when it ends; on a DuckDB error
-        rolled back and raised as a :class:`StoreError` saying what ``failed`` and why."""
+        rolled back and raised as a :class:`StoreError` saying what ``failed`` and why
+        (``out_of_memory`` added when DuckDB ran out of memory: what bounds it)."""
         con = self.con
         con.execute("BEGIN")
         try:
@@ -277,7 +279,8 @@ class DuckDBStore:
             # A COMMIT that failed (a full disk) has already ended the transaction.
             with suppress(duckdb.TransactionException):
                 con.execute("ROLLBACK")
-            raise StoreError(f"{failed}: {exc}") from None
+            hint = out_of_memory if isinstance(exc, duckdb.OutOfMemoryException) else ""
+            raise StoreError(f"{failed}{hint}: {exc}") from None
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> list[int]:
@@ -317,18 +320,19 @@ class DuckDBStore:
         # blocks); bounded, the GROUP BYs spill to its temp directory (<store>.tmp,
         # removed on close). Setting ``aggregate_memory``; BENCHMARKS section 17.
         bound = str(config.get("aggregate_memory"))
-        failed = (f"building the aggregate tables of {self.path} failed (its memory bound: "
-                  f"AGENTKPI_AGGREGATE_MEMORY={bound}, raise it if that is too little)")
+        failed = f"building the aggregate tables of {self.path} failed"
+        hint = (f" (its memory bound: AGENTKPI_AGGREGATE_MEMORY={bound}, raise it if that is "
+                "too little)")
         try:
             with (self._limits(memory_limit=bound),
-                  self._transaction(failed)):
+                  self._transaction(failed, out_of_memory=hint)):
                 for table in todo:
                     con.execute(f"CREATE OR REPLACE TABLE {table} AS "
                                 f"{agg.table_sql(DUCKDB, table)}")
                     con.execute("INSERT OR REPLACE INTO aggregate_tables VALUES (?, ?, ?)",
                                 [table, sig, _now()])
         except duckdb.Error as exc:  # the limit itself cannot be set (below what is in use)
-            raise StoreError(f"{failed}: {exc}") from None
+            raise StoreError(f"{failed}{hint}: {exc}") from None
         return todo
 
     # ---------------------------------------------------------------- change detection
