@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -41,15 +42,20 @@ class _Timers:
         s[1] += wall
         s[2] += cpu
 
+    @contextmanager
+    def timing(self, key: str) -> Iterator[None]:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(key, time.perf_counter() - t, time.process_time() - c)
+
     def wrap(self, owner: Any, name: str, label: str) -> None:
         fn: Callable[..., Any] = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t, c = time.perf_counter(), time.process_time()
-            try:
+            with self.timing(label):
                 return fn(*args, **kwargs)
-            finally:
-                self.add(label, time.perf_counter() - t, time.process_time() - c)
 
         setattr(owner, name, timed)
 
@@ -61,12 +67,8 @@ class _Connection:
         self._con, self._timers = con, timers
 
     def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        t, c = time.perf_counter(), time.process_time()
-        try:
+        with self._timers.timing("SQL " + " ".join(sql.split())[:90]):
             return self._con.execute(sql, *args, **kwargs)
-        finally:
-            self._timers.add("SQL " + " ".join(sql.split())[:90], time.perf_counter() - t,
-                             time.process_time() - c)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
@@ -82,7 +84,8 @@ def main() -> int:
     ap.add_argument("--code", help="run another checkout (its directory) in a child process")
     args = ap.parse_args()
     if args.code:
-        argv = [a for a in sys.argv[1:] if a != "--code" and a != args.code]
+        at = sys.argv.index("--code")  # the same arguments, without --code DIR
+        argv = sys.argv[1:at] + sys.argv[at + 2:]
         env = dict(os.environ, PYTHONPATH=args.code)
         return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
 
@@ -96,8 +99,7 @@ def main() -> int:
     append_hour(args.source, hour, args.sessions, seed=int(hour.timestamp()) % 1000)
     ingestion.without_pandas()
     timers = _Timers()
-    for name in ("_list",):
-        timers.wrap(ingestion, name, f"ingest.{name}")
+    timers.wrap(ingestion, "_list", "ingest._list")
     for name in ("compute_rows", "write_files"):
         timers.wrap(rollups, name, f"rollup.{name}")
     for name in ("write_batch", "changed_files", "skipped_files", "live_files",

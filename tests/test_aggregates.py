@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from agentkpi import views
@@ -400,6 +401,10 @@ def test_a_full_listing_merges_again_after_incremental_runs_on_the_same_store_ob
         _assert_tables_equal_a_rebuild(st)
 
 
+def _memory_limit(st: Store) -> str:
+    return str(st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
 def test_a_full_build_runs_in_bounded_memory_and_equals_a_rebuild(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The build from every event (an old store after an upgrade) runs with DuckDB's
@@ -411,19 +416,18 @@ def test_a_full_build_runs_in_bounded_memory_and_equals_a_rebuild(
     with Store(tmp_path / "s.duckdb") as st:
         ingest(str(root), st, workers=1)
         kept = {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES}
-        default = st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        default = _memory_limit(st)
         seen = []
         transaction = st._transaction
 
         def spy(failed: str, **kwargs: Any) -> Any:  # DuckDB's limit while tables are built
-            seen.append(st.con.execute("SELECT current_setting('memory_limit')").fetchall())
+            seen.append(_memory_limit(st))
             return transaction(failed, **kwargs)
 
         monkeypatch.setattr(st, "_transaction", spy)
         assert st.build_aggregates(force=True) == list(aggregates.ALL_TABLES)
-        assert [v.replace(" ", "") for (v,), in seen] in (["38.1MiB"], ["40.0MB"]), seen
-        assert st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] \
-            == default != seen[0][0][0]
+        assert [v.replace(" ", "") for v in seen] in (["38.1MiB"], ["40.0MB"]), seen
+        assert _memory_limit(st) == default != seen[0]
         _assert_tables_equal_a_rebuild(st)
         assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
     assert not (tmp_path / "s.duckdb.tmp").exists()  # DuckDB's spill directory is gone
@@ -451,8 +455,8 @@ def test_a_build_failing_for_another_reason_does_not_blame_the_memory_bound(
         tmp_path: Path) -> None:
     """The memory hint is for running out of memory only: a build that fails on a full
     disk (a real file-size limit on the process, 16 KB: writes past it fail with EFBIG)
-    says so,
-    without sending the user to raise AGENTKPI_AGGREGATE_MEMORY; the tables are kept."""
+    says so, without sending the user to raise AGENTKPI_AGGREGATE_MEMORY; the tables are
+    kept."""
     import subprocess
     import sys
 
@@ -480,10 +484,6 @@ def test_a_build_failing_for_another_reason_does_not_blame_the_memory_bound(
     assert "AGENTKPI_AGGREGATE_MEMORY" not in out.stdout and "Out of Memory" not in out.stdout
     with Store(path, read_only=True) as st:
         assert {t: _table_rows(st, f"SELECT * FROM {t}") for t in aggregates.ALL_TABLES} == kept
-
-
-def _memory_limit(st: Store) -> str:
-    return str(st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
 
 
 def test_the_hourly_rollup_keeps_a_small_cache_and_a_bigger_query_runs_unbounded(
@@ -520,11 +520,11 @@ def test_the_hourly_rollup_keeps_a_small_cache_and_a_bigger_query_runs_unbounded
         monkeypatch.setattr(duck, "QUERY_MEMORY_LIMIT", "8MB")
         with st.query_memory():
             assert _memory_limit(st) != default
-            with pytest.raises(Exception, match="Out of Memory"):
+            with pytest.raises(duckdb.OutOfMemoryException, match="Out of Memory"):
                 st.con.execute(hungry)  # the bound is real: this query needs more
             assert st.fetch(hungry)[1] == [(200000, 2000000)]
             assert _memory_limit(st) == default  # later queries of the block: unbounded
         assert _memory_limit(st) == default
-        with pytest.raises(Exception, match="Out of Memory"):  # outside: no retry
+        with pytest.raises(duckdb.OutOfMemoryException, match="Out of Memory"):  # outside: no retry
             st.con.execute("SET memory_limit = '8MB'")
             st.fetch(hungry)

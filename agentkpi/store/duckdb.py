@@ -771,16 +771,17 @@ class DuckDBStore:
         """Run ``sql`` (DuckDB SQL, e.g. compiled KPI SQL): column names and rows."""
         try:
             cur = self.con.execute(sql)
-            return [c[0] for c in cur.description or ()], cur.fetchall()
+            rows = cur.fetchall()
         except duckdb.OutOfMemoryException:
             if not self._bounded_queries:
                 raise
-        # Over the bound of query_memory(): the query needs more than a cache; again
-        # without it (and so every query left in the block).
-        self._bounded_queries = False
-        self.con.execute("RESET memory_limit")
-        cur = self.con.execute(sql)
-        return [c[0] for c in cur.description or ()], cur.fetchall()
+            # Over the bound of query_memory(): the query needs more than a cache; again
+            # without it (and so every query left in the block).
+            self._bounded_queries = False
+            self.con.execute("RESET memory_limit")
+            cur = self.con.execute(sql)
+            rows = cur.fetchall()
+        return [c[0] for c in cur.description or ()], rows
 
     def read_session(self, session_id: str) -> SessionRecord:
         cur = self.con.cursor()
