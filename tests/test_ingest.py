@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
+import pyarrow as pa
 import pytest
 
-from agentkpi.errors import DataError, UsageError
+from agentkpi.errors import DataError, StoreError, UsageError
 from agentkpi.ingestion import ingest
+from agentkpi.model import SESSION_SCHEMA
 from agentkpi.rollups import rollup
+from agentkpi.store import duckdb as duckdb_store
 from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
 from .conftest import ev, file_size_limit, write_session
@@ -500,3 +503,46 @@ def test_stores_opened_on_one_file_in_one_process_share_it(dataset: Path,
     assert [r.counts()["sessions"] for r in readers] == [1, 1]
     for r in readers:
         r.close()
+
+
+def _row_groups(store: DuckDBStore) -> int:
+    return int(store.con.execute("SELECT count(DISTINCT row_group_id) FROM "
+                                 "pragma_storage_info('events')").fetchall()[0][0])
+
+
+def _keeps_order(store: DuckDBStore) -> bool:
+    return bool(store.con.execute(
+        "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
+
+
+def test_a_writer_stores_events_in_row_groups_of_its_size_and_readers_see_them(
+        dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers attach the store with row groups of ``ROW_GROUP_ROWS`` (the insert writes
+    the full ones itself, in parallel, instead of the commit's checkpoint); a reader opens
+    the file as before and sees every row. The insert's any-order setting ends with it."""
+    monkeypatch.setattr(duckdb_store, "ROW_GROUP_ROWS", 2048)
+    for s in range(3):
+        write_session(dataset, f"s{s}", "2026-05-20T14:00:00+00:00",
+                      [ev(f"2026-05-20T14:{i // 60:02d}:{i % 60:02d}+00:00", "llm_call",
+                          prompt_tokens=i) for i in range(2000)])
+    path = tmp_path / "s.duckdb"
+    with DuckDBStore(path) as store:
+        ingest(str(dataset), store, workers=1)
+        assert _row_groups(store) >= 3  # 6,000 rows: one row group in DuckDB's default size
+        assert _keeps_order(store)
+    with DuckDBStore(path, read_only=True) as reader:
+        _, rows = reader.fetch("SELECT count(*), count(DISTINCT session_id), "
+                               "sum(prompt_tokens) FROM events")
+        assert rows == [(6000, 3, 3 * sum(range(2000)))]
+
+
+def test_a_write_that_fails_leaves_the_insertion_order_setting_as_it_was(
+        tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        bad = pa.table({"session_id": ["s1"], "no_such_column": [1]})
+        ledger = [{"path": "/x/s1.jsonl", "fingerprint": "1:1", "source": "t", "status": "ok"}]
+        with pytest.raises(StoreError, match="no_such_column"):
+            store.write_batch(SESSION_SCHEMA.empty_table(), bad, ledger,
+                              replace_sessions=False)
+        assert _keeps_order(store)
+        assert store.counts()["events"] == 0

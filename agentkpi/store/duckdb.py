@@ -11,6 +11,7 @@ Default location: ``$AGENTKPI_STORE`` or ``~/.local/share/agentkpi/agentkpi.duck
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -245,7 +246,9 @@ class DuckDBStore:
         new = self.path != ":memory:" and not os.path.exists(self.path)
         while True:
             try:
-                return duckdb.connect(self.path, read_only=self.read_only)
+                if self.read_only or self.path == ":memory:":
+                    return duckdb.connect(self.path, read_only=self.read_only)
+                return _attach_writer(self.path)
             except duckdb.IOException as exc:
                 locked = "lock" in str(exc).lower()
                 if not locked:  # disk full, read-only, a directory, not a DuckDB file
@@ -618,6 +621,10 @@ class DuckDBStore:
                     con.execute("DELETE FROM ingested_files WHERE list_contains(?, path)",
                                 [superseded])
                 if events.num_rows:
+                    # In any order, so that each thread writes row groups of its own
+                    # (reset below, after the transaction); every query that needs an
+                    # order of events names it.
+                    con.execute("SET preserve_insertion_order = false")
                     con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
                     if self.aggregates and "event_key" in events.column_names and \
                             events.column("event_key").null_count < events.num_rows:
@@ -640,6 +647,8 @@ class DuckDBStore:
                                 "(SELECT path FROM _in_files)")
                 con.execute("INSERT INTO ingested_files SELECT * FROM _in_files")
         finally:
+            with suppress(duckdb.Error):
+                con.execute("RESET preserve_insertion_order")
             for name in ("_in_sessions", "_in_events", "_in_files"):
                 con.unregister(name)
 
@@ -786,6 +795,8 @@ class DuckDBStore:
     def read_session(self, session_id: str) -> SessionRecord:
         cur = self.con.cursor()
         try:
+            if not self.read_only and self.path != ":memory:":  # a cursor starts in no USE
+                cur.execute(f"USE {_WRITER_CATALOG}")
             srow = _dicts(cur.execute("SELECT * FROM sessions WHERE session_id = ?",
                                       [session_id]))
             events = _dicts(cur.execute(
@@ -888,6 +899,38 @@ class DuckDBStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Rows per row group a writer makes (DuckDB's default: 122,880). An insert writes every
+#: full row group to the file at once, compressed by the insert's threads in parallel
+#: ("optimistic writes"); the rest waits for the commit's checkpoint, single-threaded,
+#: which also compresses again the table's last, partly filled row group. The hourly
+#: batch of the 200k benchmark (~100k events) filled no default row group: its commit
+#: compressed every event and the previous hour's remainder (~0.3 s); in row groups of
+#: 30,720 the events insert and the commit took ~0.2 s (BENCHMARKS.md §19).
+ROW_GROUP_ROWS = 30_720
+#: The name a writer's connection gives the store's file (its default catalog).
+_WRITER_CATALOG = "store"
+
+
+def _attach_writer(path: str) -> duckdb.DuckDBPyConnection:
+    """A connection that writes ``path`` in row groups of :data:`ROW_GROUP_ROWS`.
+
+    The row group size is an option of ``ATTACH`` (not of ``duckdb.connect``), and of the
+    attaching process, not of the file: readers open the file as they always did, and
+    every row group already in it stays as written. The file is attached to an in-memory
+    database named after it, so that writers opened on one file in one process share it
+    (DuckDB attaches a file once per process), as ``duckdb.connect(path)`` shares it."""
+    key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
+    con = duckdb.connect(f":memory:agentkpi-{key}")
+    try:
+        con.execute(f"ATTACH IF NOT EXISTS {DUCKDB.str_literal(path)} AS {_WRITER_CATALOG} "
+                    f"(ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+        con.execute(f"USE {_WRITER_CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 #: The buffer pool of :meth:`DuckDBStore.query_memory` (an hour's KPIs at 1M sessions
