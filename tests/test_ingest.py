@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -515,25 +516,38 @@ def _keeps_order(store: DuckDBStore) -> bool:
         "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
 
 
-def test_a_writer_stores_events_in_row_groups_of_its_size_and_readers_see_them(
+def test_an_incremental_ingest_writes_small_row_groups_that_a_full_listing_merges(
         dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Writers attach the store with row groups of ``ROW_GROUP_ROWS`` (the insert writes
-    the full ones itself, in parallel, instead of the commit's checkpoint); a reader opens
-    the file as before and sees every row. The insert's any-order setting ends with it."""
+    """An incremental ingest (it defers compaction) writes row groups of
+    ``ROW_GROUP_ROWS`` rows, so that its insert writes the full ones itself; every other
+    writer writes DuckDB's default size, and the next full listing merges the small
+    groups back into it. Readers see every row throughout."""
     monkeypatch.setattr(duckdb_store, "ROW_GROUP_ROWS", 2048)
-    for s in range(3):
-        write_session(dataset, f"s{s}", "2026-05-20T14:00:00+00:00",
-                      [ev(f"2026-05-20T14:{i // 60:02d}:{i % 60:02d}+00:00", "llm_call",
-                          prompt_tokens=i) for i in range(2000)])
     path = tmp_path / "s.duckdb"
-    with DuckDBStore(path) as store:
-        ingest(str(dataset), store, workers=1)
-        assert _row_groups(store) >= 3  # 6,000 rows: one row group in DuckDB's default size
-        assert _keeps_order(store)
-    with DuckDBStore(path, read_only=True) as reader:
-        _, rows = reader.fetch("SELECT count(*), count(DISTINCT session_id), "
-                               "sum(prompt_tokens) FROM events")
-        assert rows == [(6000, 3, 3 * sum(range(2000)))]
+
+    def add(first: int) -> None:
+        for s in range(first, first + 3):
+            write_session(dataset, f"s{s}", "2026-05-20T14:00:00+00:00",
+                          [ev(f"2026-05-20T14:{i // 60:02d}:{i % 60:02d}+00:00", "llm_call",
+                              prompt_tokens=i) for i in range(2000)])
+
+    def run(**kw: Any) -> int:
+        with DuckDBStore(path) as store:
+            ingest(str(dataset), store, workers=1, **kw)
+            assert _keeps_order(store)
+        with DuckDBStore(path, read_only=True) as reader:
+            groups = _row_groups(reader)
+            _, rows = reader.fetch("SELECT count(*), sum(prompt_tokens) FROM events")
+        n = len(list(dataset.rglob("*.jsonl")))
+        assert rows == [(2000 * n, n * sum(range(2000)))]
+        return groups
+
+    add(0)
+    assert run() == 1  # the first (full) listing: 6,000 rows, one default row group
+    add(3)
+    assert run() >= 4  # incremental: 6,000 more rows in groups of at most 2,048
+    add(6)
+    assert run(rescan=True) <= 2  # a full listing: every row group merged to full size
 
 
 def test_a_write_that_fails_leaves_the_insertion_order_setting_as_it_was(

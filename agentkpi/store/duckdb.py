@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -182,6 +182,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+_T = TypeVar("_T")
 
 def default_path() -> str:
     return str(config.get("store"))
@@ -212,6 +213,9 @@ class DuckDBStore:
         self._unledgered: set[str] = set()
         #: Inside :meth:`query_memory`, until a query exceeds its bound.
         self._bounded_queries = False
+        #: The row group size the writer's connection attached the file with (None:
+        #: DuckDB's default), see :meth:`_write_row_groups`.
+        self._row_group_rows: int | None = None
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -238,6 +242,32 @@ class DuckDBStore:
         self.aggregates = self._current_aggregates()
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+        if self.read_only or self.path == ":memory:":
+            return self._retrying(lambda: duckdb.connect(self.path, read_only=self.read_only),
+                                  lock_timeout)
+        # A writer attaches the file to an in-memory database named after it (writers
+        # opened on one file in one process share it, as ``duckdb.connect(path)`` would),
+        # so that :meth:`defer_compaction` can attach it again with other row groups.
+        key = hashlib.sha1(os.path.realpath(self.path).encode()).hexdigest()[:16]
+        con = duckdb.connect(f":memory:agentkpi-{key}")
+        try:
+            self._retrying(lambda: self._attach(con, None), lock_timeout)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, rows: int | None) -> None:
+        """Attach the store's file to ``con`` as its default database, written in row
+        groups of ``rows`` (None: DuckDB's default size)."""
+        size = f" (ROW_GROUP_SIZE {rows})" if rows else ""
+        con.execute(f"ATTACH IF NOT EXISTS {DUCKDB.str_literal(self.path)} AS "
+                    f"{_WRITER_CATALOG}{size}")
+        con.execute(f"USE {_WRITER_CATALOG}")
+        self._row_group_rows = rows
+
+    def _retrying(self, attempt: Callable[[], _T], lock_timeout: float) -> _T:
+        """``attempt()`` (opening the file), again while another process holds its lock."""
         # DuckDB lets one process write a file and no other process open it
         # meanwhile (even read-only). Short-lived readers (the dashboard opens the
         # store per request) release it quickly, so wait a little before failing.
@@ -246,9 +276,7 @@ class DuckDBStore:
         new = self.path != ":memory:" and not os.path.exists(self.path)
         while True:
             try:
-                if self.read_only or self.path == ":memory:":
-                    return duckdb.connect(self.path, read_only=self.read_only)
-                return _attach_writer(self.path)
+                return attempt()
             except duckdb.IOException as exc:
                 locked = "lock" in str(exc).lower()
                 if not locked:  # disk full, read-only, a directory, not a DuckDB file
@@ -864,6 +892,29 @@ class DuckDBStore:
         listing, a cold ingest, the collector) merges them, each row once.
         """
         self.con.execute("SET max_vacuum_tasks = 0" if defer else "RESET max_vacuum_tasks")
+        self._write_row_groups(ROW_GROUP_ROWS if defer else None)
+
+    def _write_row_groups(self, rows: int | None) -> None:
+        """Write row groups of ``rows`` rows from now on (None: DuckDB's default size).
+
+        Deferring writers (an incremental ingest) write small row groups: an insert
+        writes every full row group to the file itself, compressed by its threads in
+        parallel, while the rest waits for the commit's checkpoint, on one thread. The
+        hourly batch of the 200k benchmark (~100k events) filled no default row group;
+        in row groups of :data:`ROW_GROUP_ROWS` its store write took ~0.2 s less
+        (BENCHMARKS.md §19). Every other writer writes, and merges, row groups of the
+        default size: DuckDB keeps ~65 KB of metadata per row group a scan reaches, so
+        a store of small row groups costs a whole export more memory (§11d, §12d).
+        DuckDB takes the size when the file is attached, so the file is attached again
+        (while no transaction is open: this is called before an ingest writes)."""
+        if self.read_only or self.path == ":memory:" or rows == self._row_group_rows:
+            return
+        con = self.con
+        con.execute("USE memory")
+        con.execute(f"DETACH {_WRITER_CATALOG}")
+        # Another process may take the file's lock between the two: wait for it like
+        # an open does (a reader lets go within moments).
+        self._retrying(lambda: self._attach(con, rows), 10.0)
 
     @contextmanager
     def _limits(self, **settings: str | int) -> Iterator[None]:
@@ -901,36 +952,11 @@ class DuckDBStore:
         self.close()
 
 
-#: Rows per row group a writer makes (DuckDB's default: 122,880). An insert writes every
-#: full row group to the file at once, compressed by the insert's threads in parallel
-#: ("optimistic writes"); the rest waits for the commit's checkpoint, single-threaded,
-#: which also compresses again the table's last, partly filled row group. The hourly
-#: batch of the 200k benchmark (~100k events) filled no default row group: its commit
-#: compressed every event and the previous hour's remainder (~0.3 s); in row groups of
-#: 30,720 the events insert and the commit took ~0.2 s (BENCHMARKS.md §19).
+#: Rows per row group of a writer that defers compaction (an incremental ingest; DuckDB's
+#: default: 122,880), see :meth:`DuckDBStore._write_row_groups`.
 ROW_GROUP_ROWS = 30_720
 #: The name a writer's connection gives the store's file (its default catalog).
 _WRITER_CATALOG = "store"
-
-
-def _attach_writer(path: str) -> duckdb.DuckDBPyConnection:
-    """A connection that writes ``path`` in row groups of :data:`ROW_GROUP_ROWS`.
-
-    The row group size is an option of ``ATTACH`` (not of ``duckdb.connect``), and of the
-    attaching process, not of the file: readers open the file as they always did, and
-    every row group already in it stays as written. The file is attached to an in-memory
-    database named after it, so that writers opened on one file in one process share it
-    (DuckDB attaches a file once per process), as ``duckdb.connect(path)`` shares it."""
-    key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
-    con = duckdb.connect(f":memory:agentkpi-{key}")
-    try:
-        con.execute(f"ATTACH IF NOT EXISTS {DUCKDB.str_literal(path)} AS {_WRITER_CATALOG} "
-                    f"(ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
-        con.execute(f"USE {_WRITER_CATALOG}")
-    except BaseException:
-        con.close()
-        raise
-    return con
 
 
 #: The buffer pool of :meth:`DuckDBStore.query_memory` (an hour's KPIs at 1M sessions
