@@ -53,6 +53,10 @@ def run_child(cmd: list[str], label: str, env: dict | None = None) -> dict:
     tails."""
     fd, report = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
     os.close(fd)
+    # PYTHONSAFEPATH: ``python -m agentkpi``/``-c`` would put the current directory first
+    # on sys.path, so run from a checkout's root they imported that checkout whatever
+    # PYTHONPATH named (a comparison of two versions measured one twice, BENCHMARKS §19).
+    env = {**(os.environ if env is None else env), "PYTHONSAFEPATH": "1"}
     proc = measured_popen(cmd, report, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     stdout, stderr = (b.decode(errors="replace") for b in proc.communicate())
     m = measured(report)
