@@ -73,8 +73,11 @@ class DuckDBDialect:
                 else f"count(DISTINCT {expr})")
 
     def distinct_list_if(self, expr: str, where: str) -> str:
-        agg = f"list(DISTINCT {expr}) FILTER (WHERE {expr} IS NOT NULL"
-        return f"{agg} AND ({where}))" if where else f"{agg})"
+        # list_distinct of a plain list, not list(DISTINCT): the same values (in no
+        # order either way), ~16% less time for the hourly batch's aggregate tables, whose
+        # distinct aggregates kept a hash set per group (BENCHMARKS.md §19).
+        keep = f"{expr} IS NOT NULL AND ({where})" if where else f"{expr} IS NOT NULL"
+        return f"list_distinct(list({expr}) FILTER (WHERE {keep}))"
 
     def count_distinct_lists(self, expr: str) -> str:
         return f"len(list_distinct(flatten(list({expr}))))"
