@@ -47,6 +47,8 @@ from agentkpi.store.base import (
     scan_sql,
 )
 
+_T = TypeVar("_T")
+
 # ----------------------------------------------------------------------------- dialect
 
 
@@ -185,7 +187,6 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-_T = TypeVar("_T")
 
 def default_path() -> str:
     return str(config.get("store"))
@@ -883,9 +884,10 @@ class DuckDBStore:
 
     def defer_compaction(self, defer: bool = True) -> None:
         """Checkpoints of this connection merge no row groups (its commits' and the one
-        on close): each commit writes its rows as row groups of their own. ``defer``
-        false: they merge again (DuckDB's default), e.g. a full listing after an
-        incremental ingest on the same store object.
+        on close): each commit writes its rows as row groups of their own, and of
+        :data:`ROW_GROUP_ROWS` rows (:meth:`_write_row_groups`). ``defer`` false: they
+        merge again, into row groups of DuckDB's default size (DuckDB's default), e.g. a
+        full listing after an incremental ingest on the same store object.
 
         DuckDB's checkpoint otherwise merges small neighbouring row groups of every
         table ("vacuum"), as a binary counter carries: a series of hourly commits,
