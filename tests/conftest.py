@@ -120,6 +120,12 @@ def file_size_limit(limit: int) -> Callable[[], None]:
     return apply
 
 
+def row_groups(store: Any, table: str) -> int:
+    """The row groups of ``table`` in a DuckDB store's file."""
+    return int(store.con.execute(f"SELECT count(DISTINCT row_group_id) FROM "
+                                 f"pragma_storage_info('{table}')").fetchall()[0][0])
+
+
 def ev(ts: str, event_type: str, **data: Any) -> dict[str, Any]:
     return {"timestamp": ts, "event_type": event_type, "data": data}
 

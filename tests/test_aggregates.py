@@ -23,6 +23,8 @@ from agentkpi.sdk import Recorder
 from agentkpi.store import DuckDBStore as Store
 from agentkpi.store.duckdb import DUCKDB
 
+from .conftest import row_groups
+
 START = datetime(2026, 5, 20, 20, tzinfo=UTC)
 LO, HI = datetime(2026, 5, 20, 18), datetime(2026, 5, 21, 6)
 
@@ -341,11 +343,6 @@ def test_event_key_merges_and_repricing_keep_the_tables_exact(tmp_path: Path) ->
     st.close()
 
 
-def _row_groups(st: Store, table: str) -> int:
-    return int(st.con.execute(f"SELECT count(DISTINCT row_group_id) FROM "
-                              f"pragma_storage_info('{table}')").fetchall()[0][0])
-
-
 def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
         tmp_path: Path) -> None:
     """DuckDB's checkpoint merges small neighbouring row groups of every table, so a series
@@ -364,7 +361,7 @@ def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
         with Store(path) as st:
             assert ingest(str(root), st, workers=1).sessions == 15
         with Store(path, read_only=True) as st:
-            seen.append({t: _row_groups(st, t) for t in tables})
+            seen.append({t: row_groups(st, t) for t in tables})
     for t in tables:
         assert [s[t] for s in seen] == [seen[0][t] + i for i in range(4)], t
     append_hour(root, START + timedelta(hours=8), 15, seed=30)
@@ -373,7 +370,7 @@ def test_hourly_runs_merge_no_row_groups_and_the_full_listing_merges_them(
         _assert_tables_equal_a_rebuild(st)
     with Store(path, read_only=True) as st:
         for t in tables:
-            assert _row_groups(st, t) < seen[-1][t], t
+            assert row_groups(st, t) < seen[-1][t], t
 
 
 def test_a_full_listing_merges_again_after_incremental_runs_on_the_same_store_object(
@@ -392,12 +389,12 @@ def test_a_full_listing_merges_again_after_incremental_runs_on_the_same_store_ob
             append_hour(root, START + timedelta(hours=4 + i), 15, seed=20 + i)
             assert ingest(str(root), st, workers=1).sessions == 15
             st.con.execute("CHECKPOINT")
-            seen.append(_row_groups(st, "agg_hourly"))
+            seen.append(row_groups(st, "agg_hourly"))
         assert seen == [seen[0] + i for i in range(4)]
         append_hour(root, START + timedelta(hours=8), 15, seed=30)
         assert ingest(str(root), st, workers=1, rescan=True).sessions == 15
         st.con.execute("CHECKPOINT")
-        assert _row_groups(st, "agg_hourly") < seen[-1]
+        assert row_groups(st, "agg_hourly") < seen[-1]
         _assert_tables_equal_a_rebuild(st)
 
 

@@ -21,7 +21,7 @@ from agentkpi.rollups import rollup
 from agentkpi.store import duckdb as duckdb_store
 from agentkpi.store.duckdb import MIGRATIONS, DuckDBStore
 
-from .conftest import ev, file_size_limit, write_session
+from .conftest import ev, file_size_limit, row_groups, write_session
 
 H = "2026-05-20T14"
 
@@ -506,11 +506,6 @@ def test_stores_opened_on_one_file_in_one_process_share_it(dataset: Path,
         r.close()
 
 
-def _row_groups(store: DuckDBStore) -> int:
-    return int(store.con.execute("SELECT count(DISTINCT row_group_id) FROM "
-                                 "pragma_storage_info('events')").fetchall()[0][0])
-
-
 def _keeps_order(store: DuckDBStore) -> bool:
     return bool(store.con.execute(
         "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
@@ -536,7 +531,7 @@ def test_an_incremental_ingest_writes_small_row_groups_that_a_full_listing_merge
             ingest(str(dataset), store, workers=1, **kw)
             assert _keeps_order(store)
         with DuckDBStore(path, read_only=True) as reader:
-            groups = _row_groups(reader)
+            groups = row_groups(reader, "events")
             _, rows = reader.fetch("SELECT count(*), sum(prompt_tokens) FROM events")
         n = len(list(dataset.rglob("*.jsonl")))
         assert rows == [(2000 * n, n * sum(range(2000)))]

@@ -217,10 +217,12 @@ class DuckDBStore:
         self._unledgered: set[str] = set()
         #: Inside :meth:`query_memory`, until a query exceeds its bound.
         self._bounded_queries = False
+        #: A writer of a file attaches it as the catalog ``_WRITER_CATALOG`` (:meth:`_connect`).
+        self._attached = not read_only and self.path != ":memory:"
         #: The row group size the writer's connection attached the file with (None:
         #: DuckDB's default), see :meth:`_write_row_groups`.
         self._row_group_rows: int | None = None
-        if self.path != ":memory:" and not read_only:
+        if self._attached:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreMissingError(f"no store at {self.path}; run `agentkpi ingest` or "
@@ -246,7 +248,7 @@ class DuckDBStore:
         self.aggregates = self._current_aggregates()
 
     def _connect(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
-        if self.read_only or self.path == ":memory:":
+        if not self._attached:
             return self._retrying(lambda: duckdb.connect(self.path, read_only=self.read_only),
                                   lock_timeout)
         # A writer attaches the file to an in-memory database named after it (writers
@@ -827,7 +829,7 @@ class DuckDBStore:
     def read_session(self, session_id: str) -> SessionRecord:
         cur = self.con.cursor()
         try:
-            if not self.read_only and self.path != ":memory:":  # a cursor starts in no USE
+            if self._attached:  # a cursor starts in no USE
                 cur.execute(f"USE {_WRITER_CATALOG}")
             srow = _dicts(cur.execute("SELECT * FROM sessions WHERE session_id = ?",
                                       [session_id]))
@@ -886,7 +888,7 @@ class DuckDBStore:
         """Checkpoints of this connection merge no row groups (its commits' and the one
         on close): each commit writes its rows as row groups of their own, and of
         :data:`ROW_GROUP_ROWS` rows (:meth:`_write_row_groups`). ``defer`` false: they
-        merge again, into row groups of DuckDB's default size (DuckDB's default), e.g. a
+        merge again (DuckDB's default), into row groups of DuckDB's default size, e.g. a
         full listing after an incremental ingest on the same store object.
 
         DuckDB's checkpoint otherwise merges small neighbouring row groups of every
@@ -912,7 +914,7 @@ class DuckDBStore:
         a store of small row groups costs a whole export more memory (§11d, §12d).
         DuckDB takes the size when the file is attached, so the file is attached again
         (while no transaction is open: this is called before an ingest writes)."""
-        if self.read_only or self.path == ":memory:" or rows == self._row_group_rows:
+        if not self._attached or rows == self._row_group_rows:
             return
         con = self.con
         con.execute("USE memory")
