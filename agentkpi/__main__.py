@@ -1,3 +1,3 @@
-from agentkpi.cli import run
+from agentkpi.startup import main
 
-run()
+main()

@@ -10,11 +10,9 @@ A library call; the CLI only formats.
 from __future__ import annotations
 
 import gc
-import importlib.abc
 import inspect
 import os
 import socket
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,28 +77,6 @@ class IngestResult:
         return [{"run_at": self.ran_at, "source": self.source, "format": self.format,
                  "machine": self.machine, "kind": kind, "n": n}
                 for kind, n in sorted(self.quality.audit.items())]
-
-
-def without_pandas() -> None:
-    """Keep pandas out of an ingest process (0.5-2 s of start-up for nothing).
-
-    pyarrow imports pandas the first time it converts a Python list, only to ask
-    whether the list is a pandas object; agentkpi never uses pandas. The ingest and
-    rollup commands call this first: pyarrow then works without it. Not for library
-    callers, who may want pandas in the same process.
-    """
-    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """An import finder that answers "not installed" for pandas (see :func:`without_pandas`)."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is kept out of agentkpi ingest processes",
-                                      name=name)
-        return None
 
 
 def fingerprint(info: dict[str, Any] | str | None) -> str:

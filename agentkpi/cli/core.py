@@ -21,10 +21,11 @@ from agentkpi.cli._common import (
     progress_bar,
     store_option,
 )
-from agentkpi.ingestion import IngestResult, ingest, without_pandas
+from agentkpi.ingestion import IngestResult, ingest
 from agentkpi.kpis import CATALOGUE
 from agentkpi.kpis.catalogue import QUERY_KPIS
 from agentkpi.rollups import RollupResult, plan_buckets, rollup
+from agentkpi.startup import keep_out
 from agentkpi.store import open_store
 
 SUMMARY_COLUMNS = ["bucket", "sessions", "users", "llm_calls", "cost_usd", "tool_success_rate",
@@ -110,7 +111,7 @@ def rollup_cmd(source: str | None, target: str, hours: int | None, at: str | Non
     a backfill sends no alert for its hours. `agentkpi alerts check --now
     HOUR --dry-run` evaluates the hours before HOUR instead.
     """
-    without_pandas()
+    keep_out("pandas")  # the program did (agentkpi.startup); callers of main() in-process
     plan_buckets(hours=hours, at=at, start=start, end=end, daily=daily)  # usage errors first
     # No --source: the store is only read; a mistyped --store fails instead of
     # creating an empty store and "succeeding" with no CSVs.
@@ -164,7 +165,7 @@ def ingest_cmd(source: str | None, fmt: str | None, machine: str | None,
         roots = _default_roots(fmt)
     else:
         roots = [source]
-    without_pandas()
+    keep_out("pandas")  # the program did (agentkpi.startup); callers of main() in-process
     st = open_store(engine, dsn, store)
     try:
         for root in roots:
