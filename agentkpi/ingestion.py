@@ -21,7 +21,6 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,6 +28,7 @@ from agentkpi import config, pricing, sources
 from agentkpi.errors import AgentKpiError, SourceError, UsageError
 from agentkpi.model import CanonicalBatch, pair_tool_calls
 from agentkpi.quality import Quality
+from agentkpi.sources.localfs import LocalFiles, open_fs
 from agentkpi.store import Store
 from agentkpi.workers import PARSE_NICENESS, worker_pool
 
@@ -210,7 +210,7 @@ def _resolve(batch: CanonicalBatch, files: list[tuple[Quality, dict[str, Any], i
 
 
 def _local_fs() -> Any:
-    return fsspec.filesystem("file")
+    return LocalFiles()
 
 
 def parse_local_chunk(fmt: str, paths: list[tuple[str, str]]) -> Any:
@@ -240,7 +240,7 @@ def ingest(source: str, store: Store, *, fmt: str | None = None, workers: int | 
 def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
             progress: Progress | None, machine: str | None, rescan: bool) -> IngestResult:
     try:
-        fs, root = fsspec.core.url_to_fs(source)
+        fs, root = open_fs(source)
     except (ValueError, ImportError) as exc:
         raise UsageError(f"cannot open source {source!r}: {exc}") from None
     try:

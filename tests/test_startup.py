@@ -1,5 +1,6 @@
 """The program's start-up (``agentkpi.startup``): the cron commands keep numpy and pandas
-out of their process, with the same output; other commands import them as usual.
+out of their process, with the same output; other commands import them as usual. (And
+an hourly run of a local source never imports fsspec: ``agentkpi.sources.localfs``.)
 
 Each case runs a real Python process: this test process has numpy imported already.
 """
@@ -36,8 +37,9 @@ def test_the_hourly_rollup_runs_without_numpy_or_pandas_and_writes_the_same_csv(
         "    main(argv[1:])\n"
         "except SystemExit as exc:\n"
         "    assert exc.code in (0, None), exc.code\n"
-        "print(sorted(m for m in ('numpy', 'pyarrow', 'pandas', 'duckdb') if m in sys.modules))")
-    assert imported == "['duckdb', 'pyarrow']"
+        "print(sorted(m for m in ('numpy', 'pyarrow', 'pandas', 'duckdb', 'fsspec')"
+        "             if m in sys.modules))")
+    assert imported == "['duckdb', 'pyarrow']"  # fsspec: a local source (sources.localfs)
     with DuckDBStore(tmp_path / "here.duckdb") as st:  # numpy is loaded in this process
         rollup(str(tmp_path / "here"), source=str(constructed), store=st, at="2026-05-20T14")
     csv = Path("hourly", "2026-05-20", "14.csv")

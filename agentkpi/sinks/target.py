@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
-
 from agentkpi.errors import AgentKpiError, OutputError, UsageError, os_reason
 
 _HF = re.compile(r"^hf://(?P<kind>datasets|spaces|models)/(?P<repo>[^/]+/[^/]+)(?:/(?P<prefix>.*))?$")
@@ -92,6 +90,8 @@ def _umask() -> int:
 
 
 def _write_fsspec(target: str, files: Mapping[str, bytes]) -> WriteResult:
+    import fsspec  # not for local targets (~30-40 ms of a cron run's start-up)
+
     fs, root = fsspec.core.url_to_fs(target)
     written, unchanged = [], []
     for rel, data in sorted(files.items()):
