@@ -29,6 +29,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_console_script_points_at_the_cli() -> None:
-    # run(): the CLI's main, then a quick exit (tests/cli/test_exit.py)
-    assert 'agentkpi = "agentkpi.cli:run"' in (ROOT / "pyproject.toml").read_text()
-    assert (ROOT / "agentkpi" / "__main__.py").read_text().splitlines()[-1] == "run()"
+    # startup.main(): the cron commands' lean start-up (tests/test_startup.py), then the
+    # CLI's run(): its main, then a quick exit (tests/cli/test_exit.py)
+    assert 'agentkpi = "agentkpi.startup:main"' in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "agentkpi" / "__main__.py").read_text().splitlines()[-1] == "main()"
