@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--code", action="append", required=True, metavar="NAME=DIR",
                     help="a version: a checkout whose agentkpi/ is run (give two)")
-    ap.add_argument("--hours", type=int, default=8, help="new hours, each run by both")
+    ap.add_argument("--hours", type=int, default=8,
+                    help="new hours, each run by both (0: only prepare the copies)")
     ap.add_argument("--per-hour", type=int, default=4166, help="sessions per new hour")
     ap.add_argument("--link", action="store_true", help="hard-link the dataset copies")
     args = ap.parse_args(argv)
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['peak_rss_mb']:.0f} MB | {counted} | {load} | {at} |", flush=True)
     print()
     for name, code in versions:
+        if not runs[name]:  # --hours 0: the copies prepared and warmed, nothing timed
+            continue
         walls = [r["seconds"] for r in runs[name]]
         rss = [r["peak_rss_mb"] for r in runs[name]]
         print(f"{name} ({code}): wall median {statistics.median(walls):.2f} s "
