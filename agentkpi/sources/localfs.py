@@ -18,8 +18,9 @@ PROTOCOLS = ("file", "local")
 
 def open_fs(url: str) -> tuple[Any, str]:
     """``(filesystem, path)`` for ``url``, as ``fsspec.core.url_to_fs`` gives them; a
-    local path (or ``file://`` URL) gets a :class:`LocalFiles` and fsspec's path for it."""
-    if "::" not in url and ("://" not in url or url.startswith("file://")):
+    local path (or ``file://`` URL) gets a :class:`LocalFiles` and fsspec's path for it
+    (on POSIX systems: fsspec's Windows paths, with drives, are its own to spell)."""
+    if os.sep == "/" and "::" not in url and ("://" not in url or url.startswith("file://")):
         return LocalFiles(), LocalFiles.strip(url)
     import fsspec
 
