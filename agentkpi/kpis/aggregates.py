@@ -37,7 +37,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from agentkpi.kpis.catalogue import MEASURES, Measure
+from agentkpi.kpis.catalogue import CATALOGUE, MEASURES, Kpi, Measure
 from agentkpi.kpis.dimensions import DIMENSIONS
 from agentkpi.kpis.sql import (
     KpiQuery,
@@ -84,9 +84,38 @@ SESSION_KEY_KPIS = ("cost_usd", "llm_calls", "tokens_prompt", "tokens_completion
                     "sessions", "tool_calls_total")
 SESSION_KEY_MEASURES: tuple[Measure, ...] = tuple(needed_measures(needed_kpis(SESSION_KEY_KPIS)))
 
+#: Per (UTC hour, session): the rows of the event-level JSON maps that read a subset of
+#: the events (:data:`EVENT_MAP_KPIS`: tools by name, sessions per tool, CTA sources, GPU
+#: hours by flavor). A count map keeps one row per key with its events counted; the
+#: float-sum map one row per event, with its value and where it lies (file, seq) for the
+#: seed's order of addition. A query of whole hours without dimensions or filters reads
+#: its maps here (:func:`event_maps_source`) instead of the events' timestamps in every
+#: row group (sessions that run for days leave no row group of a cold ingest skippable).
+EVENT_MAPS_TABLE = "agg_hourly_event_maps"
+
+#: The KPIs :data:`EVENT_MAPS_TABLE` answers: those of the hourly row (the query set's
+#: other maps, e.g. tool outputs by name, would add a row per tool call; they read the
+#: events).
+EVENT_MAP_KPIS: tuple[Kpi, ...] = tuple(
+    k for k in CATALOGUE if k.agg == "map" and k.level == "event" and k.where)
+
+
+def _rows_of(k: Kpi) -> str:
+    """The ``map_name`` of the rows ``k`` reads: a count map and a sessions-count map of
+    the same key and events (tools by name, sessions per tool) share one set of rows, the
+    first one's; a float-sum map has its own."""
+    if k.map_value == "sum":
+        return k.name
+    return next(o.name for o in EVENT_MAP_KPIS
+                if o.map_value != "sum" and (o.expr, o.where) == (k.expr, k.where))
+
+
+#: Map KPI name -> the ``map_name`` of its rows in :data:`EVENT_MAPS_TABLE`.
+EVENT_MAP_ROWS: dict[str, str] = {k.name: _rows_of(k) for k in EVENT_MAP_KPIS}
+
 #: Every aggregate table, in the order they are (re)built: the session tables read
 #: the hourly ones.
-ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE, *SESSION_KEY_TABLES)
+ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE, *SESSION_KEY_TABLES, EVENT_MAPS_TABLE)
 
 _EVENT_NAMES = frozenset(n for n, *_ in EVENT_COLUMNS)
 _QUALIFIED = re.compile(r"\b([es])\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -103,6 +132,51 @@ def select_sql(d: Dialect, table: str, source: str = "events", where: str = "") 
     return (f"SELECT {d.bucket('hour', 'ts', 'UTC', 0)} AS _hour, session_id{keys},\n"
             f"    {measures}\nFROM {source} WHERE ts IS NOT NULL{cond}\n"
             f"GROUP BY _hour, session_id{keys}")
+
+
+def event_maps_select_sql(d: Dialect, source: str = "events", where: str = "") -> str:
+    """The rows of :data:`EVENT_MAPS_TABLE` computed from ``source`` (events, or a batch)."""
+    hour = d.bucket("hour", "ts", "UTC", 0)
+    cond = f" AND ({where})" if where else ""
+    branches = []
+    for k in EVENT_MAP_KPIS:
+        if EVENT_MAP_ROWS[k.name] != k.name:  # another map's rows are this one's
+            continue
+        head = (f"SELECT {hour} AS _hour, session_id, {d.str_literal(k.name)} AS map_name, "
+                f"{k.expr} AS key")
+        rows = f"FROM {source} WHERE ts IS NOT NULL AND ({k.where}){cond}"
+        if k.map_value == "sum":
+            branches.append(f"{head}, CAST({k.num} AS DOUBLE) AS value, file, seq {rows}")
+        else:
+            branches.append(f"{head}, CAST(count(*) AS DOUBLE) AS value, NULL AS file, "
+                            f"NULL AS seq {rows} GROUP BY _hour, session_id, key")
+    return "\nUNION ALL\n".join(branches)
+
+
+def event_maps_source(d: Dialect, q: KpiQuery, maps: Sequence[Kpi],
+                      available: frozenset[str]) -> str | None:
+    """The event-level maps query over :data:`EVENT_MAPS_TABLE` for ``q``, rows as the
+    raw path's (map index, bucket, key, value, file, session_id, seq); None: read the
+    events. Only for whole hours, without dimensions or filters (the table has neither)."""
+    if (EVENT_MAPS_TABLE not in available or q.by or q.where or not _whole_hours(q)
+            or any(k not in EVENT_MAP_KPIS for k in maps)):
+        return None
+    bucket = d.bucket(q.grain, "_hour", q.tz, q.week_start)
+    hours = f"_hour >= {d.ts_literal(q.start)} AND _hour < {d.ts_literal(q.end)}"
+    branches = []
+    for i, k in enumerate(maps):
+        rows = (f"FROM {EVENT_MAPS_TABLE} WHERE map_name = "
+                f"{d.str_literal(EVENT_MAP_ROWS[k.name])} AND {hours}")
+        if k.map_value == "sum":
+            branches.append(f"SELECT {i} AS map_index, {bucket} AS bucket, key, value, file, "
+                            f"session_id, seq {rows}")
+        else:  # counts add up exactly (integers below 2**53); sessions are counted again
+            value = ("sum(value)" if k.map_value == "count"
+                     else "CAST(count(DISTINCT session_id) AS DOUBLE)")
+            branches.append(f"SELECT {i} AS map_index, {bucket} AS bucket, key, "
+                            f"{value} AS value, NULL AS file, NULL AS session_id, NULL AS seq "
+                            f"{rows} GROUP BY bucket, key")
+    return "\nUNION ALL\n".join(branches)
 
 
 def session_select_sql(d: Dialect, where: str = "", hourly: str = "agg_hourly") -> str:
@@ -152,6 +226,8 @@ def table_sql(d: Dialect, table: str, where: str = "", source: str = "events",
         return session_select_sql(d, where, hourly or "agg_hourly")
     if table in SESSION_KEY_TABLES:
         return session_key_select_sql(d, table, where, hourly)
+    if table == EVENT_MAPS_TABLE:
+        return event_maps_select_sql(d, source, where)
     return select_sql(d, table, source, where)
 
 
@@ -179,7 +255,8 @@ def with_dependents(todo: Sequence[str]) -> list[str]:
 def signature(d: Dialect) -> str:
     """Changes whenever the SQL that fills the tables changes (catalogue, dialect)."""
     text = "\n".join([*(select_sql(d, t) for t in TABLES), session_select_sql(d),
-                      *(session_key_select_sql(d, t) for t in SESSION_KEY_TABLES)])
+                      *(session_key_select_sql(d, t) for t in SESSION_KEY_TABLES),
+                      event_maps_select_sql(d)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -157,7 +157,8 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
     per (bucket, dims, session) (``ps``), aggregated per (bucket, dims). ``hm`` is read
     from a materialised hourly table (:mod:`agentkpi.kpis.aggregates`) when one of
     ``aggregates`` can answer the query exactly, else computed from the events.
-    Event-level KPIs always read the events.
+    Event-level KPIs read the events, but for the maps of a subset of them, which a query
+    of whole hours without dimensions reads from their own table.
     """
     kpis = needed_kpis(q.kpis)
     ev_dims = [x for x in q.by if x.level == "event"]
@@ -220,7 +221,12 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
         maps[EVENT_LEVEL] = f"{raw}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
     event_maps = _event_maps(kpis)
     if event_maps:
-        maps[EVENT_MAPS] = _event_maps_sql(w, group, event_maps)
+        stored = None
+        if aggregates:
+            from agentkpi.kpis.aggregates import event_maps_source
+
+            stored = event_maps_source(d, q, event_maps, aggregates)
+        maps[EVENT_MAPS] = stored or _event_maps_sql(w, group, event_maps)
     for k in kpis:  # a map over every event: its own query (a CTE of all would be huge)
         if k.agg == "map" and k.level == "event" and not k.where:
             maps[k.name] = _event_map_sql(raw, group, k)

@@ -535,12 +535,12 @@ class DuckDBStore:
                 batch_rows.add(table)
                 sql = f"SELECT * FROM _batch_{table}"
             elif from_batch:
-                sql = agg.select_sql(DUCKDB, table, "_in_events")
+                sql = agg.table_sql(DUCKDB, table, source="_in_events")
             else:
                 con.execute(f"DELETE FROM {table} WHERE "
                             + touched.format(col=f"{table}.session_id"))
-                sql = agg.select_sql(DUCKDB, table, "events e",
-                                     touched.format(col="e.session_id"))
+                sql = agg.table_sql(DUCKDB, table, touched.format(col="e.session_id"),
+                                    source="events e")
             con.execute(f"INSERT INTO {table} {sql}")
         for table in batch_rows:
             con.execute(f"DROP TABLE _batch_{table}")
