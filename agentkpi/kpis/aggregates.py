@@ -45,6 +45,7 @@ from agentkpi.kpis.sql import (
     hourly_measure_sql,
     needed_kpis,
     needed_measures,
+    subset_event_maps,
 )
 from agentkpi.model import EVENT_COLUMNS
 
@@ -96,8 +97,7 @@ EVENT_MAPS_TABLE = "agg_hourly_event_maps"
 #: The KPIs :data:`EVENT_MAPS_TABLE` answers: those of the hourly row (the query set's
 #: other maps, e.g. tool outputs by name, would add a row per tool call; they read the
 #: events).
-EVENT_MAP_KPIS: tuple[Kpi, ...] = tuple(
-    k for k in CATALOGUE if k.agg == "map" and k.level == "event" and k.where)
+EVENT_MAP_KPIS: tuple[Kpi, ...] = tuple(subset_event_maps(CATALOGUE))
 
 
 def _rows_of(k: Kpi) -> str:

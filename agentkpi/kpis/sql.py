@@ -219,7 +219,7 @@ def build(d: Dialect, q: KpiQuery, aggregates: frozenset[str] = frozenset()
     ev_cols = [s for s in (_kpi_sql(d, k) for k in kpis if k.level == "event") if s]
     if ev_cols:
         maps[EVENT_LEVEL] = f"{raw}SELECT {group}, {', '.join(ev_cols)} FROM w GROUP BY {group}"
-    event_maps = _event_maps(kpis)
+    event_maps = subset_event_maps(kpis)
     if event_maps:
         stored = None
         if aggregates:
@@ -238,7 +238,7 @@ def _session_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
     return [k for k in kpis if k.agg == "map" and k.level != "event"]
 
 
-def _event_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
+def subset_event_maps(kpis: Sequence[Kpi]) -> list[Kpi]:
     """The event-level JSON maps among ``kpis`` that read a subset of the events (a
     ``where``): the branches, in order, of their one query (:func:`_event_maps_sql`)."""
     return [k for k in kpis if k.agg == "map" and k.level == "event" and k.where]
@@ -348,7 +348,7 @@ def run(store: Store, q: KpiQuery) -> list[dict[str, Any]]:
         elif name == EVENT_MAPS:
             _, erows = fetch(sql)
             n = len(dim_names)
-            for i, k in enumerate(_event_maps(needed_kpis(q.kpis))):
+            for i, k in enumerate(subset_event_maps(needed_kpis(q.kpis))):
                 mine = [r[1:] for r in erows if r[0] == i]
                 if k.map_value == "sum":  # (group..., key, file, session_id, seq, value)
                     map_values[k.name] = _ordered_sums(
