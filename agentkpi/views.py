@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -645,17 +645,6 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
              "FROM events e WHERE e.event_type = 'tool_call' AND e.response_id IS NOT NULL "
              f"AND e.ts >= {d.ts_literal(lo)} AND e.ts < {d.ts_literal(hi)} "
              "GROUP BY e.session_id, e.response_id, e.tool, e.mcp_server")
-    kept = f"SELECT * FROM a e WHERE {' AND '.join(tool_where)}" if tool_where else \
-        "SELECT * FROM a"
-    on = "ON {x}.session_id = {y}.session_id AND {x}.response_id = {y}.response_id"
-    # j: each call with the number of tool calls it asked for (kn; NULL: none). Both parts
-    # of the answer read it, in one statement: DuckDB computes the CTEs read twice once
-    # (two statements scanned the events twice: ~0.2 s of the costs page at 200k sessions).
-    with_ = (f"WITH c AS ({calls}), a AS ({asked}), t AS ({kept}), "
-             "k AS (SELECT session_id, response_id, sum(n) AS n FROM a "
-             "GROUP BY session_id, response_id), "
-             "j AS (SELECT c.session_id, c.response_id, c.cost_usd, k.n AS kn FROM c "
-             f"LEFT JOIN k {on.format(x='k', y='c')}) ")
     if store.schema_version() < 3:  # a store not migrated yet (read-only): no links stored
         _, tot = store.fetch(f"SELECT count(*), sum(e.cost_usd) FROM events e{join} "
                              f"WHERE {' AND '.join(call_where)}")
@@ -663,25 +652,37 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
         return [] if tool_where or not n else [
             {"tool": NOT_LINKED, "llm_calls": int(n), "tool_calls": 0,
              "cost_usd": None if cost is None else float(cost)}]
-    # (part, tool, v1..v6): part 0 a tool's row (llm_calls, tool_calls, cost_usd); part 1
-    # the calls: all, with an id, and those that asked for tools (counts, then costs).
-    by_tool = ("SELECT 0 AS part, t.tool AS tool, count(*) AS v1, sum(t.n) AS v2, "
-               "sum(j.cost_usd * t.n / j.kn) AS v3, 0 AS v4, CAST(0 AS DOUBLE) AS v5, "
-               f"CAST(0 AS DOUBLE) AS v6 FROM j JOIN t {on.format(x='t', y='j')} "
-               "GROUP BY t.tool")
-    calls_row = ("SELECT 1, '', count(*), count(response_id), sum(cost_usd), count(kn), "
-                 "sum(CASE WHEN response_id IS NOT NULL THEN cost_usd END), "
-                 "sum(CASE WHEN kn IS NOT NULL THEN cost_usd END) FROM j")
-    _, rows = store.fetch(with_ + by_tool + ("" if tool_where else
-                                             " UNION ALL " + calls_row))
+    # One pass, each CTE read once (ClickHouse computes a CTE again wherever it is read; two
+    # statements over twice-read CTEs scanned the events four or five times: 3.3 s of the
+    # costs page at 200k sessions there, 1.0 s on DuckDB). x: every call with each tool it
+    # asked for (n times), kn the times it asked for any (the split still counts every
+    # tool of a call under a tool filter) and rn = 1 on one of its rows; a call that asked
+    # for none is one row with kn NULL. Grouped by tool, the NULL group also holds those.
+    asked_n = ("SELECT session_id, response_id, tool, mcp_server, n, "
+               "sum(n) OVER (PARTITION BY session_id, response_id) AS kn, "
+               "row_number() OVER (PARTITION BY session_id, response_id) AS rn FROM a")
+    once = "(e.rn = 1 OR e.kn IS NULL)"  # each call once
+    with_id = f"{once} AND e.response_id IS NOT NULL"
+    _, rows = store.fetch(
+        f"WITH c AS ({calls}), a AS ({asked}), x AS (SELECT c.response_id, c.cost_usd, "
+        f"t.tool, t.mcp_server, t.n, t.kn, t.rn FROM c LEFT JOIN ({asked_n}) t "
+        "ON t.session_id = c.session_id AND t.response_id = c.response_id) "
+        "SELECT e.tool, count(e.n), sum(e.n), sum(e.cost_usd * e.n / e.kn), "
+        f"count(CASE WHEN {once} THEN 1 END), count(CASE WHEN {with_id} THEN 1 END), "
+        "count(CASE WHEN e.rn = 1 THEN 1 END), "
+        f"sum(CASE WHEN {once} THEN e.cost_usd END), "
+        f"sum(CASE WHEN {with_id} THEN e.cost_usd END), "
+        "sum(CASE WHEN e.rn = 1 THEN e.cost_usd END) "
+        f"FROM x e{' WHERE ' + ' AND '.join(tool_where) if tool_where else ''} GROUP BY e.tool")
     out = [{"tool": NONE_LABEL if tool is None else str(tool), "llm_calls": int(n_calls),
             "tool_calls": int(n_tools), "cost_usd": cost}
-           for part, tool, n_calls, n_tools, cost, *_ in rows if part == 0]
+           for tool, n_calls, n_tools, cost, *_ in rows if n_calls]
     out.sort(key=lambda r: (-(r["cost_usd"] or 0.0), -r["tool_calls"], r["tool"]))
     if tool_where:
         return out
-    _, _, n_all, n_linked, cost_all, n_asking, cost_linked, cost_asking = next(
-        r for r in rows if r[0] == 1)
+    # The calls: all, with an id, and those that asked for tools (counts, then costs).
+    n_all, n_linked, n_asking, cost_all, cost_linked, cost_asking = (
+        _total(r[i] for r in rows) for i in range(4, 10))
 
     def minus(a: Any, b: Any) -> float | None:
         return None if a is None else float(a) - float(b or 0.0)
@@ -693,6 +694,12 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
         if n:
             out.append({"tool": name, "llm_calls": n, "tool_calls": 0, "cost_usd": cost})
     return out
+
+
+def _total(parts: Iterable[Any]) -> Any:
+    """The sum of SQL partial sums, None when every part is (nothing to sum)."""
+    got = [p for p in parts if p is not None]
+    return sum(got) if got else None
 
 
 def costs(store: Store, start: datetime | None = None, end: datetime | None = None,
