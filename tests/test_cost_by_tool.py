@@ -25,8 +25,11 @@ import csv
 import io
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from agentkpi import views
@@ -277,3 +280,87 @@ def test_a_range_at_the_ends_of_time_still_answers(store_path: Path) -> None:
     want = _rows(store_path)
     assert got.keys() == want.keys()
     assert all(got[t][:2] == want[t][:2] for t in want)
+
+
+# ------------------------------------------------------- the split against a plain reference
+
+_SIDS = ("s0", "s1")
+_RIDS = (None, "r0", "r1", "r2")
+_COSTS = (None, 0.1, 0.25, 1 / 3, 2.0)
+_DAY = datetime(2026, 1, 1)
+_RANGE = (datetime(2026, 1, 1, 1), datetime(2026, 1, 1, 3))  # calls at hour 0 or 3: outside
+
+
+def _reference(calls: list[tuple[str, str | None, float | None, int]],
+               tools: list[tuple[str, str | None, str | None, str | None, int]],
+               only_tool: str | None = None) -> dict[str, tuple[int, int, float | None]]:
+    """The documented split, call by call, in Python: a call's cost over the tool calls
+    with its (session, response), by (tool, MCP server) group; two rows for the calls that
+    asked for none and the calls without a response id (left out under a tool filter)."""
+    start, end = _RANGE
+    in_range = [c for c in calls if start <= _DAY.replace(hour=c[3]) < end]
+    groups: dict[tuple[str, str], dict[tuple[str | None, str | None], int]] = {}
+    for sid, rid, tool, mcp, _ in tools:  # every tool call is within a day of the range
+        if rid is not None:
+            g = groups.setdefault((sid, rid), {})
+            g[(tool, mcp)] = g.get((tool, mcp), 0) + 1
+    out: dict[str, list[Any]] = {}
+    for sid, rid, cost, _ in in_range:
+        g = groups.get((sid, rid)) if rid is not None else None
+        for (tool, _mcp), n in (g or {}).items():
+            if only_tool is not None and tool != only_tool:
+                continue
+            row = out.setdefault(views.NONE_LABEL if tool is None else tool, [0, 0, None])
+            row[0] += 1
+            row[1] += n
+            if cost is not None:
+                row[2] = (row[2] or 0.0) + cost * n / sum(g.values())
+    if only_tool is None:
+        for name, picked in (
+                (views.NO_TOOL_ASKED, [c for c in in_range
+                                       if c[1] is not None and (c[0], c[1]) not in groups]),
+                (views.NOT_LINKED, [c for c in in_range if c[1] is None])):
+            costs = [c[2] for c in picked if c[2] is not None]
+            if picked:
+                out[name] = [len(picked), 0, sum(costs) if costs else None]
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(calls=st.lists(st.tuples(st.sampled_from(_SIDS), st.sampled_from(_RIDS),
+                                st.sampled_from(_COSTS), st.integers(0, 3)), max_size=8),
+       tools=st.lists(st.tuples(st.sampled_from(_SIDS), st.sampled_from(_RIDS),
+                                st.sampled_from((None, "Bash", "Read")),
+                                st.sampled_from((None, "m")), st.integers(0, 3)), max_size=10))
+def test_the_split_equals_a_call_by_call_reference(
+        tmp_path_factory: pytest.TempPathFactory,
+        calls: list[tuple[str, str | None, float | None, int]],
+        tools: list[tuple[str, str | None, str | None, str | None, int]]) -> None:
+    """Duplicate response ids, calls without an id or a price, tool calls without a name,
+    one tool under two MCP servers, calls outside the range: the one-pass SQL split (both
+    parts, and under a tool filter) equals the reference row for row."""
+    b = CanonicalBatch()
+    for sid in _SIDS:
+        b.add_session(session_id=sid, start_ts=_DAY)
+    seq = 0
+    for sid, rid, cost, hour in calls:
+        b.add_event(session_id=sid, seq=seq, ts=_DAY.replace(hour=hour), event_type="llm_call",
+                    response_id=rid, cost_usd=cost, file="f")
+        seq += 1
+    for sid, rid, tool, mcp, hour in tools:
+        b.add_event(session_id=sid, seq=seq, ts=_DAY.replace(hour=hour), event_type="tool_call",
+                    response_id=rid, tool=tool, mcp_server=mcp, file="f")
+        seq += 1
+    path = tmp_path_factory.mktemp("split") / "s.duckdb"
+    with DuckDBStore(str(path)) as store:
+        store.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
+        for only in (None, "Bash"):
+            rows = views.cost_by_requested_tool(store, *_RANGE,
+                                                {"tool": only} if only else None)
+            got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+            want = _reference(calls, tools, only)
+            assert got.keys() == want.keys()
+            for k, (n, asked, cost) in want.items():
+                assert got[k][:2] == (n, asked)
+                assert got[k][2] == (None if cost is None else pytest.approx(cost, abs=1e-12))
