@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,25 @@ def test_the_split_equals_a_call_by_call_reference(
     """Duplicate response ids, calls without an id or a price, tool calls without a name,
     one tool under two MCP servers, calls outside the range: the one-pass SQL split (both
     parts, and under a tool filter) equals the reference row for row."""
+    path = tmp_path_factory.mktemp("split") / "s.duckdb"
+    with DuckDBStore(str(path)) as store:
+        _check_split(store, calls, tools)
+
+
+def test_clickhouse_splits_as_the_reference(tmp_path: Path) -> None:
+    from agentkpi.store.clickhouse import ClickHouseStore
+
+    rnd = random.Random(7)
+    calls = [(rnd.choice(_SIDS), rnd.choice(_RIDS), rnd.choice(_COSTS), rnd.randint(0, 3))
+             for _ in range(30)]
+    tools = [(rnd.choice(_SIDS), rnd.choice(_RIDS), rnd.choice((None, "Bash", "Read")),
+              rnd.choice((None, "m")), rnd.randint(0, 3)) for _ in range(40)]
+    with ClickHouseStore(f"chdb://{tmp_path / 'ch'}") as store:
+        _check_split(store, calls, tools)
+
+
+def _check_split(store: Any, calls: list[tuple[str, str | None, float | None, int]],
+                 tools: list[tuple[str, str | None, str | None, str | None, int]]) -> None:
     b = CanonicalBatch()
     for sid in _SIDS:
         b.add_session(session_id=sid, start_ts=_DAY)
@@ -352,15 +372,12 @@ def test_the_split_equals_a_call_by_call_reference(
         b.add_event(session_id=sid, seq=seq, ts=_DAY.replace(hour=hour), event_type="tool_call",
                     response_id=rid, tool=tool, mcp_server=mcp, file="f")
         seq += 1
-    path = tmp_path_factory.mktemp("split") / "s.duckdb"
-    with DuckDBStore(str(path)) as store:
-        store.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
-        for only in (None, "Bash"):
-            rows = views.cost_by_requested_tool(store, *_RANGE,
-                                                {"tool": only} if only else None)
-            got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
-            want = _reference(calls, tools, only)
-            assert got.keys() == want.keys()
-            for k, (n, asked, cost) in want.items():
-                assert got[k][:2] == (n, asked)
-                assert got[k][2] == (None if cost is None else pytest.approx(cost, abs=1e-12))
+    store.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
+    for only in (None, "Bash"):
+        rows = views.cost_by_requested_tool(store, *_RANGE, {"tool": only} if only else None)
+        got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+        want = _reference(calls, tools, only)
+        assert got.keys() == want.keys()
+        for k, (n, asked, cost) in want.items():
+            assert got[k][:2] == (n, asked)
+            assert got[k][2] == (None if cost is None else pytest.approx(cost, abs=1e-12))
