@@ -28,7 +28,7 @@ from agentkpi import config, pricing, sources
 from agentkpi.errors import AgentKpiError, SourceError, UsageError
 from agentkpi.model import CanonicalBatch, pair_tool_calls
 from agentkpi.quality import Quality
-from agentkpi.sources.localfs import LocalFiles, open_fs
+from agentkpi.sources.localfs import LocalFiles, is_local, open_fs
 from agentkpi.store import Store
 from agentkpi.workers import PARSE_NICENESS, worker_pool
 
@@ -90,14 +90,8 @@ def fingerprint(info: dict[str, Any] | str | None) -> str:
     return f"{info.get('size', '')}:{stamp}"
 
 
-def _is_local(fs: Any) -> bool:
-    protocol = getattr(fs, "protocol", None)
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
-    return "file" in protocols
-
-
 def _read(fs: Any, path: str) -> bytes:
-    if _is_local(fs):
+    if is_local(fs):
         with open(path, "rb") as fh:
             return fh.read()
     return fs.cat_file(path)
@@ -127,7 +121,7 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
     into = "into" in inspect.signature(src.parse_file).parameters
     supersedes = getattr(src, "supersedes", None)
     stream = getattr(src, "parse_stream", None)
-    local = _is_local(fs)
+    local = is_local(fs)
 
     def opener(p: str) -> Any:
         return open(p, "rb") if local else fs.open(p, "rb")
@@ -281,7 +275,7 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
             ({"path": p, "reason": reason} for p, reason in skipped.items()
              if p in listing and p not in reading), key=lambda s: s["path"])
     fresh = store.counts()["events"] == 0
-    local = _is_local(fs)
+    local = is_local(fs)
     n_workers = workers or int(config.get("threads")) or (os.cpu_count() or 1)
     parallel = local and n_workers > 1 and len(todo) >= MIN_PARALLEL
     chunks = split(todo, n_workers if parallel else 1)

@@ -101,12 +101,6 @@ def walk_local(root: str, keep: Callable[[str, str], bool]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def is_local(fs: Any) -> bool:
-    protocol = getattr(fs, "protocol", None)
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
-    return "file" in protocols or "local" in protocols
-
-
 def parse_bytes_by_stream(parse_stream: Callable[..., None]
                           ) -> Callable[[str, bytes, Quality], CanonicalBatch]:
     """The importer protocol's ``parse_file(path, raw, q)`` for an importer that streams:

@@ -48,6 +48,7 @@ import orjson
 
 from agentkpi.model import CanonicalBatch
 from agentkpi.quality import Quality, decode_json, parse_ts, to_int
+from agentkpi.sources.localfs import is_local
 
 NAME = "claude-code"
 AGENT = "claude-code"
@@ -130,7 +131,7 @@ def list_files(fs: Any, root: str) -> dict[str, Any]:
     the ``size:mtime_ns`` fingerprint): warm and incremental runs are mostly listing.
     """
     base = _projects_dir(fs, root) or root.rstrip("/")
-    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+    if is_local(fs):
         return _list_local(base)
     try:
         found = fs.find(base, detail=True)

@@ -46,12 +46,12 @@ from agentkpi.quality import Quality, dump_json, parse_ts, to_int, to_str
 from agentkpi.sources._transcripts import (
     add_event,
     event_key,
-    is_local,
     json_lines,
     mcp_server,
     parse_bytes_by_stream,
     walk_local,
 )
+from agentkpi.sources.localfs import is_local
 
 NAME = "gemini-cli"
 REPLACES_SESSIONS = True  # a recording holds its whole session

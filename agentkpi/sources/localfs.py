@@ -16,6 +16,14 @@ from typing import Any
 PROTOCOLS = ("file", "local")
 
 
+def is_local(fs: Any) -> bool:
+    """Whether ``fs`` (fsspec's or :class:`LocalFiles`) is the local filesystem, whose files
+    the importers list with ``os.scandir`` and read with ``open``."""
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    return any(p in PROTOCOLS for p in protocols)
+
+
 def open_fs(url: str) -> tuple[Any, str]:
     """``(filesystem, path)`` for ``url``, as ``fsspec.core.url_to_fs`` gives them; a
     local path (or ``file://`` URL) gets a :class:`LocalFiles` and fsspec's path for it

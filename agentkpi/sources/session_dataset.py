@@ -32,6 +32,7 @@ from agentkpi.quality import (
     parse_ts,
     to_str,
 )
+from agentkpi.sources.localfs import is_local
 from agentkpi.workers import worker_pool
 
 NAME = "session_dataset"
@@ -77,7 +78,7 @@ def list_files(fs: Any, root: str) -> dict[str, Any]:
     base = _sessions_dir(fs, root)
     if base is None:
         return {}
-    if "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+    if is_local(fs):
         return _list_local(base)
     found = fs.find(base, detail=True)
     out = {}
@@ -142,7 +143,7 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
     than :data:`SETTLE_S` before the scan is not recorded, so the next run reads it
     again. ``None`` for non-local filesystems (list them whole).
     """
-    if "file" not in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+    if not is_local(fs):
         return None
     entries: dict[str, list[Any]] = {"folder": [], "path": [], "ino": []}
     base = _sessions_dir(fs, root)
