@@ -32,9 +32,28 @@ def main() -> None:
 
 
 def prepare(argv: list[str]) -> None:
-    """Keep numpy and pandas out of this process when ``argv`` runs a lean command."""
+    """Keep numpy and pandas out of this process when ``argv`` runs a lean command, and
+    start reading the newest day folder of its local ``--source`` meanwhile (the listing
+    of an hourly run reads it whole: :mod:`agentkpi.sources.dayfolders`)."""
     if len(argv) > 1 and argv[1] in LEAN_COMMANDS:
         keep_out("numpy", "pandas")
+        source = source_arg(argv)
+        if source and "://" not in source and not {"--rescan", "--help"} & set(argv):
+            from agentkpi.sources import dayfolders
+
+            dayfolders.prefetch(source)
+
+
+def source_arg(argv: list[str]) -> str | None:
+    """The value of ``--source`` in ``argv`` (``--source X`` or ``--source=X``; the last
+    one, as the command line parser takes it), or None."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--source" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--source="):
+            found = arg.partition("=")[2]
+    return found
 
 
 def keep_out(*packages: str) -> None:

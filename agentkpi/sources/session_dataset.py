@@ -32,25 +32,21 @@ from agentkpi.quality import (
     parse_ts,
     to_str,
 )
+from agentkpi.sources import dayfolders
+from agentkpi.sources.dayfolders import DAY_DIR
 from agentkpi.sources.localfs import is_local
 from agentkpi.workers import worker_pool
 
 NAME = "session_dataset"
 REPLACES_SESSIONS = True
 
-_DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KNOWN_TYPES = frozenset(EVENT_TYPES) | LIFECYCLE_EVENT_TYPES
 _SESSION_FIELDS = {"session_id", "user_id", "session_start_time", "session_end_time",
                    "model_name", "messages", "events", "tools", "usage_metrics"}
 
 
 def _sessions_dir(fs: Any, root: str) -> str | None:
-    root = root.rstrip("/")
-    if fs.isdir(posixpath.join(root, "sessions")):
-        return posixpath.join(root, "sessions")
-    if posixpath.basename(root) == "sessions" and fs.isdir(root):
-        return root
-    return None
+    return dayfolders.sessions_dir(root, fs.isdir)
 
 
 _YEAR_DIR = re.compile(r"^\d{4}$")
@@ -67,7 +63,7 @@ def detect(fs: Any, root: str) -> bool:
         names = [posixpath.basename(str(p).rstrip("/")) for p in fs.ls(base, detail=False)]
     except (OSError, ValueError):
         return True
-    return any(_DAY_DIR.match(n) for n in names) or not any(_YEAR_DIR.match(n) for n in names)
+    return any(DAY_DIR.match(n) for n in names) or not any(_YEAR_DIR.match(n) for n in names)
 
 
 def list_files(fs: Any, root: str) -> dict[str, Any]:
@@ -85,7 +81,7 @@ def list_files(fs: Any, root: str) -> dict[str, Any]:
     for path in sorted(found):
         if not path.endswith(".jsonl"):
             continue
-        if not _DAY_DIR.match(posixpath.basename(posixpath.dirname(path))):
+        if not DAY_DIR.match(posixpath.basename(posixpath.dirname(path))):
             continue
         out[path] = found[path]
     return out
@@ -103,8 +99,7 @@ def _list_local(base: str) -> dict[str, str]:
     # incremental runs are mostly this listing. Large trees are scanned by one
     # process per CPU (the per-entry work is Python, so threads would not help).
     # Values are ready-made fingerprints; the order does not matter to ingest.
-    with os.scandir(base) as days:
-        day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
+    day_dirs = dayfolders.day_dirs(base)
     cpus = os.cpu_count() or 1
     if cpus > 1 and len(day_dirs) > 1 and len(os.listdir(day_dirs[-1])) >= 10_000:
         with worker_pool(min(cpus, len(day_dirs))) as pool:
@@ -149,40 +144,39 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
     base = _sessions_dir(fs, root)
     if base is None:
         return {}, {}, entries
-    started = time.time_ns()
-    settled_before = started - int(SETTLE_S * 1e9)
-    with os.scandir(base) as days:
-        day_dirs = sorted(d.path for d in days if d.is_dir() and _DAY_DIR.match(d.name))
     listing: dict[str, str] = {}
     gone: set[str] = set()
     record: dict[str, str] = {}
     trusted: set[str] = set()  # folders whose unlisted files are only checked when live
     read: list[str] = []  # folders whose entries were read (every entry's folder)
-    for day in day_dirs:
+    for day in dayfolders.day_dirs(base):
+        # The newest folder may have been read already, while the program started
+        # (dayfolders.prefetch): that reading stands for this one, fingerprint included.
+        got = dayfolders.take(day)
         try:
-            st = os.stat(day)
-        except OSError:
-            continue
-        fp = f"{st.st_ino}:{st.st_mtime_ns}"
-        if folders.get(day) == fp:
-            trusted.add(day)
-        else:
-            try:
-                with os.scandir(day) as it:
-                    found = [(e.path, e.inode()) for e in it
-                             if e.name.endswith(".jsonl") and e.is_file()]
-            except OSError:
-                continue
-            read.append(day)
-            entries["folder"].extend([day] * len(found))
-            entries["path"].extend(p for p, _ in found)
-            entries["ino"].extend(i for _, i in found)
-            if unrecorded is not None:
+            if got is None:
+                read_at = time.time_ns()
+                st = os.stat(day)
+                fp, mtime = dayfolders.fingerprint(st), st.st_mtime_ns
+            else:
+                fp, mtime, read_at = got.fingerprint, got.mtime_ns, got.read_at_ns
+            if folders.get(day) == fp:
                 trusted.add(day)
             else:
-                _stat_all((p for p, _ in found), listing, gone)
-        if st.st_mtime_ns < settled_before:
+                paths, inos = (got.paths, got.inos) if got else dayfolders.entries(day)
+                read.append(day)
+                entries["folder"].extend([day] * len(paths))
+                entries["path"].extend(paths)
+                entries["ino"].extend(inos)
+                if unrecorded is not None:
+                    trusted.add(day)
+                else:
+                    _stat_all(paths, listing, gone)
+        except OSError:
+            continue
+        if mtime < read_at - int(SETTLE_S * 1e9):
             record[day] = fp
+    dayfolders.drop()
     if unrecorded is not None and entries["path"]:
         _stat_all(unrecorded(entries["path"], entries["ino"], read), listing, gone)
     if gone:  # not recorded: a name that comes back is checked again
