@@ -95,10 +95,12 @@ _pending: _Pending | None = None
 def prefetch(root: str) -> bool:
     """Start reading the newest day folder of the local session dataset ``root`` in a
     child process; :func:`take` collects it. False (nothing started) when ``root`` is no
-    such dataset or this system cannot fork cheaply. Speculative and harmless: an answer
-    nobody takes is dropped."""
+    such dataset, this system cannot fork cheaply, or it has one core (the child would
+    only slow the imports down). Speculative and harmless: an answer nobody takes is
+    dropped (:func:`drop`, or with the process)."""
     global _pending
-    if _pending is not None or not hasattr(os, "fork") or sys.platform == "darwin":
+    if _pending is not None or not hasattr(os, "fork") or sys.platform == "darwin" or (
+            os.cpu_count() or 1) < 2:
         return False
     try:
         base = sessions_dir(root)
