@@ -38,10 +38,13 @@ def prepare(argv: list[str]) -> None:
     if len(argv) > 1 and argv[1] in LEAN_COMMANDS:
         keep_out("numpy", "pandas")
         source = source_arg(argv)
-        if source and "://" not in source and not {"--rescan", "--help"} & set(argv):
+        if source and not {"--rescan", "--help"} & set(argv):
             from agentkpi.sources import dayfolders
+            from agentkpi.sources.localfs import local_path
 
-            dayfolders.prefetch(source)
+            root = local_path(source)  # the path the listing will name it by
+            if root is not None:
+                dayfolders.prefetch(root)
 
 
 def source_arg(argv: list[str]) -> str | None:

@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="new hours, each run by both (0: only prepare the copies)")
     ap.add_argument("--per-hour", type=int, default=4166, help="sessions per new hour")
     ap.add_argument("--link", action="store_true", help="hard-link the dataset copies")
+    ap.add_argument("--daily-rescan", action="store_true",
+                    help="before each new day's first hour (not the first hour timed), run "
+                         "`ingest --rescan` on every copy, untimed: the full listing a cron "
+                         "job gets once a day (RESCAN_HOURS), which merges the row groups the "
+                         "hourly runs left; without it a second day runs on two days of them")
     args = ap.parse_args(argv)
     versions = [tuple(c.split("=", 1)) for c in args.code]
     if len(versions) != 2 or any(len(v) != 2 for v in versions):
@@ -70,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.hours):
         hour = top + timedelta(hours=i + 1)
         order = versions if i % 2 == 0 else versions[::-1]
+        if args.daily_rescan and i and hour.hour == 0:
+            for name, _ in order:
+                src, st, _, env = copies[name]
+                run_child([sys.executable, "-m", "agentkpi", "ingest", "--rescan", "--quiet",
+                           "--source", str(src), "--store", str(st)],
+                          f"{name}: the daily full listing before {hour:%Y-%m-%d}", env)
         for name, _ in order:
             src, st, out, env = copies[name]
             added = append(src, hour, args.per_hour)
@@ -95,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({min(walls):.2f}-{max(walls):.2f}), CPU median {statistics.median(cpus):.2f} s "
               f"(mean {statistics.mean(cpus):.2f}), peak RSS median "
               f"{statistics.median(rss):.0f} MB, {len(walls)} runs")
+        half = len(walls) // 2
+        if half:
+            print(f"  first {half}: median {statistics.median(walls[:half]):.2f} s, last "
+                  f"{len(walls) - half}: median {statistics.median(walls[half:]):.2f} s; "
+                  f"{sum(w < 1.5 for w in walls)} of {len(walls)} under 1.5 s")
     m = machine()
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python "
           f"{m['python']}, DuckDB {m['duckdb']}.")

@@ -119,3 +119,26 @@ def test_the_program_prefetches_its_source(dataset: Path, tmp_path: Path) -> Non
 ])
 def test_source_arg(argv: list[str], want: str | None) -> None:
     assert source_arg(argv) == want
+
+
+@pytest.mark.parametrize("spelling", ["relative", "file-url", "absolute"])
+def test_the_program_prefetches_the_folder_its_listing_reads(dataset: Path, spelling: str
+                                                            ) -> None:
+    """A relative --source or a file:// URL is prefetched under the path the listing
+    names it by (or the reading would be wasted: :func:`dayfolders.take` finds no match)."""
+    _dataset(dataset)
+    source = {"relative": dataset.name, "file-url": f"file://{dataset}",
+              "absolute": str(dataset)}[spelling]
+    newest = str(dataset / "sessions" / "2026-05-19")
+    code = ("import sys\n"
+            "from agentkpi.startup import prepare\n"
+            "from agentkpi.sources import dayfolders\n"
+            f"prepare(['agentkpi', 'rollup', '--source', {source!r}, '--target', 'out'])\n"
+            f"got = dayfolders.take({newest!r})\n"
+            "print(len(got.paths) if got else 'none')\n"
+            f"prepare(['agentkpi', 'rollup', '--source', {source!r}, '--rescan'])\n"
+            f"print(dayfolders.take({newest!r}) is None)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=dataset.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "True"]  # --rescan lists everything: no prefetch

@@ -24,12 +24,21 @@ def is_local(fs: Any) -> bool:
     return any(p in PROTOCOLS for p in protocols)
 
 
+def local_path(url: str) -> str | None:
+    """fsspec's path for ``url`` when it names a local path (or a ``file://`` URL) that
+    :class:`LocalFiles` serves, else None (on POSIX systems: fsspec's Windows paths, with
+    drives, are its own to spell)."""
+    if os.sep == "/" and "::" not in url and ("://" not in url or url.startswith("file://")):
+        return LocalFiles.strip(url)
+    return None
+
+
 def open_fs(url: str) -> tuple[Any, str]:
     """``(filesystem, path)`` for ``url``, as ``fsspec.core.url_to_fs`` gives them; a
-    local path (or ``file://`` URL) gets a :class:`LocalFiles` and fsspec's path for it
-    (on POSIX systems: fsspec's Windows paths, with drives, are its own to spell)."""
-    if os.sep == "/" and "::" not in url and ("://" not in url or url.startswith("file://")):
-        return LocalFiles(), LocalFiles.strip(url)
+    local path gets a :class:`LocalFiles` and fsspec's path for it (:func:`local_path`)."""
+    path = local_path(url)
+    if path is not None:
+        return LocalFiles(), path
     import fsspec
 
     return fsspec.core.url_to_fs(url)
