@@ -142,3 +142,17 @@ def test_the_program_prefetches_the_folder_its_listing_reads(dataset: Path, spel
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3", "True"]  # --rescan lists everything: no prefetch
+
+
+def test_no_temporary_folder_means_no_prefetch(dataset: Path, tmp_path: Path) -> None:
+    """The prefetch never stops the program: without a writable temporary folder it is
+    not started, and the run reads the folder itself."""
+    _dataset(dataset)
+    code = ("import tempfile\n"
+            "tempfile.tempdir = '/nonexistent/agentkpi-no-tmp'\n"
+            "from agentkpi.sources import dayfolders\n"
+            f"print(dayfolders.prefetch({str(dataset)!r}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]

@@ -109,8 +109,15 @@ def prefetch(root: str) -> bool:
         return False
     if not days:
         return False
-    out = tempfile.TemporaryFile()
-    pid = os.fork()
+    try:
+        out = tempfile.TemporaryFile()
+    except OSError:  # no writable temporary folder: the listing reads the folder itself
+        return False
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare
+        out.close()
+        return False
     if pid == 0:  # the child: read, write the answer, leave without any clean-up
         code = 1
         try:
@@ -138,8 +145,11 @@ def take(folder: str) -> DayListing | None:
             return None
         if status != 0:
             return None
-        pending.out.seek(0)
-        got = DayListing(*marshal.loads(pending.out.read()))
+        try:
+            pending.out.seek(0)
+            got = DayListing(*marshal.loads(pending.out.read()))
+        except (OSError, ValueError, EOFError, TypeError):  # unreadable: read it here
+            return None
     return got if got.folder == folder else None
 
 
