@@ -156,3 +156,20 @@ def test_no_temporary_folder_means_no_prefetch(dataset: Path, tmp_path: Path) ->
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
+
+
+def test_the_child_does_not_hold_the_programs_output(dataset: Path) -> None:
+    """A caller reading the program's output to its end gets it when the program ends,
+    not when the prefetch child does (it closes the inherited output at once)."""
+    _dataset(dataset)
+    code = ("import os, time\n"
+            "from agentkpi.sources import dayfolders\n"
+            "dayfolders.entries = lambda day: (time.sleep(20), ([], []))[1]  # a slow disk\n"
+            f"print(dayfolders.prefetch({str(dataset)!r}), flush=True)\n"
+            "os._exit(0)  # the program ends without taking the answer\n")
+    t = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
+    assert time.monotonic() - t < 10  # not the child's 20 s

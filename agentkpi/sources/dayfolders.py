@@ -121,6 +121,13 @@ def prefetch(root: str) -> bool:
     if pid == 0:  # the child: read, write the answer, leave without any clean-up
         code = 1
         try:
+            # not holding the program's output open: a caller reading it to its end (a
+            # pipe) must not wait for this child
+            for fd in (0, 1, 2):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             out.write(marshal.dumps(tuple(read_day(days[-1]))))
             out.flush()
             code = 0
