@@ -3,11 +3,13 @@
     python benchmarks/bench_hour_phases.py --source WORKDIR/source --store WORKDIR/store.duckdb \\
         --hour 2026-05-22T14 [--sessions 4166] [--top 25]
 
-Appends ``--sessions`` new sessions starting in ``--hour`` to the source (as
-``bench_incremental.py`` does; use that script's workdir copies, never a dataset you
-keep), then runs ``agentkpi.rollups.rollup`` for that hour in this process, as the CLI
-does, with timers around the ingest's phases and the store's methods, and around every
-SQL statement the store runs. Prints the wall and CPU time of each (CPU of this process;
+Appends ``--sessions`` new sessions starting in ``--hour`` to the source, in a child
+process (as ``bench_incremental.py`` does; use that script's workdir copies, never a
+dataset you keep), then starts as the program does (``agentkpi.startup.prepare``: numpy
+and pandas kept out, the newest day folder read by a child while the libraries import) and
+runs ``agentkpi.rollups.rollup`` for that hour in this process, as the CLI does, with
+timers around the ingest's phases and the store's methods, and around every SQL statement
+the store runs. Prints the wall and CPU time of each (CPU of this process;
 the parse workers' CPU is reported once as ``children``), slowest first.
 
 The timers cost a few milliseconds in all; the run's total is the CLI's minus its
@@ -27,10 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
-
-T0 = time.perf_counter()
 
 
 def _faults() -> int:
@@ -81,6 +80,14 @@ class _Connection:
         return getattr(self._con, name)
 
 
+_APPEND = """import sys
+from datetime import datetime
+from agentkpi.generate import append_hour
+hour = datetime.strptime(sys.argv[2], "%Y-%m-%dT%H")
+append_hour(sys.argv[1], hour, int(sys.argv[3]), seed=int(hour.timestamp()) % 1000)
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", required=True, help="a session dataset (a scratch copy)")
@@ -96,21 +103,24 @@ def main() -> int:
         env = dict(os.environ, PYTHONPATH=args.code)
         return subprocess.run([sys.executable, __file__, *argv], env=env).returncode
 
-    try:  # what the agentkpi program does first; code older than agentkpi.startup: below
-        from agentkpi.startup import keep_out
+    # The new hour's sessions land first, written by another process (as they land before
+    # a cron run starts), so that this process starts as the program does.
+    subprocess.run([sys.executable, "-c", _APPEND, args.source, args.hour, str(args.sessions)],
+                   check=True, env={**os.environ, "PYTHONSAFEPATH": "1"})
+    t0 = time.perf_counter()
+    try:  # what the agentkpi program does first (numpy and pandas kept out, the newest day
+        # folder read by a child meanwhile); code older than agentkpi.startup: below
+        from agentkpi.startup import prepare
 
-        keep_out("numpy", "pandas")
+        prepare(["agentkpi", "rollup", "--source", args.source])
         lean = True
     except ImportError:
         lean = False
     import agentkpi.ingestion as ingestion
     import agentkpi.rollups as rollups
-    from agentkpi.generate import append_hour
     from agentkpi.store.duckdb import DuckDBStore
 
-    imports = time.perf_counter() - T0
-    hour = datetime.strptime(args.hour, "%Y-%m-%dT%H")
-    append_hour(args.source, hour, args.sessions, seed=int(hour.timestamp()) % 1000)
+    imports = time.perf_counter() - t0
     if not lean:
         ingestion.without_pandas()
     timers = _Timers()

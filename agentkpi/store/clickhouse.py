@@ -35,6 +35,7 @@ first, the ledger row is written last; a crash in between leaves the file
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -359,6 +360,9 @@ SETTINGS: dict[str, Any] = {
 #: 24 MB slices a cold rollup peaks at about half that, in the same time (BENCHMARKS.md
 #: §10e); smaller slices make more parts for the merges to join.
 INSERT_BYTES = 24 << 20
+#: A listing of at most this many files is looked up in the ledger path by path (an
+#: hourly run's), a larger one against the whole ledger (:meth:`ClickHouseStore.changed_files`).
+_LOOKUP_PATHS = 50_000
 
 
 # ----------------------------------------------------------------------------- store
@@ -485,6 +489,16 @@ class ClickHouseStore:
                 self._cmd("CREATE TABLE IF NOT EXISTS aggregate_tables (name String, "
                           "signature String, built_at DateTime64(6, 'UTC')) "
                           "ENGINE = ReplacingMergeTree(built_at) ORDER BY name")
+                # The change-detection state of each source (as DuckDB's store keeps it):
+                # when it was last listed whole and its folder fingerprints; per folder
+                # read, its entries (the latest row per folder wins).
+                self._cmd("CREATE TABLE IF NOT EXISTS source_scans (root String, "
+                          "full_scan_at Nullable(DateTime64(6, 'UTC')), folders String, "
+                          "_version UInt64) ENGINE = ReplacingMergeTree(_version) ORDER BY root")
+                self._cmd("CREATE TABLE IF NOT EXISTS source_entries (root String, "
+                          "folder String, paths Array(String), inos Array(UInt64), "
+                          "_version UInt64) ENGINE = ReplacingMergeTree(_version) "
+                          "ORDER BY (root, folder)")
                 self.build_aggregates()
         self.aggregates = self._current_aggregates()
 
@@ -583,11 +597,108 @@ class ClickHouseStore:
         return {path: fp for path, fp in rows}
 
     def changed_files(self, listing: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The (path, fingerprint) pairs that are new or changed since their last ingest."""
+        """The (path, fingerprint) pairs that are new or changed since their last ingest.
+
+        A listing much smaller than the ledger (an hourly run's) is looked up path by
+        path; a large one against the whole ledger."""
         if not listing:
             return []
-        known = self.fingerprints()
+        if len(listing) > _LOOKUP_PATHS:
+            known = self.fingerprints()
+        else:
+            paths = sorted({p for p, _ in listing})
+            known = {str(p): str(fp) for p, fp in self._with_paths(paths, lambda stage: (
+                self.client.query("SELECT path, fingerprint FROM ingested_files FINAL WHERE "
+                                  f"path IN (SELECT path FROM {stage})").result_rows))}
         return [(p, fp) for p, fp in listing if not fp or known.get(p) != fp]
+
+    def _with_paths(self, paths: list[str], use: Callable[[str], Any]) -> Any:
+        """``use(stage)`` with a temporary table ``stage`` of ``paths`` (column ``path``)."""
+        stage = f"_stage_paths_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} (path String) ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, pa.table({"path": pa.array(paths, pa.string())}))
+            return use(stage)
+        finally:
+            self._cmd(f"DROP TABLE IF EXISTS {stage}")
+
+    # ---------------------------------------------------------------- change detection
+    def scan_state(self, root: str) -> tuple[datetime | None, dict[str, str]]:
+        """When ``root`` was last listed whole, and its folder fingerprints since then
+        (a cluster keeps none: its sources are listed whole every run)."""
+        if self.cluster:
+            return None, {}
+        rows = self.client.query("SELECT full_scan_at, folders FROM source_scans FINAL "
+                                 f"WHERE root = {_q(root)}").result_rows
+        if not rows:
+            return None, {}
+        return _naive(rows[0][0]), json.loads(rows[0][1] or "{}")
+
+    def save_scan_state(self, root: str, folders: dict[str, str], full: bool,
+                        entries: dict[str, list[Any]] | None = None) -> None:
+        """Record the folder fingerprints of ``root`` and the ``entries`` (``folder``,
+        ``path``, ``ino`` lists) of the folders read: each folder's record is replaced by
+        its entries (all of the root's after a full listing). Call it only once every
+        listed file is in the ledger: an entry recorded is not stat-ed again."""
+        if self.cluster:
+            return
+        full_at = _now() if full else self.scan_state(root)[0]
+        by_folder: dict[str, tuple[list[str], list[int]]] = {}
+        if entries is not None:
+            for folder, path, ino in zip(entries["folder"], entries["path"], entries["ino"],
+                                         strict=True):
+                paths, inos = by_folder.setdefault(folder, ([], []))
+                paths.append(path)
+                inos.append(ino)
+        version = self._next_version()
+        try:
+            if full:  # the folders that are gone go with their records
+                kept = ", ".join(_q(f) for f in sorted(by_folder)) or "''"
+                gone = f"root = {_q(root)} AND folder NOT IN ({kept})"
+                if int(self._cmd(f"SELECT count() FROM source_entries WHERE {gone}") or 0):
+                    self._cmd(f"DELETE FROM source_entries WHERE {gone}")
+            if by_folder:
+                names = sorted(by_folder)
+                self.client.insert_arrow("source_entries", pa.table({
+                    "root": pa.array([root] * len(names), pa.string()),
+                    "folder": pa.array(names, pa.string()),
+                    "paths": pa.array([by_folder[f][0] for f in names], pa.list_(pa.string())),
+                    "inos": pa.array([by_folder[f][1] for f in names], pa.list_(pa.uint64())),
+                    "_version": pa.array([version] * len(names), pa.uint64())}))
+            # the fingerprints last: a crash before leaves the folders to be read again
+            self.client.insert("source_scans", [[root, full_at, json.dumps(
+                folders, sort_keys=True), version]], column_names=[
+                "root", "full_scan_at", "folders", "_version"])
+        except Exception as exc:  # noqa: BLE001 - server errors vary by version
+            raise StoreError(f"recording the scan of {root} in {_redact(self.dsn)} failed: "
+                             f"{exc}") from None
+
+    def unrecorded_entries(self, root: str, paths: list[str], inos: list[int],
+                           folders: list[str] | None = None) -> list[str]:
+        """The paths among ``paths``/``inos`` not recorded (by :meth:`save_scan_state`)
+        with that inode: new names, and names replaced by another file. ``folders``: the
+        folders these entries were read from (only their records are compared)."""
+        where = f"root = {_q(root)}"
+        if folders is not None:
+            where += f" AND folder IN ({', '.join(_q(f) for f in sorted(set(folders)))})"
+        recorded: set[tuple[str, int]] = set()
+        for rec_paths, rec_inos in self.client.query(
+                f"SELECT paths, inos FROM source_entries FINAL WHERE {where}").result_rows:
+            recorded.update(zip(rec_paths, rec_inos, strict=True))
+        return [p for p, i in zip(paths, inos, strict=True) if (p, i) not in recorded]
+
+    def live_files(self, hours: float) -> list[str]:
+        """Files of the sessions with events in the last ``hours`` before the newest one."""
+        span = f"toIntervalMicrosecond({int(hours * 3.6e9)})"
+        if "agg_hourly" in self.aggregates:
+            recent = ("SELECT DISTINCT session_id FROM agg_hourly WHERE _hour >= "
+                      f"(SELECT max(_hour) FROM agg_hourly) - {span}")
+        else:
+            recent = ("SELECT DISTINCT session_id FROM events WHERE ts >= "
+                      f"(SELECT max(ts) FROM events) - {span}")
+        rows = self.client.query("SELECT DISTINCT source_path FROM sessions WHERE "
+                                 f"session_id IN ({recent})").result_rows
+        return [str(p) for (p,) in rows if p is not None]
 
     def skipped_files(self) -> dict[str, str]:
         """``{path: reason}`` of every file the ledger holds as skipped (still unread)."""
