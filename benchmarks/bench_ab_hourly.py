@@ -11,17 +11,21 @@ copies and ``agentkpi rollup --datetime H`` runs on each, the versions' order sw
 every hour, so a drift of the machine's speed (20-30% within an hour here) falls on both
 alike. The code is chosen by ``PYTHONPATH`` (the children run with ``PYTHONSAFEPATH``, so
 the directory the benchmark runs from is never imported instead). Prints every run and
-each version's median, with the load average.
+each version's median, with the load average. ``--engine clickhouse``: each version
+builds a chDB store of its own from its copy of the dataset first (untimed), then the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench_incremental import (  # benchmarks/ is on sys.path
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="new hours, each run by both (0: only prepare the copies)")
     ap.add_argument("--per-hour", type=int, default=4166, help="sessions per new hour")
     ap.add_argument("--link", action="store_true", help="hard-link the dataset copies")
+    ap.add_argument("--engine", choices=("duckdb", "clickhouse"), default="duckdb",
+                    help="clickhouse: each version builds its own chDB store from its copy "
+                         "of the dataset first (a cold ingest with its own code, untimed); "
+                         "--store is then read only for the dataset's newest hour")
     ap.add_argument("--daily-rescan", action="store_true",
                     help="before each new day's first hour (not the first hour timed), run "
                          "`ingest --rescan` on every copy, untimed: the full listing a cron "
@@ -59,16 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir)
     runs: dict[str, list[dict]] = {name: [] for name, _ in versions}
     copies = {}
+    where: dict[str, list[str]] = {}
     for name, code in versions:
         wd = workdir / name
-        src, st = prepare(Path(args.source), Path(args.store), wd, args.link)
         env = dict(bytecode_env(wd, False) or os.environ, PYTHONPATH=code)
+        if args.engine == "clickhouse":
+            src, st = _prepare_clickhouse(Path(args.source), wd, args.link, env, name)
+            where[name] = ["--engine", "clickhouse", "--dsn", f"chdb://{st}"]
+        else:
+            src, st = prepare(Path(args.source), Path(args.store), wd, args.link)
+            where[name] = ["--store", str(st)]
         copies[name] = (src, st, wd / "out", env)
         if not (wd / "warmed").exists():  # the first run lists everything: not measured
-            run_child(rollup_cmd(src, st, wd / "out", newest_hour(st), None),
+            run_child(_rollup(src, where[name], wd / "out", newest_hour(Path(args.store))),
                       f"{name}: full listing, nothing new", env)
             (wd / "warmed").write_text("")
-    top = max(newest_hour(copies[name][1]) for name, _ in versions)
+    top = max(_newest(wd, Path(args.store)) for wd in (workdir / n for n, _ in versions))
     print("\n| hour | version | wall | CPU (user+sys) | peak RSS | sessions in CSV | load | "
           "at (UTC) |\n|---|---|---:|---:|---:|---:|---|---|")
     ok = True
@@ -79,14 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, _ in order:
                 src, st, _, env = copies[name]
                 run_child([sys.executable, "-m", "agentkpi", "ingest", "--rescan", "--quiet",
-                           "--source", str(src), "--store", str(st)],
+                           "--source", str(src), *where[name]],
                           f"{name}: the daily full listing before {hour:%Y-%m-%d}", env)
         for name, _ in order:
             src, st, out, env = copies[name]
             added = append(src, hour, args.per_hour)
             load, at = loadavg(), time.strftime("%H:%M:%S", time.gmtime())
-            r = run_child(rollup_cmd(src, st, out, hour, None), f"{name} {hour:%Y-%m-%dT%H}",
+            r = run_child(_rollup(src, where[name], out, hour), f"{name} {hour:%Y-%m-%dT%H}",
                           env)
+            (workdir / name / "newest_hour.txt").write_text(hour.isoformat())
             counted = hour_sessions(out, hour)
             good = r["returncode"] == 0 and (counted or 0) >= added
             ok = ok and good
@@ -115,6 +130,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nMachine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python "
           f"{m['python']}, DuckDB {m['duckdb']}.")
     return 0 if ok else 1
+
+
+def _rollup(src: Path, where: list[str], out: Path, hour: datetime) -> list[str]:
+    """``agentkpi rollup`` of ``hour`` (``rollup_cmd``'s, on the store ``where`` names)."""
+    cmd = rollup_cmd(src, Path("STORE"), out, hour, None)
+    at = cmd.index("--store")
+    return [*cmd[:at], *where, *cmd[at + 2:]]
+
+
+def _newest(wd: Path, store: Path) -> datetime:
+    """The newest hour of a copy: the last one this benchmark ran there, else the
+    store's."""
+    mark = wd / "newest_hour.txt"
+    if mark.exists():
+        return datetime.fromisoformat(mark.read_text())
+    return newest_hour(store if not (wd / "store.duckdb").exists() else wd / "store.duckdb")
+
+
+def _prepare_clickhouse(source: Path, wd: Path, link: bool, env: dict, name: str
+                        ) -> tuple[Path, Path]:
+    """A copy of the dataset and a chDB store built from it by this version (once)."""
+    src, st = wd / "source", wd / "chdb"
+    if not (wd / "prepared.json").exists():
+        shutil.rmtree(wd, ignore_errors=True)
+        wd.mkdir(parents=True)
+        print(f"[bench] copying {source} -> {src} ({'hard links' if link else 'files'})",
+              flush=True)
+        subprocess.run(["cp", "-al" if link else "-a", str(source), str(src)], check=True)
+        run_child([sys.executable, "-m", "agentkpi", "ingest", "--quiet", "--source", str(src),
+                   "--engine", "clickhouse", "--dsn", f"chdb://{st}"],
+                  f"{name}: cold ingest into ClickHouse", env)
+        (wd / "prepared.json").write_text(json.dumps({"source": str(source), "link": link}))
+    return src, st
 
 
 if __name__ == "__main__":

@@ -341,6 +341,7 @@ def test_events_inserted_in_slices_equal_duckdb(tmp_path: Path,
 
     src = _generate(tmp_path / "src", 40, dirty=True, seed=5)
     monkeypatch.setattr(ch_module, "INSERT_BYTES", 64 * 1024)
+    monkeypatch.setattr(ch_module, "STAGE_BYTES", 0)  # not staged whole (a small batch is)
     sent: list[int] = []
     real = Client.insert_arrow
 

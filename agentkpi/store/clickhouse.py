@@ -360,6 +360,10 @@ SETTINGS: dict[str, Any] = {
 #: 24 MB slices a cold rollup peaks at about half that, in the same time (BENCHMARKS.md
 #: §10e); smaller slices make more parts for the merges to join.
 INSERT_BYTES = 24 << 20
+#: Most bytes of Arrow whose aggregate rows are computed from a staged copy of the batch
+#: (:meth:`ClickHouseStore._new_sessions`): an hourly run's (~40-60 MB at 4,166 sessions),
+#: not a cold ingest's 500,000-event writes, which go in slices (:data:`INSERT_BYTES`).
+STAGE_BYTES = 96 << 20
 #: A listing of at most this many files is looked up in the ledger path by path (an
 #: hourly run's), a larger one against the whole ledger (:meth:`ClickHouseStore.changed_files`).
 _LOOKUP_PATHS = 50_000
@@ -545,8 +549,10 @@ class ClickHouseStore:
     def _agg_select(table: str, where: str = "") -> str:
         return agg.table_sql(CLICKHOUSE, table, where)
 
-    def _refresh_aggregates(self, sessions: Iterable[str]) -> None:
-        """Recompute the aggregate rows of ``sessions`` from their stored events."""
+    def _refresh_aggregates(self, sessions: Iterable[str], batch: str | None = None) -> None:
+        """Recompute the aggregate rows of ``sessions`` from their stored events; with
+        ``batch`` (a table of the events just inserted, which are all their sessions'
+        events: :meth:`_new_sessions`), the hourly tables' rows from it."""
         ids = sorted({s for s in sessions if s is not None})
         if not self.aggregates or not ids:
             return
@@ -557,6 +563,11 @@ class ClickHouseStore:
             touched = f"session_id IN (SELECT session_id FROM {stage})"
             for table in agg.ALL_TABLES:  # the hourly tables before the session tables
                 if table not in self.aggregates:
+                    continue
+                if batch is not None and table not in agg.SESSION_TABLES:
+                    # none of these sessions has rows yet: nothing to delete
+                    self._cmd(f"INSERT INTO {table} "
+                              + agg.table_sql(CLICKHOUSE, table, touched, source=batch))
                     continue
                 # A mutation costs seconds even when it matches nothing: look first.
                 if int(self._cmd(f"SELECT count() FROM {table} WHERE {touched}") or 0):
@@ -753,7 +764,9 @@ class ClickHouseStore:
                     "session_id")).to_pylist())
             # A mutation costs seconds even when it matches nothing (new files of an
             # hourly run): look first, through the primary index, and skip it then.
-            if preds and int(self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0):
+            deleted = bool(preds) and bool(int(
+                self._cmd(f"SELECT count() FROM events WHERE {pred}") or 0))
+            if deleted:
                 if self.aggregates:
                     self._touched.update(r[0] for r in self.client.query(
                         f"SELECT DISTINCT session_id FROM events WHERE {pred}").result_rows)
@@ -761,14 +774,28 @@ class ClickHouseStore:
                 table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
                          else "events")
                 self._cmd(f"DELETE FROM {table} WHERE {pred}")
+            batch = None  # the incoming events staged, when they alone make their sessions'
             if events.num_rows:
-                self._insert_events(_not_null(events, "session_id", ""))
-                self.merged_by_key += self._resolve_event_keys(events)
-            if sessions.num_rows:
-                self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
-            # Before the ledger row: a crash in between re-reads the file next time, and
-            # that refreshes its sessions again.
-            self._refresh_aggregates(self._touched)
+                rows = _not_null(events, "session_id", "")
+                if not deleted and self._new_sessions(rows):
+                    batch = self._stage_events(rows)
+                    self._cmd(f"INSERT INTO events SELECT * FROM {batch}")
+                else:
+                    self._insert_events(rows)
+                merged = self._resolve_event_keys(events)
+                self.merged_by_key += merged
+                if merged and batch is not None:  # rows of other sessions went too
+                    self._cmd(f"DROP TABLE IF EXISTS {batch}")
+                    batch = None
+            try:
+                if sessions.num_rows:
+                    self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
+                # Before the ledger row: a crash in between re-reads the file next time,
+                # and that refreshes its sessions again.
+                self._refresh_aggregates(self._touched, batch)
+            finally:
+                if batch is not None:
+                    self._cmd(f"DROP TABLE IF EXISTS {batch}")
             if files:
                 self.client.insert_arrow("ingested_files", ledger)
         except StoreError:
@@ -776,6 +803,29 @@ class ClickHouseStore:
         except Exception as exc:  # noqa: BLE001 - any failure is a StoreError
             raise StoreError(f"writing to ClickHouse store {_redact(self.dsn)} failed: "
                              f"{exc}") from None
+
+    def _new_sessions(self, events: pa.Table) -> bool:
+        """Whether ``events`` (a batch small enough for one insert) belong only to sessions
+        with no aggregate rows yet, i.e. with no event stored: then their aggregate rows
+        come from the batch alone (:meth:`_refresh_aggregates`), not from a scan of the
+        events table for them (random session ids touch nearly every granule of it)."""
+        if self.cluster or agg.SESSION_TABLE not in self.aggregates or \
+                events.nbytes > STAGE_BYTES:
+            return False
+        ids = pc.unique(events.column("session_id")).to_pylist()
+        return not int(self._cmd(f"SELECT count() FROM {agg.SESSION_TABLE} WHERE session_id "
+                                 f"IN ({', '.join(_q(str(s)) for s in ids)})") or 0)
+
+    def _stage_events(self, events: pa.Table) -> str:
+        """A temporary table holding ``events`` (the events table's columns)."""
+        stage = f"_stage_events_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} AS events ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, events)
+        except Exception:
+            self._cmd(f"DROP TABLE IF EXISTS {stage}")
+            raise
+        return stage
 
     def _resolve_event_keys(self, events: pa.Table) -> int:
         """One row per incoming ``event_key`` (same rule as the DuckDB store)."""
