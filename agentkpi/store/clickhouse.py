@@ -774,7 +774,7 @@ class ClickHouseStore:
                 table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
                          else "events")
                 self._cmd(f"DELETE FROM {table} WHERE {pred}")
-            batch = None  # the incoming events staged, when they alone make their sessions'
+            batch = None  # the incoming events, staged when they are all of their sessions'
             if events.num_rows:
                 rows = _not_null(events, "session_id", "")
                 if not deleted and self._new_sessions(rows):
