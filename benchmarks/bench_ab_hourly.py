@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                          "of the dataset first (a cold ingest with its own code, untimed); "
                          "--store is then read only for the dataset's newest hour")
     ap.add_argument("--daily-rescan", action="store_true",
-                    help="before each new day's first hour (not the first hour timed), run "
+                    help="before each new day's first hour, run "
                          "`ingest --rescan` on every copy, untimed: the full listing a cron "
                          "job gets once a day (RESCAN_HOURS), which merges the row groups the "
                          "hourly runs left; without it a second day runs on two days of them")
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.hours):
         hour = top + timedelta(hours=i + 1)
         order = versions if i % 2 == 0 else versions[::-1]
-        if args.daily_rescan and i and hour.hour == 0:
+        if args.daily_rescan and hour.hour == 0:
             for name, _ in order:
                 src, st, _, env = copies[name]
                 run_child([sys.executable, "-m", "agentkpi", "ingest", "--rescan", "--quiet",
