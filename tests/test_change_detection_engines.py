@@ -137,14 +137,17 @@ def _age_scan(st: Store, hours: int) -> None:
 
 def test_a_session_active_for_days_is_counted_in_every_hour(store: Store, dataset: Path,
                                                             tmp_path: Path) -> None:
-    """The cron on both engines: one rollup per hour; a session runs for three days, its
-    file rewritten by rename now and then, new sessions keep arriving."""
+    """The cron: one rollup per hour, each after that hour's data arrived. A session runs
+    for three days, its file rewritten (by rename) now and then; new sessions keep
+    arriving in the day folders. Every hour it was active counts it, in the CSV written
+    that hour and in a rollup of the whole range afterwards."""
     paths = _history(dataset)
     out = str(tmp_path / "o")
     rollup(out, source=str(dataset), store=store, at="2026-05-20T13", workers=1)
-    long = paths[-1]
+    long = paths[-1]  # d20s3, started 2026-05-20T13:00
     active = ["2026-05-20T13"]
-    for n, hour in enumerate(["2026-05-20T19", "2026-05-21T02", "2026-05-22T09"]):
+    for n, hour in enumerate(["2026-05-20T19", "2026-05-21T02", "2026-05-21T16",
+                              "2026-05-22T09", "2026-05-23T00"]):
         day, hh = hour.split("T")
         _replace(long, f"{day}T{hh}:07:00+00:00")
         write_session(dataset, f"new{n}", f"{day}T{hh}:30:00+00:00",
@@ -153,5 +156,8 @@ def test_a_session_active_for_days_is_counted_in_every_hour(store: Store, datase
         r = rollup(out, source=str(dataset), store=store, at=hour, workers=1)
         assert r.ingest is not None and r.ingest.files_read == 2, hour
         assert r.rows[hour]["sessions"] == 2 and r.rows[hour]["llm_calls"] == 2, hour
-    r = rollup(out, store=store, start="2026-05-20T13", end="2026-05-22T10")
+    r = rollup(out, store=store, start="2026-05-20T13", end="2026-05-23T01")
+    for hour in active:
+        assert r.rows[hour]["sessions"] >= 1, hour
     assert set(active) <= {h for h, row in r.rows.items() if row["sessions"]}
+    assert "2026-05-21T10" not in r.rows  # nothing happened then
