@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,14 @@ def _dataset(root: Path) -> None:
         _old(d)
 
 
+#: Child code's first line: the prefetch runs on a machine of one core too (it does not
+#: start there, as it would only slow the imports down).
+TWO_CORES = "import os\nos.cpu_count = lambda: 2\n"
+
+
 @pytest.fixture(autouse=True)
-def _nothing_pending():
+def _nothing_pending(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     yield
     dayfolders.drop()
 
@@ -62,6 +69,13 @@ def test_the_prefetch_reads_what_the_listing_would(dataset: Path) -> None:
     assert [os.stat(p).st_ino for p in got.paths] == got.inos
     assert got.read_at_ns <= time.time_ns() and got.mtime_ns == os.stat(newest).st_mtime_ns
     assert dayfolders.take(newest) is None  # taken once
+
+
+def test_one_core_starts_no_child(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dataset(dataset)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not dayfolders.prefetch(str(dataset))
+    assert dayfolders.take(str(dataset / "sessions" / "2026-05-19")) is None
 
 
 def test_nothing_is_started_without_a_dataset(tmp_path: Path) -> None:
@@ -130,7 +144,7 @@ def test_the_program_prefetches_the_folder_its_listing_reads(dataset: Path, spel
     source = {"relative": dataset.name, "file-url": f"file://{dataset}",
               "absolute": str(dataset)}[spelling]
     newest = str(dataset / "sessions" / "2026-05-19")
-    code = ("import sys\n"
+    code = (TWO_CORES + "import sys\n"
             "from agentkpi.startup import prepare\n"
             "from agentkpi.sources import dayfolders\n"
             f"prepare(['agentkpi', 'rollup', '--source', {source!r}, '--target', 'out'])\n"
@@ -148,7 +162,7 @@ def test_no_temporary_folder_means_no_prefetch(dataset: Path, tmp_path: Path) ->
     """The prefetch never stops the program: without a writable temporary folder it is
     not started, and the run reads the folder itself."""
     _dataset(dataset)
-    code = ("import tempfile\n"
+    code = (TWO_CORES + "import tempfile\n"
             "tempfile.tempdir = '/nonexistent/agentkpi-no-tmp'\n"
             "from agentkpi.sources import dayfolders\n"
             f"print(dayfolders.prefetch({str(dataset)!r}))\n")
@@ -162,7 +176,7 @@ def test_the_child_does_not_hold_the_programs_output(dataset: Path) -> None:
     """A caller reading the program's output to its end gets it when the program ends,
     not when the prefetch child does (it closes the inherited output at once)."""
     _dataset(dataset)
-    code = ("import os, time\n"
+    code = (TWO_CORES + "import os, time\n"
             "from agentkpi.sources import dayfolders\n"
             "dayfolders.entries = lambda day: (time.sleep(20), ([], []))[1]  # a slow disk\n"
             f"print(dayfolders.prefetch({str(dataset)!r}), flush=True)\n"
