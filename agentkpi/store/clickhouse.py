@@ -40,7 +40,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -556,10 +556,8 @@ class ClickHouseStore:
         ids = sorted({s for s in sessions if s is not None})
         if not self.aggregates or not ids:
             return
-        stage = f"_stage_touched_{uuid.uuid4().hex}"
-        self._cmd(f"CREATE TABLE {stage} (session_id String) ENGINE = Memory")
-        try:
-            self.client.insert_arrow(stage, pa.table({"session_id": pa.array(ids, pa.string())}))
+        with self._staged("touched", "(session_id String)",
+                          pa.table({"session_id": pa.array(ids, pa.string())})) as stage:
             touched = f"session_id IN (SELECT session_id FROM {stage})"
             for table in agg.ALL_TABLES:  # the hourly tables before the session tables
                 if table not in self.aggregates:
@@ -573,6 +571,16 @@ class ClickHouseStore:
                 if int(self._cmd(f"SELECT count() FROM {table} WHERE {touched}") or 0):
                     self._cmd(f"DELETE FROM {table} WHERE {touched}")
                 self._cmd(f"INSERT INTO {table} {self._agg_select(table, touched)}")
+
+    @contextmanager
+    def _staged(self, kind: str, columns: str, data: pa.Table) -> Iterator[str]:
+        """A temporary Memory table ``_stage_<kind>_…`` holding ``data`` while the block
+        runs (``columns``: its column list, or ``AS <table>`` for another table's)."""
+        stage = f"_stage_{kind}_{uuid.uuid4().hex}"
+        self._cmd(f"CREATE TABLE {stage} {columns} ENGINE = Memory")
+        try:
+            self.client.insert_arrow(stage, data)
+            yield stage
         finally:
             self._cmd(f"DROP TABLE IF EXISTS {stage}")
 
@@ -617,21 +625,12 @@ class ClickHouseStore:
         if len(listing) > _LOOKUP_PATHS:
             known = self.fingerprints()
         else:
-            paths = sorted({p for p, _ in listing})
-            known = {str(p): str(fp) for p, fp in self._with_paths(paths, lambda stage: (
-                self.client.query("SELECT path, fingerprint FROM ingested_files FINAL WHERE "
-                                  f"path IN (SELECT path FROM {stage})").result_rows))}
+            paths = pa.array(sorted({p for p, _ in listing}), pa.string())
+            with self._staged("paths", "(path String)", pa.table({"path": paths})) as stage:
+                known = {str(p): str(fp) for p, fp in self.client.query(
+                    "SELECT path, fingerprint FROM ingested_files FINAL WHERE "
+                    f"path IN (SELECT path FROM {stage})").result_rows}
         return [(p, fp) for p, fp in listing if not fp or known.get(p) != fp]
-
-    def _with_paths(self, paths: list[str], use: Callable[[str], Any]) -> Any:
-        """``use(stage)`` with a temporary table ``stage`` of ``paths`` (column ``path``)."""
-        stage = f"_stage_paths_{uuid.uuid4().hex}"
-        self._cmd(f"CREATE TABLE {stage} (path String) ENGINE = Memory")
-        try:
-            self.client.insert_arrow(stage, pa.table({"path": pa.array(paths, pa.string())}))
-            return use(stage)
-        finally:
-            self._cmd(f"DROP TABLE IF EXISTS {stage}")
 
     # ---------------------------------------------------------------- change detection
     def scan_state(self, root: str) -> tuple[datetime | None, dict[str, str]]:
@@ -774,28 +773,24 @@ class ClickHouseStore:
                 table = (f"events_local ON CLUSTER {self.cluster}" if self.cluster
                          else "events")
                 self._cmd(f"DELETE FROM {table} WHERE {pred}")
-            batch = None  # the incoming events, staged when they are all of their sessions'
-            if events.num_rows:
-                rows = _not_null(events, "session_id", "")
-                if not deleted and self._new_sessions(rows):
-                    batch = self._stage_events(rows)
-                    self._cmd(f"INSERT INTO events SELECT * FROM {batch}")
-                else:
-                    self._insert_events(rows)
-                merged = self._resolve_event_keys(events)
-                self.merged_by_key += merged
-                if merged and batch is not None:  # rows of other sessions went too
-                    self._cmd(f"DROP TABLE IF EXISTS {batch}")
-                    batch = None
-            try:
+            with ExitStack() as stack:
+                batch = None  # the incoming events, staged when they are all of their sessions'
+                if events.num_rows:
+                    rows = _not_null(events, "session_id", "")
+                    if not deleted and self._new_sessions(rows):
+                        batch = stack.enter_context(self._staged("events", "AS events", rows))
+                        self._cmd(f"INSERT INTO events SELECT * FROM {batch}")
+                    else:
+                        self._insert_events(rows)
+                    merged = self._resolve_event_keys(events)
+                    self.merged_by_key += merged
+                    if merged:  # rows of other sessions went too: refresh from the events
+                        batch = None
                 if sessions.num_rows:
                     self._upsert_sessions(_not_null(sessions, "session_id", ""), version)
                 # Before the ledger row: a crash in between re-reads the file next time,
                 # and that refreshes its sessions again.
                 self._refresh_aggregates(self._touched, batch)
-            finally:
-                if batch is not None:
-                    self._cmd(f"DROP TABLE IF EXISTS {batch}")
             if files:
                 self.client.insert_arrow("ingested_files", ledger)
         except StoreError:
@@ -816,26 +811,12 @@ class ClickHouseStore:
         return not int(self._cmd(f"SELECT count() FROM {agg.SESSION_TABLE} WHERE session_id "
                                  f"IN ({', '.join(_q(str(s)) for s in ids)})") or 0)
 
-    def _stage_events(self, events: pa.Table) -> str:
-        """A temporary table holding ``events`` (the events table's columns)."""
-        stage = f"_stage_events_{uuid.uuid4().hex}"
-        self._cmd(f"CREATE TABLE {stage} AS events ENGINE = Memory")
-        try:
-            self.client.insert_arrow(stage, events)
-        except Exception:
-            self._cmd(f"DROP TABLE IF EXISTS {stage}")
-            raise
-        return stage
-
     def _resolve_event_keys(self, events: pa.Table) -> int:
         """One row per incoming ``event_key`` (same rule as the DuckDB store)."""
         keys = pc.unique(events.column("event_key").drop_null())
         if not len(keys):
             return 0
-        stage = f"_stage_keys_{uuid.uuid4().hex}"
-        self._cmd(f"CREATE TABLE {stage} (event_key String) ENGINE = Memory")
-        try:
-            self.client.insert_arrow(stage, pa.table({"event_key": keys}))
+        with self._staged("keys", "(event_key String)", pa.table({"event_key": keys})) as stage:
             losers = self.client.query(
                 "SELECT event_key, file, seq, session_id FROM (SELECT event_key, file, seq, "
                 "session_id, row_number() "
@@ -843,8 +824,6 @@ class ClickHouseStore:
                 "parent_id IS NULL DESC, file, seq) AS rank FROM events "
                 f"WHERE event_key IN (SELECT event_key FROM {stage})) WHERE rank > 1"
             ).result_rows
-        finally:
-            self._cmd(f"DROP TABLE IF EXISTS {stage}")
         if not losers:
             return 0
         if self.aggregates:
@@ -887,11 +866,8 @@ class ClickHouseStore:
     def _upsert_sessions(self, sessions: pa.Table, version: int) -> None:
         # One row per session id (a session may arrive from several files in one
         # batch); then new non-null values win over stored ones, earliest start.
-        stage = f"_stage_sessions_{uuid.uuid4().hex}"
-        self._cmd(f"CREATE TABLE {stage} (\n    {_ch_columns(SESSION_COLUMNS)}) "
-                  "ENGINE = Memory")
-        try:
-            self.client.insert_arrow(stage, sessions)
+        columns = f"(\n    {_ch_columns(SESSION_COLUMNS)})"
+        with self._staged("sessions", columns, sessions) as stage:
             merged = ", ".join(
                 "session_id" if c == "session_id"
                 else f"min({c}) AS n_{c}" if c == "start_ts"
@@ -908,8 +884,6 @@ class ClickHouseStore:
                 f"(SELECT {merged} FROM {stage} GROUP BY session_id) AS n "
                 f"LEFT JOIN (SELECT * FROM sessions WHERE session_id IN "
                 f"(SELECT session_id FROM {stage})) AS o ON o.session_id = n.session_id")
-        finally:
-            self._cmd(f"DROP TABLE IF EXISTS {stage}")
 
     # ---------------------------------------------------------------- reading
     def counts(self) -> dict[str, int]:
