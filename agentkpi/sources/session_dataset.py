@@ -87,13 +87,6 @@ def list_files(fs: Any, root: str) -> dict[str, Any]:
     return out
 
 
-def _scan_day(day: str) -> list[tuple[str, str]]:
-    """(path, "size:mtime_ns") of every session file in one day folder."""
-    with os.scandir(day) as entries:
-        return [(e.path, f"{st.st_size}:{st.st_mtime_ns}") for e in entries
-                if e.name.endswith(".jsonl") and e.is_file() for st in (e.stat(),)]
-
-
 def _list_local(base: str) -> dict[str, str]:
     # os.scandir + one stat per file and nothing else per entry: the warm and
     # incremental runs are mostly this listing. Large trees are scanned by one
@@ -103,9 +96,9 @@ def _list_local(base: str) -> dict[str, str]:
     cpus = os.cpu_count() or 1
     if cpus > 1 and len(day_dirs) > 1 and len(os.listdir(day_dirs[-1])) >= 10_000:
         with worker_pool(min(cpus, len(day_dirs))) as pool:
-            parts = list(pool.map(_scan_day, day_dirs))
+            parts = list(pool.map(dayfolders.stat_entries, day_dirs))
     else:
-        parts = [_scan_day(day) for day in day_dirs]
+        parts = [dayfolders.stat_entries(day) for day in day_dirs]
     return {path: fp for part in parts for path, fp in part}
 
 
