@@ -15,6 +15,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -38,6 +39,10 @@ CHUNK = 1000  # most files per parse task
 #: small source): starting worker processes would cost more than it saves.
 MIN_PARALLEL = 200
 WRITE_EVENTS = 500_000  # events per store transaction
+#: A store with no events that is given at least this many files loads them in bulk
+#: (:meth:`agentkpi.store.base.Store.bulk_load`): its aggregate tables are built once at
+#: the end instead of refreshed by every write.
+BULK_FILES = 5_000
 #: Most parse chunks in flight (parsed or being parsed, not yet taken by the writer).
 MAX_AHEAD = 64
 #: Files of sessions with events this many hours before the newest are checked every run
@@ -338,11 +343,17 @@ def _ingest(source: str, store: Store, *, fmt: str | None, workers: int | None,
 
     if progress:
         progress("ingest", 0, len(todo))
-    if parallel and len(chunks) > 1:
-        with worker_pool(n_workers, PARSE_NICENESS) as pool:
-            consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, ahead))
-    else:
-        consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+    bulk = fresh and len(todo) >= BULK_FILES
+    with store.bulk_load() if bulk else nullcontext():
+        if parallel and len(chunks) > 1:
+            with worker_pool(n_workers, PARSE_NICENESS) as pool:
+                consume(_bounded_map(pool, parse_local_chunk, src.NAME, chunks, ahead))
+        else:
+            consume(_parse_chunk(src.NAME, fs, c) for c in chunks)
+        if bulk and progress:
+            progress("aggregates", 0, 1)
+    if bulk and progress:
+        progress("aggregates", 1, 1)
     result.quality.count_audit("duplicate_events_merged", store.merged_by_key - merged_before)
     store.record_audit(result.audit_rows())
     _, machines = store.fetch("SELECT DISTINCT machine FROM sessions")

@@ -545,6 +545,21 @@ class ClickHouseStore:
                              f"{exc}") from None
         return todo
 
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """See :meth:`agentkpi.store.base.Store.bulk_load`: each table is marked stale (the
+        latest row per name wins) before the block writes, built again after it."""
+        if self.read_only or not self.aggregates:
+            yield
+            return
+        now = _now()
+        self.client.insert("aggregate_tables", [[t, "", now] for t in sorted(self.aggregates)],
+                           column_names=["name", "signature", "built_at"])
+        self.aggregates = frozenset()
+        yield  # an error leaves them stale: built by the next writer's open
+        self.build_aggregates()
+        self.aggregates = self._current_aggregates()
+
     @staticmethod
     def _agg_select(table: str, where: str = "") -> str:
         return agg.table_sql(CLICKHOUSE, table, where)
