@@ -166,10 +166,11 @@ class Store(Protocol):
     def bulk_load(self) -> AbstractContextManager[None]:
         """A context for a large load into an empty store (a cold ingest): the writes
         inside it leave the aggregate tables alone, and when it ends they are built from
-        the stored events at once (per write, their refresh cost a cold ingest at 200k
-        sessions a fifth of its time; BENCHMARKS.md §23). Meanwhile they are marked
+        the stored events at once (per write, their refresh cost DuckDB's cold ingest at
+        200k sessions a sixth of its time; BENCHMARKS.md §23). Meanwhile they are marked
         stale: queries read the events, and if the block raises or the process dies,
-        the next writer to open the store builds them."""
+        the next writer to open the store builds them. An engine whose writes refresh
+        them as cheaply keeps doing so (ClickHouse)."""
         ...
 
     def rewrite_llm_calls(self, start: datetime, end: datetime,

@@ -222,8 +222,6 @@ class DuckDBStore:
         #: The row group size the writer's connection attached the file with (None:
         #: DuckDB's default), see :meth:`_write_row_groups`.
         self._row_group_rows: int | None = None
-        #: :meth:`defer_compaction` is in force.
-        self._compaction_deferred = False
         if self._attached:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
@@ -380,22 +378,16 @@ class DuckDBStore:
         transaction of their own, so that a process that dies inside the block leaves
         tables no reader trusts and the next writer rebuilds (its open does).
 
-        The block's commits merge no row groups: each would merge the partly filled
-        ones of the writes before, as a binary counter carries (1.7-2 s every fourth
-        commit of a cold ingest at 200k sessions); the build's checkpoint merges them
-        once, each row once (:meth:`defer_compaction`)."""
+        (The block's commits still merge row groups as they go: leaving every merge to
+        the build's checkpoint saved ~1 s of a cold ingest at 200k sessions but raised
+        its peak from 1.3 to 2.1 GB; BENCHMARKS.md §23.)"""
         if self.read_only or not self.aggregates:
             yield
             return
         with self._transaction(f"writing to store {self.path} failed"):
             self.con.execute("DELETE FROM aggregate_tables")
         self.aggregates = frozenset()
-        self.con.execute("SET max_vacuum_tasks = 0")
-        try:
-            yield  # an error leaves them stale: built by the next writer's open
-        finally:
-            if not self._compaction_deferred:
-                self.con.execute("RESET max_vacuum_tasks")
+        yield  # an error leaves them stale: built by the next writer's open
         self.build_aggregates()
         self.aggregates = self._current_aggregates()
 
@@ -926,7 +918,6 @@ class DuckDBStore:
         listing, a cold ingest, the collector) merges them, each row once.
         """
         self.con.execute("SET max_vacuum_tasks = 0" if defer else "RESET max_vacuum_tasks")
-        self._compaction_deferred = defer
         self._write_row_groups(ROW_GROUP_ROWS if defer else None)
 
     def _write_row_groups(self, rows: int | None) -> None:
