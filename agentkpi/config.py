@@ -73,9 +73,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest_memory", "AGENTKPI_INGEST_MEMORY", "512MB", memory_size,
             "DuckDB's buffer pool while ingest writes the store (e.g. 512MB, 2GB): the "
             "blocks it writes are not kept in memory beyond this; big batches spill to disk."),
-    Setting("aggregate_memory", "AGENTKPI_AGGREGATE_MEMORY", "2GB", memory_size,
-            "DuckDB's memory while a writer rebuilds the aggregate tables from every event "
-            "(an old store after an upgrade): bigger GROUP BYs spill to <store>.tmp."),
+    Setting("aggregate_memory", "AGENTKPI_AGGREGATE_MEMORY", "1GB", memory_size,
+            "DuckDB's memory while a writer builds the aggregate tables from every event "
+            "(the end of a cold ingest, an old store after an upgrade): bigger GROUP BYs "
+            "spill to <store>.tmp."),
     Setting("raise_errors", "AGENTKPI_RAISE_ERRORS", False, flag,
             "Re-raise errors made while recording (SDK, Monitor) instead of counting them; "
             "for tests and debugging."),

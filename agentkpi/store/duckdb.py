@@ -344,7 +344,8 @@ class DuckDBStore:
         """(Re)build the hourly aggregate tables whose SQL changed; returns their names.
 
         The tables are kept up to date by :meth:`write_batch`; a full build from the
-        events happens only for a new store, an old store, or a changed catalogue.
+        events happens only for a new store, an old store, a changed catalogue or at the
+        end of a bulk load (:meth:`bulk_load`).
         """
         con = self.con
         sig = agg.signature(DUCKDB)
