@@ -21,6 +21,7 @@ from agentkpi.kpis.sql import Dim, KpiQuery, build, run
 from agentkpi.queries import DIMENSIONS, metric_names, query
 from agentkpi.sdk import Recorder
 from agentkpi.store import DuckDBStore as Store
+from agentkpi.store.base import Store as AnyStore
 from agentkpi.store.duckdb import DUCKDB
 
 from .conftest import row_groups
@@ -242,8 +243,9 @@ def test_the_query_layer_and_top_n_read_the_aggregates_and_agree(store: Store) -
         assert fast.to_pylist() == slow.to_pylist() and fast.num_rows > 1
 
 
-def _table_rows(st: Store, sql: str) -> list[tuple[Any, ...]]:
-    rows = st.con.execute(sql).fetchall()
+def _table_rows(st: AnyStore, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on either engine's store, lists and row order normalised."""
+    _, rows = st.fetch(sql)
     norm = [tuple(sorted(v, key=str) if isinstance(v, list) else v for v in r) for r in rows]
     return sorted(norm, key=lambda r: tuple((v is None, str(v)) for v in r))
 

@@ -6,7 +6,6 @@ trusts, and the next writer builds them."""
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from agentkpi.queries import metric_names
 from agentkpi.store import DuckDBStore
 from agentkpi.store.base import Store
 from agentkpi.store.clickhouse import ClickHouseStore
+
+from .test_aggregates import _table_rows
 
 START = datetime(2026, 5, 20, 20, tzinfo=UTC)
 QUERY = KpiQuery(start=datetime(2026, 5, 20, 18), end=datetime(2026, 5, 21, 4),
@@ -53,21 +54,8 @@ def small_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ingestion, "CHUNK", 10)
 
 
-def _value(v: Any) -> Any:
-    if isinstance(v, list):
-        return tuple(sorted((_value(x) for x in v), key=str))
-    if isinstance(v, float) and math.isnan(v):
-        return "nan"
-    return v
-
-
 def _tables(st: Store) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for table in sorted(st.aggregates):
-        _, rows = st.fetch(f"SELECT * FROM {table}")
-        norm = [tuple(_value(v) for v in r) for r in rows]
-        out[table] = sorted(norm, key=lambda r: tuple((v is None, str(v)) for v in r))
-    return out
+    return {t: _table_rows(st, f"SELECT * FROM {t}") for t in sorted(st.aggregates)}
 
 
 def _ingest(engine: str, where: Path, data: Path, bulk: bool,
