@@ -129,10 +129,13 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
     ``entries`` (``folder``, ``path``, ``ino`` lists) are the entries of the folders
     read, for the store to record once their files are ingested. A folder modified less
     than :data:`SETTLE_S` before the scan is not recorded, so the next run reads it
-    again. ``None`` for non-local filesystems (list them whole).
+    again.
+
+    Other filesystems: see :func:`_list_changed_remote` (``None`` when their folders carry
+    no content id: list them whole).
     """
     if not is_local(fs):
-        return None
+        return _list_changed_remote(fs, root, folders)
     entries: dict[str, list[Any]] = {"folder": [], "path": [], "ino": []}
     base = _sessions_dir(fs, root)
     if base is None:
@@ -178,6 +181,55 @@ def list_changed(fs: Any, root: str, folders: dict[str, str], live: Iterable[str
     _stat_all((p for p in live if p and p not in listing and os.path.dirname(p) in trusted),
               listing, set())
     return listing, record, entries
+
+
+#: Keys of a remote listing's folder entry that identify everything below the folder: the
+#: Hugging Face Hub's git tree id (``HfFileSystem.ls``) changes when any file under the
+#: folder is added, removed, renamed or rewritten, and only then.
+FOLDER_CONTENT_IDS = ("tree_id",)
+
+
+def _content_id(info: dict[str, Any]) -> str | None:
+    return next((f"{k}:{info[k]}" for k in FOLDER_CONTENT_IDS if info.get(k)), None)
+
+
+def _list_changed_remote(fs: Any, root: str, folders: dict[str, str]
+                         ) -> tuple[dict[str, Any], dict[str, str], dict[str, list[Any]]] | None:
+    """:func:`list_changed` on a remote filesystem whose folders carry a content id
+    (:data:`FOLDER_CONTENT_IDS`; an ``hf://`` dataset): one listing of ``sessions/`` gives
+    every day folder's id, and only the folders whose id differs from the one recorded
+    are listed (their files with size and blob id). An unchanged id is proof that no file
+    below changed, in place or not, so no live session or periodic listing is needed to
+    see a rewrite. ``None`` when a day folder has no content id (other stores: S3, GCS,
+    ``memory://``, Hub buckets): the caller lists the source whole, as before.
+
+    The folder ids are read before the folders' files, so a commit landing in between
+    makes the next run read the folder again, never skip a change.
+    """
+    invalidate = getattr(fs, "invalidate_cache", None)
+    if invalidate is not None:  # a long-lived process must not see an old listing
+        invalidate()
+    base = _sessions_dir(fs, root)
+    if base is None:
+        return {}, {}, {"folder": [], "path": [], "ino": []}
+    days: dict[str, str] = {}
+    for info in fs.ls(base, detail=True):
+        name = str(info["name"]).rstrip("/")
+        if info.get("type") != "directory" or not DAY_DIR.match(posixpath.basename(name)):
+            continue
+        cid = _content_id(info)
+        if cid is None:
+            return None
+        days[name] = cid
+    listing: dict[str, Any] = {}
+    for day in sorted(days):
+        if folders.get(day) == days[day]:
+            continue
+        for info in fs.ls(day, detail=True):
+            path = str(info["name"])
+            if info.get("type") == "file" and path.endswith(".jsonl"):
+                listing[path] = info
+    return listing, days, {"folder": [], "path": [], "ino": []}
 
 
 def _stat_all(paths: Iterable[str], into: dict[str, str], gone: set[str]) -> None:
