@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -44,3 +45,30 @@ def test_the_launcher_passes_on_the_exit_code(tmp_path: Path) -> None:
     proc.wait()
     assert proc.returncode == 3
     assert measured(report)["peak_rss_mb"] > 0
+
+
+def test_the_floor_benchmark_times_each_step_of_a_real_ingest(tmp_path: Path,
+                                                             capsys: Any) -> None:
+    """``bench_floor.py`` (BENCHMARKS §24): every step on real files and a real store, the
+    events it stores being those of the store it was given."""
+    from datetime import UTC, datetime
+
+    import bench_floor
+
+    from agentkpi.generate import generate_sessions
+    from agentkpi.ingestion import ingest
+    from agentkpi.store import DuckDBStore
+
+    generate_sessions(tmp_path / "data", 40, datetime(2026, 5, 20, tzinfo=UTC), hours=2, seed=1)
+    with DuckDBStore(tmp_path / "s.duckdb") as st:
+        ingest(str(tmp_path / "data"), st, workers=1)
+        n_events = st.counts()["events"]
+    assert bench_floor.main(["--source", str(tmp_path / "data"), "--store",
+                             str(tmp_path / "s.duckdb"), "--workdir", str(tmp_path / "w"),
+                             "--hours", "2", "--baseline-hours", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"40 files, {n_events:,} events")  # decoded = stored, here
+    for step in ("read", "decode", "store", "store without data", "aggregates"):
+        assert f"| {step} | " in out
+    assert out.count("floor of a cold ingest doing") == 3
+    assert not list((tmp_path / "w").glob("floor*.duckdb"))  # its stores removed
