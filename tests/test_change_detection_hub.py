@@ -24,6 +24,7 @@ from fsspec.spec import AbstractFileSystem
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 from huggingface_hub.hf_file_system import _cache_info_from_path_info
 
+from agentkpi.errors import SourceError
 from agentkpi.ingestion import ingest
 from agentkpi.sources import session_dataset
 from agentkpi.sources.dayfolders import DAY_DIR
@@ -45,6 +46,7 @@ class HubStandIn(AbstractFileSystem):
     files: ClassVar[dict[str, bytes]] = {}
     listed: ClassVar[list[str]] = []  #: every path ``ls`` was asked for, in order
     tree_ids: ClassVar[bool] = True  #: False: folders without one (like a Hub bucket's)
+    down: ClassVar[set[str]] = set()  #: paths whose listing fails (the Hub answering 503)
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:
@@ -88,6 +90,8 @@ class HubStandIn(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
         self.listed.append(path)
+        if path in self.down:
+            raise OSError(f"503 Server Error: Service Unavailable for url: .../tree/main/{path}")
         if path in self.files:
             out = [self._entry(path, False)]
         else:
@@ -111,8 +115,9 @@ def hub() -> Iterator[type[HubStandIn]]:
     fsspec.register_implementation("hfstandin", HubStandIn, clobber=True)
     HubStandIn.clear_instance_cache()
     HubStandIn.files, HubStandIn.listed, HubStandIn.tree_ids = {}, [], True
+    HubStandIn.down = set()
     yield HubStandIn
-    HubStandIn.files, HubStandIn.listed = {}, []
+    HubStandIn.files, HubStandIn.listed, HubStandIn.down = {}, [], set()
 
 
 @pytest.fixture(params=["duckdb", "clickhouse"])
@@ -236,3 +241,29 @@ def test_folders_without_a_content_id_are_listed_whole(hub: type[HubStandIn], da
     hub.tree_ids = True
     listing, record, _ = session_dataset.list_changed(fs, REPO, {}, [], None) or ({}, {}, {})
     assert len(listing) == 9 and len(record) == 3
+
+
+def test_a_listing_that_fails_midway_records_nothing_and_the_next_run_catches_up(
+        hub: type[HubStandIn], store: Store, dataset: Path) -> None:
+    paths = _history(dataset)
+    _upload(hub, dataset)
+    ingest(URL, store, workers=1)
+    _grow(paths[0], "2026-05-18T10:40:00+00:00")
+    _grow(paths[3], "2026-05-19T10:40:00+00:00")
+    _upload(hub, dataset, paths[0], paths[3])
+    hub.down = {f"{REPO}/sessions/2026-05-19"}  # the second changed folder's listing fails
+    with pytest.raises(SourceError, match=r"cannot list source hfstandin://.*503 Server Error.*"
+                                          r"check the path or URL, the network"):
+        ingest(URL, store, workers=1)
+    assert _calls(store, "d18s0") == 1  # nothing written, nothing recorded as seen
+    hub.down = set()
+    hub.listed.clear()
+    again = ingest(URL, store, workers=1)
+    assert _days_listed(hub) == ["2026-05-18", "2026-05-19"] and again.files_read == 2
+    assert _calls(store, "d18s0") == _calls(store, "d19s0") == 2
+
+
+def _calls(st: Store, session: str) -> int:
+    _, rows = st.fetch("SELECT count(*) FROM events WHERE event_type = 'llm_call' AND "
+                       f"session_id = {st.dialect.str_literal(session)}")
+    return int(rows[0][0])
