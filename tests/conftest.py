@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,21 @@ def raise_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     recording bug fails the test. Use it with ``pytest.mark.usefixtures("raise_errors")``.
     """
     monkeypatch.setenv("AGENTKPI_RAISE_ERRORS", "1")
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An empty store on each engine (a DuckDB file, a chDB folder): the test runs on both.
+    A module with a ``store`` fixture of its own uses that one instead."""
+    from agentkpi.store import DuckDBStore
+    from agentkpi.store.clickhouse import ClickHouseStore
+
+    st = (DuckDBStore(tmp_path / "s.duckdb") if request.param == "duckdb"
+          else ClickHouseStore(f"chdb://{tmp_path / 'ch'}"))
+    try:
+        yield st
+    finally:
+        st.close()
 
 
 @pytest.fixture

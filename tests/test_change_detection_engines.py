@@ -5,31 +5,14 @@ store's finer cases)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from agentkpi.ingestion import RESCAN_HOURS, ingest
 from agentkpi.rollups import rollup
-from agentkpi.store import DuckDBStore
 from agentkpi.store.base import Store
-from agentkpi.store.clickhouse import ClickHouseStore
 
 from .conftest import ev, write_session
 from .test_change_detection import _age, _grow, _history, _replace
-
-ENGINES = ["duckdb", "clickhouse"]
-
-
-@pytest.fixture(params=ENGINES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    st: Store = (DuckDBStore(tmp_path / "s.duckdb") if request.param == "duckdb"
-                 else ClickHouseStore(f"chdb://{tmp_path / 'ch'}"))
-    try:
-        yield st
-    finally:
-        st.close()
 
 
 def _calls(st: Store, session: str) -> int:

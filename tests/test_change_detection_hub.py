@@ -11,7 +11,6 @@ hashes its bytes, a folder's tree id hashes its entries' names and ids). Everyth
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import shutil
 from collections.abc import Iterator
@@ -30,9 +29,10 @@ from agentkpi.sources import session_dataset
 from agentkpi.sources.dayfolders import DAY_DIR
 from agentkpi.store import DuckDBStore
 from agentkpi.store.base import Store
-from agentkpi.store.clickhouse import ClickHouseStore
 
 from .conftest import ev, write_session
+from .test_change_detection import _grow, _history
+from .test_change_detection_engines import _calls
 
 REPO = "datasets/acme/agent-sessions"
 URL = f"hfstandin://{REPO}"
@@ -120,16 +120,6 @@ def hub() -> Iterator[type[HubStandIn]]:
     HubStandIn.files, HubStandIn.listed, HubStandIn.down = {}, [], set()
 
 
-@pytest.fixture(params=["duckdb", "clickhouse"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    st: Store = (DuckDBStore(tmp_path / "s.duckdb") if request.param == "duckdb"
-                 else ClickHouseStore(f"chdb://{tmp_path / 'ch'}"))
-    try:
-        yield st
-    finally:
-        st.close()
-
-
 def _upload(hub: type[HubStandIn], local: Path, *paths: Path) -> None:
     """Commit ``paths`` (default: every file) of the local dataset ``local`` to the hub."""
     for p in paths or sorted(local.rglob("*.jsonl")):
@@ -139,26 +129,6 @@ def _upload(hub: type[HubStandIn], local: Path, *paths: Path) -> None:
 def _days_listed(hub: type[HubStandIn]) -> list[str]:
     return sorted(posixpath.basename(p) for p in hub.listed
                   if DAY_DIR.match(posixpath.basename(p)))
-
-
-def _history(root: Path) -> list[Path]:
-    paths = []
-    for day in (18, 19, 20):
-        for i in range(3):
-            ts = f"2026-05-{day}T{10 + i:02d}:00:00+00:00"
-            paths.append(write_session(root, f"d{day}s{i}", ts, [
-                ev(ts, "llm_call", prompt_tokens=10, cost_usd=0.25),
-                ev(ts.replace(":00:00", ":20:00"), "tool_call", tool="bash")]))
-    return paths
-
-
-def _grow(path: Path, ts: str) -> None:
-    """Add an event to a session file in place (same name: only its blob id changes)."""
-    row = json.loads(path.read_text())
-    events = json.loads(row["events"])
-    events.append(ev(ts, "llm_call", prompt_tokens=5, cost_usd=1.0))
-    row["events"] = json.dumps(events)
-    path.write_text(json.dumps(row) + "\n")
 
 
 def _events(st: Store) -> list[tuple[Any, ...]]:
@@ -172,7 +142,7 @@ def test_only_day_folders_whose_tree_changed_are_listed(hub: type[HubStandIn], s
     paths = _history(dataset)
     _upload(hub, dataset)
     first = ingest(URL, store, workers=1)
-    assert (first.files_seen, first.files_read) == (9, 9)
+    assert (first.files_seen, first.files_read) == (12, 12)
     assert _days_listed(hub) == ["2026-05-18", "2026-05-19", "2026-05-20"]
     _, folders = store.scan_state(f"{REPO}")
     assert sorted(folders) == [f"{REPO}/sessions/2026-05-{d}" for d in (18, 19, 20)]
@@ -192,7 +162,7 @@ def test_only_day_folders_whose_tree_changed_are_listed(hub: type[HubStandIn], s
     hub.listed.clear()
     third = ingest(URL, store, workers=1)
     assert _days_listed(hub) == ["2026-05-18", "2026-05-20"]
-    assert (third.files_seen, third.files_read) == (3 + 4, 2)
+    assert (third.files_seen, third.files_read) == (4 + 5, 2)
 
     # the same rows as the final data ingested whole from a local folder
     local = tmp_path / "copy"
@@ -200,7 +170,7 @@ def test_only_day_folders_whose_tree_changed_are_listed(hub: type[HubStandIn], s
     with DuckDBStore(tmp_path / "whole.duckdb") as whole:
         ingest(str(local), whole, workers=1)
         assert _events(store) == _events(whole)
-        assert store.counts()["sessions"] == whole.counts()["sessions"] == 10
+        assert store.counts()["sessions"] == whole.counts()["sessions"] == 13
 
 
 def test_a_bad_file_on_the_hub_is_reported_until_fixed(hub: type[HubStandIn], store: Store,
@@ -210,9 +180,9 @@ def test_a_bad_file_on_the_hub_is_reported_until_fixed(hub: type[HubStandIn], st
     bad.write_text('{"session_id": "broken", "events": "[{\\"timest')
     _upload(hub, dataset)
     first = ingest(URL, store, workers=1)
-    assert first.files_read == 10 and [s["path"] for s in first.quality.skipped] == [
+    assert first.files_read == 13 and [s["path"] for s in first.quality.skipped] == [
         f"{REPO}/sessions/2026-05-19/broken.jsonl"]
-    assert store.counts()["sessions"] == 9
+    assert store.counts()["sessions"] == 12
     # unchanged: no folder listed, the skipped file still reported, nothing lost
     hub.listed.clear()
     second = ingest(URL, store, workers=1)
@@ -224,7 +194,7 @@ def test_a_bad_file_on_the_hub_is_reported_until_fixed(hub: type[HubStandIn], st
     _upload(hub, dataset, bad)
     third = ingest(URL, store, workers=1)
     assert third.files_read == 1 and not third.quality.skipped and not third.still_skipped
-    assert store.counts()["sessions"] == 10
+    assert store.counts()["sessions"] == 13
 
 
 def test_folders_without_a_content_id_are_listed_whole(hub: type[HubStandIn], dataset: Path,
@@ -235,12 +205,12 @@ def test_folders_without_a_content_id_are_listed_whole(hub: type[HubStandIn], da
     fs = HubStandIn()
     assert session_dataset.list_changed(fs, REPO, {}, [], None) is None
     with DuckDBStore(tmp_path / "s.duckdb") as st:
-        assert ingest(URL, st, workers=1).files_read == 9
+        assert ingest(URL, st, workers=1).files_read == 12
         again = ingest(URL, st, workers=1)
-        assert (again.files_seen, again.files_read) == (9, 0)  # whole listing, nothing read
+        assert (again.files_seen, again.files_read) == (12, 0)  # whole listing, nothing read
     hub.tree_ids = True
     listing, record, _ = session_dataset.list_changed(fs, REPO, {}, [], None) or ({}, {}, {})
-    assert len(listing) == 9 and len(record) == 3
+    assert len(listing) == 12 and len(record) == 3
 
 
 def test_a_listing_that_fails_midway_records_nothing_and_the_next_run_catches_up(
@@ -249,8 +219,8 @@ def test_a_listing_that_fails_midway_records_nothing_and_the_next_run_catches_up
     _upload(hub, dataset)
     ingest(URL, store, workers=1)
     _grow(paths[0], "2026-05-18T10:40:00+00:00")
-    _grow(paths[3], "2026-05-19T10:40:00+00:00")
-    _upload(hub, dataset, paths[0], paths[3])
+    _grow(paths[4], "2026-05-19T10:40:00+00:00")  # d19s0
+    _upload(hub, dataset, paths[0], paths[4])
     hub.down = {f"{REPO}/sessions/2026-05-19"}  # the second changed folder's listing fails
     with pytest.raises(SourceError, match=r"cannot list source hfstandin://.*503 Server Error.*"
                                           r"check the path or URL, the network"):
@@ -262,8 +232,3 @@ def test_a_listing_that_fails_midway_records_nothing_and_the_next_run_catches_up
     assert _days_listed(hub) == ["2026-05-18", "2026-05-19"] and again.files_read == 2
     assert _calls(store, "d18s0") == _calls(store, "d19s0") == 2
 
-
-def _calls(st: Store, session: str) -> int:
-    _, rows = st.fetch("SELECT count(*) FROM events WHERE event_type = 'llm_call' AND "
-                       f"session_id = {st.dialect.str_literal(session)}")
-    return int(rows[0][0])
