@@ -14,7 +14,8 @@ import inspect
 import os
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,36 @@ def _read(fs: Any, path: str) -> bytes:
     return fs.cat_file(path)
 
 
+#: Remote files (``hf://``, S3, ...) read at once per parse chunk: each read is a request
+#: that waits on the network, not on a core.
+REMOTE_READS = 8
+
+
+def _fetch(fs: Any, path: str) -> bytes | Exception:
+    try:
+        return _read(fs, path)
+    except Exception as exc:  # noqa: BLE001 - a client's HTTP errors are not all OSErrors
+        return exc
+
+
+def _remote_reads(fs: Any, paths: list[str]) -> Iterator[bytes | Exception]:
+    """The bytes (or the error) of each of ``paths``, in order, :data:`REMOTE_READS` of
+    them requested at a time and at most twice that many read ahead of the consumer."""
+    with ThreadPoolExecutor(REMOTE_READS, thread_name_prefix="agentkpi-read") as pool:
+        pending: deque[Future[bytes | Exception]] = deque()
+        it = iter(paths)
+        for path in it:
+            pending.append(pool.submit(_fetch, fs, path))
+            if len(pending) >= 2 * REMOTE_READS:
+                break
+        while pending:
+            got = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_fetch, fs, nxt))
+            yield got
+
+
 def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
                  ) -> tuple[Any, Any, list[dict[str, Any]], Quality]:
     # Parsing builds millions of small acyclic objects; the cyclic GC would walk
@@ -135,6 +166,9 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
         q.skip(path, "file_unparseable", f"the {fmt} importer failed on it "
                f"({type(exc).__name__}: {exc}); please report this file")
 
+    # Remote files are requested several at a time (local ones are read as they come).
+    fetched = (_remote_reads(fs, [p for p, _ in paths])
+               if not local and stream is None and len(paths) > 1 else None)
     for path, fp in paths:
         q = Quality()
         n_s, n_e, n_d = batch.n_sessions, batch.n_events, len(batch.deferred)
@@ -151,11 +185,12 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
                 failed(q, path, exc)
             raw = None
         else:
-            try:
-                raw = _read(fs, path)
-            except OSError as exc:
-                q.skip(path, "file_unreadable", f"cannot read: {exc}")
+            got = _fetch(fs, path) if fetched is None else next(fetched)
+            if isinstance(got, Exception):
+                q.skip(path, "file_unreadable", f"cannot read: {type(got).__name__}: {got}")
                 raw = None
+            else:
+                raw = got
         if raw is not None:
             try:
                 if into:
@@ -165,7 +200,10 @@ def _parse_paths(fmt: str, fs: Any, paths: list[tuple[str, str]]
             except Exception as exc:  # noqa: BLE001 - an importer bug must not lose the other files
                 batch.truncate(n_s, n_e, n_d)
                 failed(q, path, exc)
-        files.append((q, {"path": path, "fingerprint": fp, "source": fmt,
+        # A file that could not be read is ledgered without its fingerprint, so that the
+        # next run reads it again (a network error passes; a fixed permission keeps mtime).
+        unread = any(s["kind"] == "file_unreadable" for s in q.skipped)
+        files.append((q, {"path": path, "fingerprint": "" if unread else fp, "source": fmt,
                           "supersedes": supersedes(path) if supersedes else [],
                           "n_sessions": batch.n_sessions - n_s,
                           "n_events": batch.n_events - n_e}, n_s, batch.n_sessions))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,6 +49,9 @@ class HubStandIn(AbstractFileSystem):
     listed: ClassVar[list[str]] = []  #: every path ``ls`` was asked for, in order
     tree_ids: ClassVar[bool] = True  #: False: folders without one (like a Hub bucket's)
     down: ClassVar[set[str]] = set()  #: paths whose listing fails (the Hub answering 503)
+    flaky: ClassVar[dict[str, int]] = {}  #: path -> how many of its next reads fail
+    latency: ClassVar[float] = 0.0  #: seconds each read waits (a request's round trip)
+    reading: ClassVar[list[int]] = [0, 0]  #: reads in progress now, most at once
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:
@@ -105,9 +110,23 @@ class HubStandIn(AbstractFileSystem):
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
         path = self._strip_protocol(path)
-        if path not in self.files:
-            raise FileNotFoundError(path)
-        return self.files[path][start:end]
+        with _lock:
+            self.reading[0] += 1
+            self.reading[1] = max(self.reading)
+        try:
+            time.sleep(self.latency)
+            if self.flaky.get(path):
+                self.flaky[path] -= 1
+                raise OSError(f"503 Server Error: Service Unavailable for url: .../{path}")
+            if path not in self.files:
+                raise FileNotFoundError(path)
+            return self.files[path][start:end]
+        finally:
+            with _lock:
+                self.reading[0] -= 1
+
+
+_lock = threading.Lock()
 
 
 @pytest.fixture
@@ -115,7 +134,8 @@ def hub() -> Iterator[type[HubStandIn]]:
     fsspec.register_implementation("hfstandin", HubStandIn, clobber=True)
     HubStandIn.clear_instance_cache()
     HubStandIn.files, HubStandIn.listed, HubStandIn.tree_ids = {}, [], True
-    HubStandIn.down = set()
+    HubStandIn.down, HubStandIn.flaky = set(), {}
+    HubStandIn.latency, HubStandIn.reading = 0.0, [0, 0]
     yield HubStandIn
     HubStandIn.files, HubStandIn.listed, HubStandIn.down = {}, [], set()
 
@@ -232,3 +252,25 @@ def test_a_listing_that_fails_midway_records_nothing_and_the_next_run_catches_up
     assert _days_listed(hub) == ["2026-05-18", "2026-05-19"] and again.files_read == 2
     assert _calls(store, "d18s0") == _calls(store, "d19s0") == 2
 
+
+
+def test_files_are_read_several_at_a_time_and_a_failed_read_is_retried_next_run(
+        hub: type[HubStandIn], store: Store, dataset: Path) -> None:
+    _history(dataset)
+    _upload(hub, dataset)
+    hub.latency = 0.02
+    flaky = f"{REPO}/sessions/2026-05-19/d19s2.jsonl"
+    hub.flaky = {flaky: 1}  # its first read fails, as a request the Hub drops
+    first = ingest(URL, store, workers=1)
+    assert hub.reading[1] > 1  # requests overlapped
+    assert [(s["path"], s["kind"]) for s in first.quality.skipped] == [(flaky, "file_unreadable")]
+    assert "cannot read: OSError: 503 Server Error" in first.quality.skipped[0]["reason"]
+    assert store.counts()["sessions"] == 11
+    # every session came from its own file, whatever order the reads finished in
+    _, rows = store.fetch("SELECT session_id, source_path FROM sessions")
+    assert all(str(p).endswith(f"/{sid}.jsonl") for sid, p in rows) and len(rows) == 11
+    # nothing changed on the Hub, no folder listed: the unread file alone is read again
+    hub.listed.clear()
+    second = ingest(URL, store, workers=1)
+    assert second.files_read == 1 and not second.quality.skipped and not second.still_skipped
+    assert store.counts()["sessions"] == 12 and _days_listed(hub) == ["2026-05-19"]  # its info
