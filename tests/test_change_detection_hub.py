@@ -49,6 +49,7 @@ class HubStandIn(AbstractFileSystem):
     listed: ClassVar[list[str]] = []  #: every path ``ls`` was asked for, in order
     tree_ids: ClassVar[bool] = True  #: False: folders without one (like a Hub bucket's)
     down: ClassVar[set[str]] = set()  #: paths whose listing fails (the Hub answering 503)
+    removed: ClassVar[set[str]] = set()  #: folders gone when listed (their parent lists them)
     flaky: ClassVar[dict[str, int]] = {}  #: path -> how many of its next reads fail
     latency: ClassVar[float] = 0.0  #: seconds each read waits (a request's round trip)
     reading: ClassVar[list[int]] = [0, 0]  #: reads in progress now, most at once
@@ -97,6 +98,8 @@ class HubStandIn(AbstractFileSystem):
         self.listed.append(path)
         if path in self.down:
             raise OSError(f"503 Server Error: Service Unavailable for url: .../tree/main/{path}")
+        if path in self.removed:  # deleted by a commit since its parent was listed
+            raise FileNotFoundError(path)
         if path in self.files:
             out = [self._entry(path, False)]
         else:
@@ -134,7 +137,7 @@ def hub() -> Iterator[type[HubStandIn]]:
     fsspec.register_implementation("hfstandin", HubStandIn, clobber=True)
     HubStandIn.clear_instance_cache()
     HubStandIn.files, HubStandIn.listed, HubStandIn.tree_ids = {}, [], True
-    HubStandIn.down, HubStandIn.flaky = set(), {}
+    HubStandIn.down, HubStandIn.flaky, HubStandIn.removed = set(), {}, set()
     HubStandIn.latency, HubStandIn.reading = 0.0, [0, 0]
     yield HubStandIn
     HubStandIn.files, HubStandIn.listed, HubStandIn.down = {}, [], set()
@@ -274,3 +277,19 @@ def test_files_are_read_several_at_a_time_and_a_failed_read_is_retried_next_run(
     second = ingest(URL, store, workers=1)
     assert second.files_read == 1 and not second.quality.skipped and not second.still_skipped
     assert store.counts()["sessions"] == 12 and _days_listed(hub) == ["2026-05-19"]  # its info
+
+
+def test_a_day_folder_removed_while_listing_is_passed_over_and_not_recorded(
+        hub: type[HubStandIn], store: Store, dataset: Path) -> None:
+    _history(dataset)
+    _upload(hub, dataset)
+    day = f"{REPO}/sessions/2026-05-19"
+    hub.removed = {day}  # listed in sessions/, gone when its own listing is asked
+    first = ingest(URL, store, workers=1)
+    assert first.files_read == 8 and not first.quality.skipped
+    assert day not in store.scan_state(REPO)[1]
+    hub.removed = set()  # it was there after all (or came back): read next run
+    hub.listed.clear()
+    second = ingest(URL, store, workers=1)
+    assert second.files_read == 4 and _days_listed(hub) == ["2026-05-19"]
+    assert store.counts()["sessions"] == 12

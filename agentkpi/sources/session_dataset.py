@@ -225,7 +225,12 @@ def _list_changed_remote(fs: Any, root: str, folders: dict[str, str]
     for day in sorted(days):
         if folders.get(day) == days[day]:
             continue
-        for info in fs.ls(day, detail=True):
+        try:
+            found = fs.ls(day, detail=True)
+        except FileNotFoundError:  # removed since sessions/ was listed: not recorded
+            del days[day]
+            continue
+        for info in found:
             path = str(info["name"])
             if info.get("type") == "file" and path.endswith(".jsonl"):
                 listing[path] = info
