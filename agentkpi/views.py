@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from agentkpi.errors import StoreBusyError, StoreError, StoreMissingError, UsageError
+from agentkpi.kpis import aggregates as agg
 from agentkpi.kpis.catalogue import BY_NAME
 from agentkpi.kpis.dimensions import DIMENSIONS, PAGE_DIMENSIONS
 from agentkpi.kpis.display import format_value, label
@@ -663,11 +665,13 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
                "row_number() OVER (PARTITION BY session_id, response_id) AS rn FROM a")
     once = "(e.rn = 1 OR e.kn IS NULL)"  # each call once
     with_id = f"{once} AND e.response_id IS NOT NULL"
+    kept = _kept_call_tools(store, start, end, lo, hi, call_where[3:], join)
+    x = kept or (f"WITH c AS ({calls}), a AS ({asked}), x AS (SELECT c.response_id, "
+                 f"c.cost_usd, t.tool, t.mcp_server, t.n, t.kn, t.rn FROM c LEFT JOIN "
+                 f"({asked_n}) t ON t.session_id = c.session_id AND t.response_id = "
+                 "c.response_id) ")
     _, rows = store.fetch(
-        f"WITH c AS ({calls}), a AS ({asked}), x AS (SELECT c.response_id, c.cost_usd, "
-        f"t.tool, t.mcp_server, t.n, t.kn, t.rn FROM c LEFT JOIN ({asked_n}) t "
-        "ON t.session_id = c.session_id AND t.response_id = c.response_id) "
-        "SELECT e.tool, count(e.n), sum(e.n), sum(e.cost_usd * e.n / e.kn), "
+        f"{x}SELECT e.tool, count(e.n), sum(e.n), sum(e.cost_usd * e.n / e.kn), "
         f"count(CASE WHEN {once} THEN 1 END), count(CASE WHEN {with_id} THEN 1 END), "
         "count(CASE WHEN e.rn = 1 THEN 1 END), "
         f"sum(CASE WHEN {once} THEN e.cost_usd END), "
@@ -694,6 +698,35 @@ def cost_by_requested_tool(store: Store, start: datetime, end: datetime,
         if n:
             out.append({"tool": name, "llm_calls": n, "tool_calls": 0, "cost_usd": cost})
     return out
+
+
+def _kept_call_tools(store: Store, start: datetime, end: datetime, lo: datetime,
+                     hi: datetime, call_filters: list[str], join: str) -> str | None:
+    """The ``WITH x AS (...)`` of :func:`cost_by_requested_tool` read from the calls'
+    requested tools kept by ingest (``aggregates.CALL_TOOLS_TABLE``), or None: match the
+    events. Kept rows serve whole hours, with filters on the call's model and agent or on
+    its session, and only when every kept call of the range that asked for tools has its
+    first and last tool call within ``[lo, hi)``, where the events path looks for them
+    (so both count the same tool calls)."""
+    d = store.dialect
+    table = agg.CALL_TOOLS_TABLE
+    if (table not in store.aggregates
+            or any((t.minute, t.second, t.microsecond) != (0, 0, 0) for t in (start, end))
+            or not {c for w in call_filters for c in _EVENT_COLUMN.findall(w)}
+            <= {"model", "agent", "session_id"}):
+        return None
+    hours = f"e._hour >= {d.ts_literal(start)} AND e._hour < {d.ts_literal(end)}"
+    _, far = store.fetch(f"SELECT count(*) FROM {table} e WHERE {hours} AND e.kn IS NOT NULL "
+                         f"AND (e.t_first < {d.ts_literal(lo)} OR e.t_last >= "
+                         f"{d.ts_literal(hi)})")
+    if far[0][0]:
+        return None
+    return (f"WITH x AS (SELECT e.response_id, e.cost_usd, e.tool, e.mcp_server, e.n, e.kn, "
+            f"e.rn FROM {table} e{join} WHERE {' AND '.join([hours, *call_filters])}) ")
+
+
+#: An event column a SQL predicate reads (``e.<column>``).
+_EVENT_COLUMN = re.compile(r"\be\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _total(parts: Iterable[Any]) -> Any:

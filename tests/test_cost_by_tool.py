@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -381,3 +381,48 @@ def _check_split(store: Any, calls: list[tuple[str, str | None, float | None, in
         for k, (n, asked, cost) in want.items():
             assert got[k][:2] == (n, asked)
             assert got[k][2] == (None if cost is None else pytest.approx(cost, abs=1e-12))
+
+
+def _far_batch(far_hours: int) -> CanonicalBatch:
+    """A call at 01:10 that asked for Read at 01:11 and for Bash ``far_hours`` later."""
+    b = CanonicalBatch()
+    b.add_session(session_id="s", start_ts=_DAY)
+    ts = _DAY.replace(hour=1)
+    b.add_event(session_id="s", seq=0, ts=ts.replace(minute=10), event_type="llm_call",
+                response_id="r", cost_usd=1.0, file="f")
+    b.add_event(session_id="s", seq=1, ts=ts.replace(minute=11), event_type="tool_call",
+                response_id="r", tool="Read", file="f")
+    b.add_event(session_id="s", seq=2, ts=ts.replace(minute=12) + timedelta(hours=far_hours),
+                event_type="tool_call", response_id="r", tool="Bash", file="f")
+    return b
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+@pytest.mark.parametrize("far_hours,want", [
+    (5, {"Read": (1, 1, 0.5), "Bash": (1, 1, 0.5)}),  # within a day of the range: both
+    (72, {"Read": (1, 1, 1.0)}),  # three days later: not where the split looks
+])
+def test_the_kept_calls_split_as_the_events_and_only_where_they_agree(
+        tmp_path: Path, engine: str, far_hours: int,
+        want: dict[str, tuple[int, int, float]]) -> None:
+    """Whole hours read the calls' requested tools kept by ingest (``agg_call_tools``);
+    a range in which a kept call has a tool call further than a day away (which the
+    events path does not match) reads the events instead, so both give the same rows."""
+    from agentkpi.store.clickhouse import ClickHouseStore
+
+    store: Any = (DuckDBStore(str(tmp_path / "s.duckdb")) if engine == "duckdb"
+                  else ClickHouseStore(f"chdb://{tmp_path / 'ch'}"))
+    with store:
+        b = _far_batch(far_hours)
+        store.write_batch(b.session_table(), b.event_table(), [], replace_sessions=False)
+        seen: list[str] = []
+        fetch = store.fetch
+        store.fetch = lambda sql, *a, **k: (seen.append(sql), fetch(sql, *a, **k))[1]
+        for start, end, kept in ((_DAY, _DAY.replace(hour=2), far_hours < 24),
+                                 (_DAY.replace(minute=30), _DAY.replace(hour=2), False)):
+            seen.clear()
+            rows = views.cost_by_requested_tool(store, start, end)
+            got = {r["tool"]: (r["llm_calls"], r["tool_calls"], r["cost_usd"]) for r in rows}
+            assert got == want
+            assert any("FROM agg_call_tools e WHERE" in s and "WITH x AS" in s
+                       for s in seen) is kept

@@ -113,9 +113,19 @@ def _rows_of(k: Kpi) -> str:
 #: Map KPI name -> the ``map_name`` of its rows in :data:`EVENT_MAPS_TABLE`.
 EVENT_MAP_ROWS: dict[str, str] = {k.name: _rows_of(k) for k in EVENT_MAP_KPIS}
 
+#: Per model call (``llm_call`` with a time), the tools it asked for: one row per (call,
+#: tool, MCP server) with the times asked (``n``), the times the call asked for any tool
+#: (``kn``), ``rn`` = 1 on one row of the call, and when its first and last tool call
+#: were (``t_first``, ``t_last``); a call that asked for none is one row with them NULL.
+#: The split of call costs over requested tools (:func:`agentkpi.views.
+#: cost_by_requested_tool`) reads it instead of matching the events, for whole hours when
+#: every matched call's tool calls lie where the raw path looks for them.
+CALL_TOOLS_TABLE = "agg_call_tools"
+
 #: Every aggregate table, in the order they are (re)built: the session tables read
 #: the hourly ones.
-ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE, *SESSION_KEY_TABLES, EVENT_MAPS_TABLE)
+ALL_TABLES: tuple[str, ...] = (*TABLES, SESSION_TABLE, *SESSION_KEY_TABLES, EVENT_MAPS_TABLE,
+                               CALL_TOOLS_TABLE)
 
 _EVENT_NAMES = frozenset(n for n, *_ in EVENT_COLUMNS)
 _QUALIFIED = re.compile(r"\b([es])\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -179,6 +189,31 @@ def event_maps_source(d: Dialect, q: KpiQuery, maps: Sequence[Kpi],
     return "\nUNION ALL\n".join(branches)
 
 
+def call_tools_select_sql(d: Dialect, source: str = "events", where: str = "") -> str:
+    """The rows of :data:`CALL_TOOLS_TABLE` computed from ``source`` (events, or a batch
+    holding its sessions' every event): each call joined to the tool calls of its session
+    that carry its ``response_id`` (a call's tools are its session's)."""
+    cond = f" AND ({where})" if where else ""
+    calls = (f"SELECT {d.bucket('hour', 'ts', 'UTC', 0)} AS _hour, session_id, response_id, "
+             f"cost_usd, model, agent FROM {source} "
+             f"WHERE event_type = 'llm_call' AND ts IS NOT NULL{cond}")
+    asked = ("SELECT session_id, response_id, tool, mcp_server, count(*) AS n, "
+             f"min(ts) AS t0, max(ts) AS t1 FROM {source} WHERE event_type = 'tool_call' "
+             f"AND response_id IS NOT NULL AND ts IS NOT NULL{cond} "
+             "GROUP BY session_id, response_id, tool, mcp_server")
+    call = "PARTITION BY session_id, response_id"
+    asked_n = (f"SELECT session_id, response_id, tool, mcp_server, n, sum(n) OVER ({call}) "
+               f"AS kn, row_number() OVER ({call} ORDER BY tool NULLS FIRST, mcp_server "
+               f"NULLS FIRST) AS rn, min(t0) OVER ({call}) AS t_first, "
+               f"max(t1) OVER ({call}) AS t_last FROM ({asked}) a")
+    return ("SELECT c._hour AS _hour, c.session_id AS session_id, c.response_id AS "
+            "response_id, c.cost_usd AS cost_usd, c.model AS model, c.agent AS agent, "
+            "t.tool AS tool, t.mcp_server AS mcp_server, t.n AS n, t.kn AS kn, t.rn AS rn, "
+            "t.t_first AS t_first, t.t_last AS t_last "
+            f"FROM ({calls}) c LEFT JOIN ({asked_n}) t "
+            "ON t.session_id = c.session_id AND t.response_id = c.response_id")
+
+
 def session_select_sql(d: Dialect, where: str = "", hourly: str = "agg_hourly") -> str:
     """The rows of :data:`SESSION_TABLE`: ``agg_hourly`` combined per session.
 
@@ -228,6 +263,8 @@ def table_sql(d: Dialect, table: str, where: str = "", source: str = "events",
         return session_key_select_sql(d, table, where, hourly)
     if table == EVENT_MAPS_TABLE:
         return event_maps_select_sql(d, source, where)
+    if table == CALL_TOOLS_TABLE:
+        return call_tools_select_sql(d, source, where)
     return select_sql(d, table, source, where)
 
 
@@ -256,7 +293,7 @@ def signature(d: Dialect) -> str:
     """Changes whenever the SQL that fills the tables changes (catalogue, dialect)."""
     text = "\n".join([*(select_sql(d, t) for t in TABLES), session_select_sql(d),
                       *(session_key_select_sql(d, t) for t in SESSION_KEY_TABLES),
-                      event_maps_select_sql(d)])
+                      event_maps_select_sql(d), call_tools_select_sql(d)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
