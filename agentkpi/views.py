@@ -710,8 +710,7 @@ def _kept_call_tools(store: Store, start: datetime, end: datetime, lo: datetime,
     (so both count the same tool calls)."""
     d = store.dialect
     table = agg.CALL_TOOLS_TABLE
-    if (table not in store.aggregates
-            or any((t.minute, t.second, t.microsecond) != (0, 0, 0) for t in (start, end))
+    if (table not in store.aggregates or not _whole_hours(start, end)
             or not {c for w in call_filters for c in _EVENT_COLUMN.findall(w)}
             <= {"model", "agent", "session_id"}):
         return None
@@ -723,6 +722,10 @@ def _kept_call_tools(store: Store, start: datetime, end: datetime, lo: datetime,
         return None
     return (f"WITH x AS (SELECT e.response_id, e.cost_usd, e.tool, e.mcp_server, e.n, e.kn, "
             f"e.rn FROM {table} e{join} WHERE {' AND '.join([hours, *call_filters])}) ")
+
+
+def _whole_hours(start: datetime, end: datetime) -> bool:
+    return all((t.minute, t.second, t.microsecond) == (0, 0, 0) for t in (start, end))
 
 
 #: An event column a SQL predicate reads (``e.<column>``).
@@ -782,10 +785,17 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
                                   ("tool_calls_total", "tool_calls_failed",
                                    "tool_success_rate", "sessions"), mcp_filters, tz)
               if r["mcp_server"] != NONE_LABEL] if mcp_filters["mcp_server"] else []
+    # The calls by price source and version: from the calls kept with their requested
+    # tools (each once) for whole hours, else from the events.
+    if agg.CALL_TOOLS_TABLE in store.aggregates and _whole_hours(start, end):
+        calls = (f"FROM {agg.CALL_TOOLS_TABLE} WHERE (rn = 1 OR kn IS NULL) AND "
+                 f"_hour >= {d.ts_literal(start)} AND _hour < {d.ts_literal(end)}")
+    else:
+        calls = (f"FROM events WHERE event_type = 'llm_call' AND ts >= {d.ts_literal(start)} "
+                 f"AND ts < {d.ts_literal(end)}")
     cols, vrows = store.fetch(
         "SELECT coalesce(cost_source, 'unpriced') AS cost_source, price_version, "
-        "count(*) AS calls FROM events WHERE event_type = 'llm_call' "
-        f"AND ts >= {d.ts_literal(start)} AND ts < {d.ts_literal(end)} "
+        f"count(*) AS calls {calls} "
         # ties (as many calls) in a fixed order: the page is the same on every run
         "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 NULLS LAST")
     versions = [dict(zip(cols, v, strict=True)) for v in vrows]

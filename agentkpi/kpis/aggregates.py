@@ -119,7 +119,9 @@ EVENT_MAP_ROWS: dict[str, str] = {k.name: _rows_of(k) for k in EVENT_MAP_KPIS}
 #: were (``t_first``, ``t_last``); a call that asked for none is one row with them NULL.
 #: The split of call costs over requested tools (:func:`agentkpi.views.
 #: cost_by_requested_tool`) reads it instead of matching the events, for whole hours when
-#: every matched call's tool calls lie where the raw path looks for them.
+#: every matched call's tool calls lie where the raw path looks for them; the costs page's
+#: calls by price source and version, for whole hours (its rows with ``rn`` = 1 or ``kn``
+#: NULL are the calls, once each).
 CALL_TOOLS_TABLE = "agg_call_tools"
 
 #: Every aggregate table, in the order they are (re)built: the session tables read
@@ -195,7 +197,7 @@ def call_tools_select_sql(d: Dialect, source: str = "events", where: str = "") -
     that carry its ``response_id`` (a call's tools are its session's)."""
     cond = f" AND ({where})" if where else ""
     calls = (f"SELECT {d.bucket('hour', 'ts', 'UTC', 0)} AS _hour, session_id, response_id, "
-             f"cost_usd, model, agent FROM {source} "
+             f"cost_usd, model, agent, cost_source, price_version FROM {source} "
              f"WHERE event_type = 'llm_call' AND ts IS NOT NULL{cond}")
     asked = ("SELECT session_id, response_id, tool, mcp_server, count(*) AS n, "
              f"min(ts) AS t0, max(ts) AS t1 FROM {source} WHERE event_type = 'tool_call' "
@@ -208,6 +210,7 @@ def call_tools_select_sql(d: Dialect, source: str = "events", where: str = "") -
                f"max(t1) OVER ({call}) AS t_last FROM ({asked}) a")
     return ("SELECT c._hour AS _hour, c.session_id AS session_id, c.response_id AS "
             "response_id, c.cost_usd AS cost_usd, c.model AS model, c.agent AS agent, "
+            "c.cost_source AS cost_source, c.price_version AS price_version, "
             "t.tool AS tool, t.mcp_server AS mcp_server, t.n AS n, t.kn AS kn, t.rn AS rn, "
             "t.t_first AS t_first, t.t_last AS t_last "
             f"FROM ({calls}) c LEFT JOIN ({asked_n}) t "
