@@ -15,7 +15,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -119,18 +119,7 @@ def _remote_reads(fs: Any, paths: list[str]) -> Iterator[bytes | Exception]:
     """The bytes (or the error) of each of ``paths``, in order, :data:`REMOTE_READS` of
     them requested at a time and at most twice that many read ahead of the consumer."""
     with ThreadPoolExecutor(REMOTE_READS, thread_name_prefix="agentkpi-read") as pool:
-        pending: deque[Future[bytes | Exception]] = deque()
-        it = iter(paths)
-        for path in it:
-            pending.append(pool.submit(_fetch, fs, path))
-            if len(pending) >= 2 * REMOTE_READS:
-                break
-        while pending:
-            got = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_fetch, fs, nxt))
-            yield got
+        yield from _bounded_map(pool, _fetch, fs, paths, 2 * REMOTE_READS)
 
 
 def _parse_chunk(fmt: str, fs: Any, paths: list[tuple[str, str]]
@@ -412,10 +401,10 @@ def split(todo: list[Any], workers: int) -> list[list[Any]]:
     return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
-def _bounded_map(pool: Any, fn: Callable[..., Any], fmt: str, chunks: list[Any],
-                 ahead: int | Callable[[], int]) -> Iterable[Any]:
-    """``pool.map(fn, [fmt]*n, chunks)`` in order, with at most ``ahead`` chunks in flight
-    (a number, or a function asked again after every chunk taken).
+def _bounded_map(pool: Any, fn: Callable[..., Any], first: Any, chunks: list[Any],
+                 ahead: int | Callable[[], int]) -> Iterator[Any]:
+    """``pool.map(fn, [first]*n, chunks)`` in order, with at most ``ahead`` chunks in
+    flight (a number, or a function asked again after every chunk taken).
 
     ``Executor.map`` submits every chunk at once, so when the store writes slower than
     the workers parse, finished chunks pile up in this process (a cold ingest's peak
@@ -430,7 +419,7 @@ def _bounded_map(pool: Any, fn: Callable[..., Any], fmt: str, chunks: list[Any],
             c = next(it, _END)
             if c is _END:
                 return
-            pending.append(pool.submit(fn, fmt, c))
+            pending.append(pool.submit(fn, first, c))
 
     fill()
     while pending:

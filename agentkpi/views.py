@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -710,9 +709,10 @@ def _kept_call_tools(store: Store, start: datetime, end: datetime, lo: datetime,
     (so both count the same tool calls)."""
     d = store.dialect
     table = agg.CALL_TOOLS_TABLE
-    if (table not in store.aggregates or not _whole_hours(start, end)
-            or not {c for w in call_filters for c in _EVENT_COLUMN.findall(w)}
-            <= {"model", "agent", "session_id"}):
+    read = [agg.event_columns(w) for w in call_filters]
+    if (table not in store.aggregates or not agg.on_whole_hours(start, end)
+            or any(cols is None or not cols <= {"model", "agent", "session_id"}
+                   for cols in read)):
         return None
     hours = f"e._hour >= {d.ts_literal(start)} AND e._hour < {d.ts_literal(end)}"
     _, far = store.fetch(f"SELECT count(*) FROM {table} e WHERE {hours} AND e.kn IS NOT NULL "
@@ -722,14 +722,6 @@ def _kept_call_tools(store: Store, start: datetime, end: datetime, lo: datetime,
         return None
     return (f"WITH x AS (SELECT e.response_id, e.cost_usd, e.tool, e.mcp_server, e.n, e.kn, "
             f"e.rn FROM {table} e{join} WHERE {' AND '.join([hours, *call_filters])}) ")
-
-
-def _whole_hours(start: datetime, end: datetime) -> bool:
-    return all((t.minute, t.second, t.microsecond) == (0, 0, 0) for t in (start, end))
-
-
-#: An event column a SQL predicate reads (``e.<column>``).
-_EVENT_COLUMN = re.compile(r"\be\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _total(parts: Iterable[Any]) -> Any:
@@ -787,7 +779,7 @@ def costs(store: Store, start: datetime | None = None, end: datetime | None = No
               if r["mcp_server"] != NONE_LABEL] if mcp_filters["mcp_server"] else []
     # The calls by price source and version: from the calls kept with their requested
     # tools (each once) for whole hours, else from the events.
-    if agg.CALL_TOOLS_TABLE in store.aggregates and _whole_hours(start, end):
+    if agg.CALL_TOOLS_TABLE in store.aggregates and agg.on_whole_hours(start, end):
         calls = (f"FROM {agg.CALL_TOOLS_TABLE} WHERE (rn = 1 OR kn IS NULL) AND "
                  f"_hour >= {d.ts_literal(start)} AND _hour < {d.ts_literal(end)}")
     else:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -300,10 +300,14 @@ def signature(d: Dialect) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def on_whole_hours(start: datetime, end: datetime) -> bool:
+    """Whether ``[start, end)`` starts and ends on whole UTC hours (what the tables keep)."""
+    return all((t.minute, t.second, t.microsecond) == (0, 0, 0) for t in (start, end))
+
+
 def _whole_hours(q: KpiQuery) -> bool:
-    for t in (q.start, q.end):
-        if (t.minute, t.second, t.microsecond) != (0, 0, 0):
-            return False
+    if not on_whole_hours(q.start, q.end):
+        return False
     if q.tz == "UTC" or q.grain is None:
         return True
     zone = ZoneInfo(q.tz)
